@@ -1,0 +1,119 @@
+"""The `segattn` command: LightningCLI's fit | validate | test | predict, plus demo and evaluate."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import yaml
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from segattn.data import SegDataModule
+from segattn.errors import InputError, MissingPathError
+from segattn.evaluate import evaluate_dataset, print_scores, write_scores
+from segattn.inference import Segmenter
+from segattn.task import SegmentationTask
+
+OWN_COMMANDS = ("demo", "evaluate")
+
+
+class OneLineErrorParser(LightningArgumentParser):
+    """Reports a config or argument error as one line that names the key, instead of the usage."""
+
+    def error(self, message: str, ex: Exception | None = None) -> NoReturn:
+        if not self.exit_on_error:
+            super().error(message, ex)
+        fail(" ".join(line.strip() for line in message.strip().splitlines()))
+
+
+class SegattnCLI(LightningCLI):
+    """LightningCLI over SegmentationTask and SegDataModule; classes and input channels flow from
+    the data module into the model."""
+
+    def __init__(self, args: Sequence[str] | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("save_config_kwargs", {"overwrite": True})
+        kwargs.setdefault("parser_class", OneLineErrorParser)
+        super().__init__(SegmentationTask, SegDataModule, args=args, **kwargs)
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.link_arguments("data.classes", "model.classes", apply_on="instantiate")
+        parser.link_arguments("data.in_channels", "model.in_channels", apply_on="instantiate")
+
+
+def fail(message: str) -> NoReturn:
+    print(f"segattn: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # LightningCLI is given the arguments explicitly (the demo adds its own); it warns when
+    # sys.argv holds arguments too.
+    sys.argv = sys.argv[:1]
+    try:
+        if argv and argv[0] in OWN_COMMANDS:
+            run_own_command(argv)
+        else:
+            SegattnCLI(args=argv)
+    except InputError as exc:
+        fail(str(exc))
+
+
+def run_own_command(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="segattn")
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="synthetic data → fit → evaluate → predictions, on the CPU in minutes")
+    demo.add_argument("--config", help="recipe (default: configs/demo.yaml of this checkout)")
+    demo.add_argument("--out", default="runs/demo", help="where logs, checkpoints and predictions go")
+    demo.add_argument("--data-dir", help="where the synthetic set is made (default: the config's)")
+    demo.add_argument("--epochs", type=int, help="override the recipe's max_epochs")
+    demo.add_argument("--n-train", type=int, help="override the number of training images")
+    demo.add_argument("--n-val", type=int, help="override the number of validation images")
+    evaluate = sub.add_parser("evaluate", help="score a checkpoint on a data split of a config")
+    evaluate.add_argument("--ckpt", required=True, help="checkpoint written by fit")
+    evaluate.add_argument("--config", required=True, help="the YAML config whose data section names the split")
+    evaluate.add_argument("--split", default="val", choices=["val", "test"])
+    evaluate.add_argument("--out", help="folder for metrics.json (printed only when absent)")
+    evaluate.add_argument("--batch-size", type=int, default=8)
+    evaluate.add_argument("--device", default="auto", help='"auto", "cpu" or "cuda:N"')
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        from segattn.demo import run_demo  # imports this module
+
+        run_demo(args.config, args.out, args.data_dir, args.epochs, args.n_train, args.n_val)
+    else:
+        evaluate_checkpoint(args)
+
+
+def evaluate_checkpoint(args: argparse.Namespace) -> None:
+    """`segattn evaluate`: scores --ckpt on the --split data set of --config's data section."""
+    segmenter = Segmenter.from_checkpoint(args.ckpt, device=args.device)
+    datamodule = load_datamodule(args.config)
+    dataset = datamodule.datasets[args.split]
+    if dataset is None:
+        raise InputError(f"{args.config}: data.{args.split} is not configured")
+    scores = evaluate_dataset(segmenter, dataset, args.batch_size)
+    print_scores(scores, f"{args.split}: {args.ckpt} ({len(dataset)} images)")
+    if args.out:
+        print(f"metrics: {write_scores(scores, args.out)}")
+
+
+def load_datamodule(config: str | os.PathLike) -> SegDataModule:
+    """The SegDataModule of a fit config's `data` section (other sections are not read)."""
+    path = Path(config)
+    if not path.is_file():
+        raise MissingPathError(f"{path}: config file not found")
+    raw = yaml.safe_load(path.read_text()) or {}
+    if "data" not in raw:
+        raise InputError(f"{path}: no 'data' section")
+    parser = OneLineErrorParser()
+    parser.add_lightning_class_args(SegDataModule, "data")
+    return parser.instantiate_classes(parser.parse_object({"data": raw["data"]})).data
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,13 @@
+"""Errors for bad user input. Their message names the file, key or value and what was expected.
+
+The command line prints these as one line (no traceback); anything else is a bug and keeps its
+traceback.
+"""
+
+
+class InputError(ValueError):
+    """A config value, file, image or label that is not what segattn expects."""
+
+
+class MissingPathError(InputError, FileNotFoundError):
+    """A configured or given path that does not exist."""

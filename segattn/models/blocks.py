@@ -1,0 +1,67 @@
+"""Convolutional building blocks shared by the encoder and the decoder."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from torch import Tensor, nn
+
+from segattn.errors import InputError
+
+Norm = Literal["batch", "instance", "group"]
+
+
+def make_norm(kind: Norm, channels: int) -> nn.Module:
+    """A 2-D normalisation layer: "batch", "instance" (affine) or "group" (up to 32 groups).
+
+    Group and instance norm do not depend on the batch size, which matters for the small batches
+    of medical training.
+    """
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    if kind == "group":
+        groups = next(g for g in (32, 16, 8, 4, 2, 1) if channels % g == 0)
+        return nn.GroupNorm(groups, channels)
+    raise InputError(f"norm: unknown value {kind!r}; expected 'batch', 'instance' or 'group'")
+
+
+class ConvBlock(nn.Sequential):
+    """Two (3×3 conv → norm → ReLU) layers: N×C_in×H×W → N×C_out×H×W."""
+
+    def __init__(self, in_channels: int, out_channels: int, norm: Norm = "batch") -> None:
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+            make_norm(norm, out_channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+            make_norm(norm, out_channels),
+            nn.ReLU(inplace=True),
+        )
+
+
+class NativeEncoder(nn.Module):
+    """The U-Net contracting path: a ConvBlock per level, 2×2 max-pool between levels.
+
+    `forward(x)` returns one feature map per level, finest first: level i has `widths[i]`
+    channels at stride 2**i.
+    """
+
+    def __init__(self, in_channels: int, widths: tuple[int, ...], norm: Norm = "batch") -> None:
+        super().__init__()
+        self.out_channels = tuple(widths)
+        chans = (in_channels, *widths)
+        self.stages = nn.ModuleList(ConvBlock(chans[i], chans[i + 1], norm) for i in range(len(widths)))
+        self.pool = nn.MaxPool2d(2)
+
+    @property
+    def output_stride(self) -> int:
+        return 2 ** (len(self.stages) - 1)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x if i == 0 else self.pool(x))
+            features.append(x)
+        return features

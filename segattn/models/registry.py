@@ -1,0 +1,57 @@
+"""`build_model(name, **kwargs)`: one entry point for segattn's models and smp's baselines."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import segmentation_models_pytorch as smp
+from torch import nn
+
+from segattn.errors import InputError
+from segattn.models.attention_unet import AttentionUNet
+from segattn.models.padding import PadToStride
+
+MODELS: dict[str, type[nn.Module]] = {"attention_unet": AttentionUNet}
+SMP_PREFIX = "smp:"
+
+
+def available_models() -> list[str]:
+    """Names accepted by `build_model`: segattn's own, then "smp:<Arch>" for every smp architecture."""
+    smp_archs = sorted(cls.__name__ for cls in smp.MODEL_ARCHITECTURES_MAPPING.values())
+    return [*MODELS, *(SMP_PREFIX + a for a in smp_archs)]
+
+
+def build_model(name: str, *, num_classes: int, in_channels: int = 3, **kwargs: Any) -> nn.Module:
+    """Builds a segmentation network: float N×C×H×W → logits N×K×H×W, for any H×W.
+
+    name: "attention_unet", or "smp:<Arch>" (e.g. "smp:Unet", "smp:UnetPlusPlus") for an smp
+    baseline; smp models get `encoder_weights=None` unless asked (no download by default) and
+    are wrapped to pad their input to the encoder's stride. kwargs are the model's own keyword
+    arguments; an unknown one is an InputError naming it.
+    """
+    if name in MODELS:
+        cls = MODELS[name]
+        check_kwargs(name, cls, kwargs)
+        return cls(in_channels=in_channels, num_classes=num_classes, **kwargs)
+    if name.startswith(SMP_PREFIX):
+        arch = name[len(SMP_PREFIX) :]
+        archs = {cls.__name__: cls for cls in smp.MODEL_ARCHITECTURES_MAPPING.values()}
+        if arch not in archs:
+            raise InputError(f"model: unknown smp architecture {arch!r}; expected one of {sorted(archs)}")
+        check_kwargs(name, archs[arch], kwargs)
+        kwargs.setdefault("encoder_weights", None)
+        net = archs[arch](in_channels=in_channels, classes=num_classes, **kwargs)
+        return PadToStride(net, net.encoder.output_stride)
+    raise InputError(f"model: unknown name {name!r}; expected one of {available_models()}")
+
+
+def check_kwargs(name: str, cls: type, kwargs: dict[str, Any]) -> None:
+    """Raises an InputError naming any key that `cls.__init__` does not take."""
+    params = inspect.signature(cls.__init__).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    accepted = [p for p in params if p not in ("self", "in_channels", "num_classes", "classes")]
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise InputError(f"model {name!r}: unknown argument(s) {unknown}; expected some of {accepted}")

@@ -1,0 +1,140 @@
+"""SegmentationTask: the LightningModule that trains and validates a segmentation network."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from torch import Tensor
+
+from segattn import checkpoint
+from segattn.data.transforms import serialize
+from segattn.errors import InputError
+from segattn.losses import CEDiceLoss
+from segattn.metrics import SegMetrics
+from segattn.models import build_model
+from segattn.viz import default_palette
+
+
+class SegmentationTask(L.LightningModule):
+    """Model + loss + metrics + optimiser for semantic segmentation.
+
+    Args:
+        classes: class names, index = label (from the data module when run by the CLI).
+        model: a `build_model` name ("attention_unet", "smp:Unet", ...).
+        model_args: that model's keyword arguments (e.g. widths, gates).
+        in_channels: image channels (from the data module when run by the CLI).
+        lr, weight_decay: AdamW.
+        warmup_ratio: share of all optimiser steps with a linear warm-up from lr/1000 to lr;
+            a cosine decay to lr × min_lr_ratio follows.
+        ce_weight, dice_weight: the loss, CE + soft Dice.
+        ignore_index: label not scored by the loss or the metrics.
+
+    Logged: train/loss, val/loss, val/mIoU, val/aAcc and val/IoU/<class>. Checkpoints: the best
+    by val/mIoU ("best.ckpt") and the last ("last.ckpt"), each self-describing for `Segmenter`.
+    """
+
+    def __init__(
+        self,
+        classes: list[str],
+        model: str = "attention_unet",
+        model_args: dict[str, Any] | None = None,
+        in_channels: int = 3,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        warmup_ratio: float = 0.05,
+        min_lr_ratio: float = 0.01,
+        ce_weight: float = 1.0,
+        dice_weight: float = 1.0,
+        ignore_index: int = 255,
+    ) -> None:
+        super().__init__()
+        if len(classes) < 2:
+            raise InputError(f"classes: expected at least 2 (background included), got {classes}")
+        if not 0 <= warmup_ratio < 1:
+            raise InputError(f"warmup_ratio: expected a value in [0, 1), got {warmup_ratio}")
+        self.save_hyperparameters()
+        self.classes = list(classes)
+        self.model_name = model
+        self.model_args = dict(model_args or {})
+        self.model = build_model(model, num_classes=len(classes), in_channels=in_channels, **self.model_args)
+        self.loss = CEDiceLoss(ce_weight, dice_weight, ignore_index)
+        self.val_metrics = SegMetrics(len(classes), ignore_index)
+        self.test_metrics = SegMetrics(len(classes), ignore_index)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        loss = self.loss(self.model(batch["image"]), batch["mask"])
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(batch["image"]))
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self.evaluate_batch(batch, "val", self.val_metrics)
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self.evaluate_batch(batch, "test", self.test_metrics)
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        """Label maps int64 N×H×W at the batch's size."""
+        return self.model(batch["image"]).argmax(dim=1)
+
+    def evaluate_batch(self, batch: dict[str, Any], stage: str, metrics: SegMetrics) -> None:
+        logits = self.model(batch["image"])
+        loss = self.loss(logits, batch["mask"])
+        self.log(f"{stage}/loss", loss, on_epoch=True, sync_dist=True, batch_size=len(batch["image"]))
+        metrics.update(logits, batch["mask"])
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_scores("val", self.val_metrics)
+
+    def on_test_epoch_end(self) -> None:
+        self.log_scores("test", self.test_metrics)
+
+    def log_scores(self, stage: str, metrics: SegMetrics) -> None:
+        result = metrics.compute()  # summed across processes by torchmetrics
+        values = {f"{stage}/aAcc": result["aAcc"]}
+        values.update({f"{stage}/IoU/{name}": iou for name, iou in zip(self.classes, result["IoU"], strict=True)})
+        self.log_dict({k: v.float() for k, v in values.items()}, prog_bar=False)
+        self.log(f"{stage}/mIoU", result["mIoU"].float(), prog_bar=True)
+        metrics.reset()
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        hp = self.hparams
+        optimizer = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        warmup = int(total * hp.warmup_ratio)
+        cosine = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=max(total - warmup, 1), eta_min=hp.lr * hp.min_lr_ratio
+        )
+        scheduler = cosine
+        if warmup > 0:
+            ramp = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1e-3, total_iters=warmup)
+            scheduler = torch.optim.lr_scheduler.SequentialLR(optimizer, [ramp, cosine], milestones=[warmup])
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def configure_callbacks(self) -> list[Callback]:
+        best = ModelCheckpoint(
+            monitor="val/mIoU", mode="max", filename="best", save_last=True, auto_insert_metric_name=False
+        )
+        return [best]
+
+    def on_save_checkpoint(self, ckpt: dict[str, Any]) -> None:
+        eval_transform = getattr(getattr(self.trainer, "datamodule", None), "eval_transform", None)
+        if eval_transform is None:
+            raise InputError(
+                "checkpoint: the evaluation transform is unknown; train with a SegDataModule "
+                "(or a data module with an `eval_transform` Albumentations pipeline)"
+            )
+        ckpt[checkpoint.RECORD_KEY] = checkpoint.make_record(
+            self.model_name,
+            self.model_args,
+            self.hparams.in_channels,
+            self.classes,
+            default_palette(len(self.classes)),
+            serialize(eval_transform),
+        )
+        ckpt["hyper_parameters"] = dict(ckpt.get("hyper_parameters", {}))  # plain dict: weights_only-safe

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("SEGATTN_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic set shared by the tests: 24 train + 8 val images of 64×64."""
+    from segattn.data import make_synthetic
+
+    return make_synthetic(tmp_path_factory.mktemp("synthetic") / "set", n_train=24, n_val=8, size=64, seed=3)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """../shared/data, the real data sets; tests that need it skip where it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data not found at {SHARED_DATA} (set SEGATTN_SHARED_DATA)")
+    return SHARED_DATA

@@ -1,0 +1,194 @@
+"""End to end through the `segattn` command, as a user runs it."""
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from segattn import Segmenter
+from segattn.data.io import write_image
+
+from .conftest import REPO
+
+pytestmark = pytest.mark.slow
+SEGATTN = [sys.executable, "-m", "segattn.cli"]
+
+
+def run(*args, check=True, cwd=REPO):
+    result = subprocess.run([*SEGATTN, *map(str, args)], capture_output=True, text=True, cwd=cwd)
+    if check and result.returncode != 0:
+        raise AssertionError(f"segattn {' '.join(map(str, args))} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def small_fit_args(run_dir: Path, data_dir: Path, epochs: int = 2) -> list[str]:
+    args = [
+        "fit",
+        "--config",
+        REPO / "configs/demo.yaml",
+        "--trainer.default_root_dir",
+        run_dir,
+        "--trainer.max_epochs",
+        epochs,
+        "--data.crop_size",
+        64,
+        "--data.batch_size",
+        8,
+        "--model.model_args",
+        '{"widths": [8, 16, 32]}',
+    ]
+    for split in ("train", "val"):
+        args += [
+            f"--data.{split}.init_args.root",
+            data_dir,
+            f"--data.{split}.init_args.n_train",
+            16,
+            f"--data.{split}.init_args.n_val",
+            6,
+            f"--data.{split}.init_args.size",
+            64,
+        ]
+    return args
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    """A 2-epoch fit through the CLI: (run folder, data folder)."""
+    root = tmp_path_factory.mktemp("fit")
+    run(*small_fit_args(root / "run", root / "data"))
+    return root / "run", root / "data"
+
+
+def test_fit_writes_best_and_last_checkpoints(fitted):
+    run_dir, _ = fitted
+    names = sorted(p.name for p in run_dir.rglob("*.ckpt"))
+    assert names == ["best.ckpt", "last.ckpt"]
+
+
+def test_segmenter_needs_nothing_but_the_checkpoint(fitted, tmp_path):
+    run_dir, data_dir = fitted
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(next(run_dir.rglob("best.ckpt")), alone / "model.ckpt")
+    image = np.random.default_rng(0).integers(0, 256, (50, 70, 3), dtype=np.uint8)
+    write_image(tmp_path / "odd.png", image)
+    script = (
+        "import sys, numpy as np; from segattn import Segmenter\n"
+        "seg = Segmenter.from_checkpoint(sys.argv[1], device='cpu')\n"
+        "masks = seg.predict([sys.argv[2], np.zeros((33, 20, 3), np.uint8), np.zeros((33, 20), np.uint8)])\n"
+        "print([m.shape for m in masks], [m.dtype.name for m in masks], seg.classes)\n"
+    )
+    # A fresh process in an empty folder: no config, no data set, no run folder to lean on.
+    out = subprocess.run(
+        [sys.executable, "-c", script, alone / "model.ckpt", tmp_path / "odd.png"],
+        cwd=alone,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "[(50, 70), (33, 20), (33, 20)]" in out
+    assert "['uint8', 'uint8', 'uint8']" in out
+    assert "['background', 'circle', 'square', 'triangle']" in out
+    segmenter = Segmenter.from_checkpoint(alone / "model.ckpt", device="cpu")
+    folder = segmenter.predict(data_dir / "val")
+    assert len(folder) == 6 and all(m.shape == (64, 64) for m in folder)
+    assert max(int(m.max()) for m in folder) < 4
+
+
+def test_evaluate_equals_the_val_miou_logged_by_fit(fitted, tmp_path):
+    run_dir, data_dir = fitted
+    best = next(run_dir.rglob("best.ckpt"))
+    with open(next(run_dir.rglob("metrics.csv"))) as f:
+        logged = max(float(row["val/mIoU"]) for row in csv.DictReader(f) if row["val/mIoU"])
+    config = tmp_path / "data.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "data": {
+                    split: {
+                        "class_path": "segattn.data.SyntheticShapes",
+                        "init_args": {"root": str(data_dir), "split": split, "n_train": 16, "n_val": 6, "size": 64},
+                    }
+                    for split in ("train", "val")
+                }
+                | {"crop_size": 64}
+            }
+        )
+    )
+    result = run("evaluate", "--ckpt", best, "--config", config, "--out", tmp_path / "eval")
+    assert "val" in result.stdout and "circle" in result.stdout
+    scores = json.loads((tmp_path / "eval/metrics.json").read_text())
+    assert scores["mIoU"] == pytest.approx(logged, abs=1e-6)
+
+
+def test_unknown_config_key_fails_with_one_line_naming_it(tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text((REPO / "configs/demo.yaml").read_text().replace("  lr: 0.003", "  lrate: 0.003"))
+    result = run("fit", "--config", config, check=False)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("segattn: error:")]
+    assert len(errors) == 1 and "lrate" in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_model_argument_fails_with_one_line_naming_it(fitted):
+    _, data_dir = fitted
+    args = small_fit_args(data_dir.parent / "never", data_dir)
+    result = run(*args, "--model.model_args", '{"widht": [8, 16]}', check=False)
+    assert result.returncode == 2
+    assert "segattn: error:" in result.stderr and "widht" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_data_path_fails_with_one_line_naming_it(tmp_path):
+    config = tmp_path / "coco.yaml"
+    missing = tmp_path / "no" / "instances.json"
+    config.write_text(
+        json.dumps(
+            {
+                "data": {
+                    split: {
+                        "class_path": "segattn.data.CocoSegmentation",
+                        "init_args": {"images_dir": str(tmp_path), "ann_file": str(missing)},
+                    }
+                    for split in ("train", "val")
+                }
+            }
+        )
+    )
+    result = run("fit", "--config", config, check=False)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("segattn: error:")]
+    assert len(errors) == 1 and str(missing) in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_demo_quick_prints_scores_and_writes_predictions(tmp_path):
+    result = run(
+        "demo",
+        "--out",
+        tmp_path / "demo",
+        "--data-dir",
+        tmp_path / "data",
+        "--epochs",
+        1,
+        "--n-train",
+        16,
+        "--n-val",
+        4,
+    )
+    assert "val mIoU" in result.stdout and "triangle" in result.stdout
+    predictions = sorted(p.name for p in (tmp_path / "demo/predictions").iterdir())
+    assert len(predictions) == 8 and "000001_mask.png" in predictions and "000001_overlay.png" in predictions
+    assert json.loads((tmp_path / "demo/eval/metrics.json").read_text())["IoU"].keys() >= {"circle", "square"}
+
+
+def test_tools_are_the_same_commands():
+    for tool in ("train.py", "evaluate.py"):
+        result = subprocess.run([sys.executable, REPO / "tools" / tool, "--help"], capture_output=True, text=True)
+        assert result.returncode == 0 and "--config" in result.stdout

@@ -1,0 +1,184 @@
+import json
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from pycocotools import mask as mask_utils
+
+from segattn import InputError, MissingPathError
+from segattn.data import CocoSegmentation, SegDataModule, SyntheticShapes
+from segattn.data.base import Transformed, to_tensors
+from segattn.data.datamodule import seed_albumentations
+from segattn.data.io import read_image, write_image
+from segattn.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_pipeline, train_pipeline
+
+
+def synthetic(root, split="train"):
+    return SyntheticShapes(root, split, n_train=24, n_val=8, size=64, seed=3)
+
+
+def write_coco(tmp_path, annotations, images=({"id": 1, "file_name": "a.png", "width": 8, "height": 6},)):
+    """A tiny COCO set: 8×6 images (black), the given annotations, categories 3 = cat, 9 = dog."""
+    (tmp_path / "img").mkdir(exist_ok=True)
+    for info in images:
+        if info["file_name"] != "missing.png":
+            write_image(tmp_path / "img" / info["file_name"], np.zeros((6, 8, 3), np.uint8))
+    coco = {
+        "images": list(images),
+        "annotations": annotations,
+        "categories": [{"id": 9, "name": "dog"}, {"id": 3, "name": "cat"}],
+    }
+    (tmp_path / "ann.json").write_text(json.dumps(coco))
+    return tmp_path / "img", tmp_path / "ann.json"
+
+
+def box(ann_id, category_id, x0, y0, x1, y1, **extra):
+    polygon = [x0, y0, x1, y0, x1, y1, x0, y1]
+    return {
+        "id": ann_id,
+        "image_id": 1,
+        "category_id": category_id,
+        "segmentation": [polygon],
+        "area": float((x1 - x0) * (y1 - y0)),
+        "iscrowd": 0,
+        **extra,
+    }
+
+
+def test_contiguous_labels_smaller_instance_wins_and_crowd_is_ignored(tmp_path):
+    crowd_mask = np.zeros((6, 8), np.uint8, order="F")
+    crowd_mask[:, 6:] = 1
+    rle = mask_utils.encode(crowd_mask)
+    rle["counts"] = rle["counts"].decode()
+    anns = [
+        box(1, 9, 0, 0, 6, 6),  # a big dog
+        box(2, 3, 2, 2, 4, 4),  # a small cat on it: wins
+        {"id": 3, "image_id": 1, "category_id": 3, "segmentation": rle, "area": 12.0, "iscrowd": 1},
+    ]
+    images_dir, ann_file = write_coco(tmp_path, anns)
+    ds = CocoSegmentation(images_dir, ann_file)
+    assert ds.classes == ["background", "cat", "dog"]  # ascending COCO id: 3, 9
+    mask = ds.load(0)["mask"]
+    assert mask.dtype == np.int64
+    assert (mask[:, 6:] == 255).all()
+    assert mask[3, 3] == 1 and mask[0, 0] == 2
+    assert set(np.unique(mask)) == {1, 2, 255}
+    assert (CocoSegmentation(images_dir, ann_file, crowd="background").load(0)["mask"][:, 6:] == 0).all()
+    only_dogs = CocoSegmentation(images_dir, ann_file, classes=["dog"])
+    assert only_dogs.classes == ["background", "dog"]
+    assert only_dogs.load(0)["mask"][3, 3] == 1  # the cat became background, the dog shows
+
+
+def test_coco_errors_name_the_file_or_value(tmp_path):
+    images_dir, ann_file = write_coco(
+        tmp_path, [], images=({"id": 1, "file_name": "missing.png", "width": 8, "height": 6},)
+    )
+    with pytest.raises(MissingPathError, match=r"missing\.png"):
+        CocoSegmentation(images_dir, ann_file)
+    with pytest.raises(MissingPathError, match=r"nope\.json"):
+        CocoSegmentation(images_dir, tmp_path / "nope.json")
+    images_dir, ann_file = write_coco(tmp_path, [box(1, 9, 0, 0, 2, 2)])
+    with pytest.raises(InputError, match="'horse'"):
+        CocoSegmentation(images_dir, ann_file, classes=["horse"])
+    (images_dir / "a.png").write_bytes(b"not an image")
+    with pytest.raises(InputError, match=r"a\.png"):
+        CocoSegmentation(images_dir, ann_file).load(0)
+
+
+def test_wrong_image_size_is_an_error(tmp_path):
+    images_dir, ann_file = write_coco(tmp_path, [box(1, 9, 0, 0, 2, 2)])
+    write_image(images_dir / "a.png", np.zeros((5, 8, 3), np.uint8))
+    with pytest.raises(InputError, match=r"8×5.*8×6"):
+        CocoSegmentation(images_dir, ann_file).load(0)
+
+
+def test_train_pipeline_keeps_labels_exact(synthetic_root):
+    item = synthetic(synthetic_root).load(0)
+    pipeline = train_pipeline(48, IMAGENET_MEAN, IMAGENET_STD, "natural")
+    pipeline.set_random_seed(0)
+    for _ in range(10):
+        out = to_tensors(pipeline, item)
+        assert out["image"].shape == (3, 48, 48) and out["image"].dtype == torch.float32
+        assert out["mask"].shape == (48, 48) and out["mask"].dtype == torch.int64
+        assert set(out["mask"].unique().tolist()) <= set(np.unique(item["mask"]).tolist()) | {255}
+
+
+def test_eval_pipeline_keeps_size_and_mask(synthetic_root):
+    item = synthetic(synthetic_root).load(1)
+    out = to_tensors(eval_pipeline(IMAGENET_MEAN, IMAGENET_STD), item)
+    assert out["image"].shape == (3, 64, 64)
+    np.testing.assert_array_equal(out["mask"].numpy(), item["mask"])
+
+
+def batches(datamodule, count=2):
+    loader = datamodule.train_dataloader()
+    return [b for _, b in zip(range(count), loader, strict=False)]
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_training_batches_reproducible_by_seed(synthetic_root, num_workers):
+    def make():
+        return SegDataModule(
+            synthetic(synthetic_root),
+            synthetic(synthetic_root, "val"),
+            crop_size=48,
+            batch_size=4,
+            num_workers=num_workers,
+        )
+
+    L.seed_everything(1)
+    first = batches(make())
+    L.seed_everything(1)
+    second = batches(make())
+    L.seed_everything(2)
+    other = batches(make())
+    for a, b in zip(first, second, strict=True):
+        assert torch.equal(a["image"], b["image"]) and torch.equal(a["mask"], b["mask"])
+    assert not torch.equal(first[0]["image"], other[0]["image"])
+
+
+def test_workers_do_not_repeat_each_others_augmentation(synthetic_root):
+    """Each worker seeds its own copy of the pipeline: the same image is augmented differently."""
+    pipeline = train_pipeline(32, IMAGENET_MEAN, IMAGENET_STD, "natural")
+    loader = torch.utils.data.DataLoader(
+        Transformed(_Repeat(synthetic(synthetic_root)), pipeline),
+        batch_size=1,
+        num_workers=2,
+        worker_init_fn=seed_albumentations,
+    )
+    images = [b["image"] for b in loader]
+    assert not torch.equal(images[0], images[1])  # items 0 and 1 come from different workers
+
+
+class _Repeat:
+    """Image 0 of a data set, four times."""
+
+    def __init__(self, ds):
+        self.ds = ds
+
+    def __len__(self):
+        return 4
+
+    def load(self, index):
+        return self.ds.load(0)
+
+
+def test_datamodule_checks_its_inputs(synthetic_root):
+    train, val = synthetic(synthetic_root), synthetic(synthetic_root, "val")
+    with pytest.raises(InputError, match="mean/std"):
+        SegDataModule(train, val, mean=(0.5,), std=(0.5,))
+    with pytest.raises(InputError, match="batch_size"):
+        SegDataModule(train, val, batch_size=0)
+    dm = SegDataModule(train, val)
+    assert dm.classes == train.classes and dm.in_channels == 3
+    with pytest.raises(InputError, match=r"data\.test"):
+        dm.test_dataloader()
+
+
+def test_read_image_errors_name_the_file(tmp_path):
+    with pytest.raises(MissingPathError, match=r"nothing\.png"):
+        read_image(tmp_path / "nothing.png")
+    (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8 truncated")
+    with pytest.raises(InputError, match=r"bad\.jpg"):
+        read_image(tmp_path / "bad.jpg")
