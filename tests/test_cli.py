@@ -126,6 +126,25 @@ def test_evaluate_equals_the_val_miou_logged_by_fit(fitted, tmp_path):
     assert scores["mIoU"] == pytest.approx(logged, abs=1e-6)
 
 
+@pytest.mark.parametrize("subcommand", ["validate", "test", "predict"])
+def test_lightning_subcommands_run_on_the_checkpoint(fitted, subcommand):
+    run_dir, data_dir = fitted
+    args = small_fit_args(data_dir.parent / "again", data_dir)[1:]
+    if subcommand == "test":  # the val split doubles as a test set here
+        args += [
+            "--data.test",
+            json.dumps(
+                {
+                    "class_path": "segattn.data.SyntheticShapes",
+                    "init_args": {"root": str(data_dir), "split": "val", "n_train": 16, "n_val": 6, "size": 64},
+                }
+            ),
+        ]
+    result = run(subcommand, *args, "--ckpt_path", next(run_dir.rglob("best.ckpt")))
+    if subcommand != "predict":
+        assert f"{'val' if subcommand == 'validate' else 'test'}/mIoU" in result.stdout
+
+
 def test_unknown_config_key_fails_with_one_line_naming_it(tmp_path):
     config = tmp_path / "bad.yaml"
     config.write_text((REPO / "configs/demo.yaml").read_text().replace("  lr: 0.003", "  lrate: 0.003"))

@@ -8,7 +8,7 @@ from pycocotools import mask as mask_utils
 
 from segattn import InputError, MissingPathError
 from segattn.data import CocoSegmentation, SegDataModule, SyntheticShapes
-from segattn.data.base import Transformed, to_tensors
+from segattn.data.base import Transformed, pad_collate, to_tensors
 from segattn.data.datamodule import seed_albumentations
 from segattn.data.io import read_image, write_image
 from segattn.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_pipeline, train_pipeline
@@ -182,3 +182,15 @@ def test_read_image_errors_name_the_file(tmp_path):
     (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8 truncated")
     with pytest.raises(InputError, match=r"bad\.jpg"):
         read_image(tmp_path / "bad.jpg")
+
+
+def test_pad_collate_batches_different_sizes_and_ignores_the_padding():
+    items = [
+        {"image": torch.ones(3, 4, 6), "mask": torch.zeros(4, 6, dtype=torch.int64), "name": "a"},
+        {"image": torch.ones(3, 5, 3), "mask": torch.ones(5, 3, dtype=torch.int64), "name": "b"},
+    ]
+    batch = pad_collate(items)
+    assert batch["image"].shape == (2, 3, 5, 6) and batch["mask"].shape == (2, 5, 6)
+    assert (batch["mask"][0, 4] == 255).all() and (batch["mask"][1, :, 3:] == 255).all()
+    assert (batch["image"][0, :, 4] == 0).all() and (batch["image"][1, :, :5, :3] == 1).all()
+    assert batch["name"] == ["a", "b"]

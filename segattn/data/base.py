@@ -73,3 +73,18 @@ def to_tensors(transform: Callable[..., dict], item: Sample) -> Sample:
         "mask": torch.from_numpy(out["mask"].astype(np.int64)),
         "name": item["name"],
     }
+
+
+def pad_collate(items: list[Sample]) -> Sample:
+    """Batches transformed items of different sizes: images are zero-padded (the mean colour
+    after normalisation) and masks padded with 255 (ignore) on the bottom and right to the
+    largest H×W of the batch, so padding is never scored."""
+    height = max(item["image"].shape[-2] for item in items)
+    width = max(item["image"].shape[-1] for item in items)
+    images = torch.zeros(len(items), items[0]["image"].shape[0], height, width)
+    masks = torch.full((len(items), height, width), IGNORE_INDEX, dtype=torch.int64)
+    for i, item in enumerate(items):
+        h, w = item["image"].shape[-2:]
+        images[i, :, :h, :w] = item["image"]
+        masks[i, :h, :w] = item["mask"]
+    return {"image": images, "mask": masks, "name": [item["name"] for item in items]}

@@ -10,14 +10,15 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, get_worker_info
 
-from segattn.data.base import SegDataset, Transformed
+from segattn.data.base import SegDataset, Transformed, pad_collate
 from segattn.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Preset, eval_pipeline, train_pipeline
 from segattn.errors import InputError
 
 
 class SegDataModule(L.LightningDataModule):
     """Feeds `SegmentationTask`: batches {"image": float N×C×H×W, "mask": int64 N×H×W
-    (255 = ignore), "name": list[str]}.
+    (255 = ignore), "name": list[str]}. Evaluation images of different sizes are padded to the
+    batch's largest (masks with 255), see `pad_collate`.
 
     Args:
         train, val, test: data sets (any `SegDataset`, e.g. CocoSegmentation); their `classes`
@@ -86,6 +87,11 @@ class SegDataModule(L.LightningDataModule):
             raise InputError("data.test: no test data set is configured")
         return self.loader(Transformed(self.datasets["test"], self.eval_transform), self.val_batch_size, False)
 
+    def predict_dataloader(self) -> DataLoader:
+        """The test set if one is configured, else the validation set."""
+        dataset = self.datasets["test"] or self.datasets["val"]
+        return self.loader(Transformed(dataset, self.eval_transform), self.val_batch_size, False)
+
     def loader(self, dataset: Transformed, batch_size: int, train: bool) -> DataLoader:
         return DataLoader(
             dataset,
@@ -96,6 +102,7 @@ class SegDataModule(L.LightningDataModule):
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
             worker_init_fn=seed_albumentations,
+            collate_fn=pad_collate,  # evaluation images may differ in size
         )
 
 
