@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from segattn import checkpoint
-from segattn.data.io import IMAGE_SUFFIXES, read_image
+from segattn.data.io import IMAGE_SUFFIXES, match_channels, read_image
 from segattn.data.transforms import deserialize
 from segattn.errors import InputError, MissingPathError
 from segattn.models import build_model
@@ -70,7 +70,7 @@ class Segmenter:
 
     @torch.inference_mode()
     def predict(self, inputs: ImageInput | Sequence[ImageInput], batch_size: int = 8) -> list[np.ndarray]:
-        """Label maps for a path, a folder, an H×W[×C] uint8 array, or a list of these.
+        """Label maps for a path, a folder, an H×W[×C] uint8/uint16 array, or a list of these.
 
         Returns one H×W array per image, in input order (a folder's images sorted by name):
         uint8 when there are at most 256 classes, else int32.
@@ -94,16 +94,9 @@ class Segmenter:
         return results  # type: ignore[return-value]
 
     def load(self, item: ImageInput) -> np.ndarray:
-        """An input as uint8 H×W×C with the model's channel count."""
+        """An input as uint8/uint16 H×W×C with the model's channel count."""
         if isinstance(item, np.ndarray):
-            image = item if item.ndim == 3 else item[..., None]
-            if image.dtype != np.uint8 or image.shape[2] not in (1, 3):
-                raise InputError(f"array input: expected uint8 H×W, H×W×1 or H×W×3, got {item.dtype} {item.shape}")
-            if image.shape[2] != self.in_channels:
-                image = (
-                    np.repeat(image, 3, 2) if self.in_channels == 3 else image.mean(2, keepdims=True).astype(np.uint8)
-                )
-            return image
+            return match_channels(item, self.in_channels, f"array input {item.dtype} {item.shape}")
         return read_image(item, self.in_channels)
 
     def to_tensor(self, image: np.ndarray) -> torch.Tensor:

@@ -17,7 +17,7 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_synthetic(tmp_path_factory.mktemp("synthetic") / "set", n_train=24, n_val=8, size=64, seed=3)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data, the real data sets; tests that need it skip where it is absent."""
     if not SHARED_DATA.is_dir():

@@ -130,16 +130,9 @@ def test_evaluate_equals_the_val_miou_logged_by_fit(fitted, tmp_path):
 def test_lightning_subcommands_run_on_the_checkpoint(fitted, subcommand):
     run_dir, data_dir = fitted
     args = small_fit_args(data_dir.parent / "again", data_dir)[1:]
-    if subcommand == "test":  # the val split doubles as a test set here
-        args += [
-            "--data.test",
-            json.dumps(
-                {
-                    "class_path": "segattn.data.SyntheticShapes",
-                    "init_args": {"root": str(data_dir), "split": "val", "n_train": 16, "n_val": 6, "size": 64},
-                }
-            ),
-        ]
+    if subcommand == "test":  # a test set of its own: splits must be disjoint
+        test_set = {"root": str(data_dir.parent / "test_set"), "split": "val", "n_train": 1, "n_val": 4, "size": 64}
+        args += ["--data.test", json.dumps({"class_path": "segattn.data.SyntheticShapes", "init_args": test_set})]
     result = run(subcommand, *args, "--ckpt_path", next(run_dir.rglob("best.ckpt")))
     if subcommand != "predict":
         assert f"{'val' if subcommand == 'validate' else 'test'}/mIoU" in result.stdout

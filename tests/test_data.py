@@ -11,7 +11,7 @@ from segattn.data import CocoSegmentation, SegDataModule, SyntheticShapes
 from segattn.data.base import Transformed, pad_collate, to_tensors
 from segattn.data.datamodule import seed_albumentations
 from segattn.data.io import read_image, write_image
-from segattn.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_pipeline, train_pipeline
+from segattn.data.transforms import eval_pipeline, train_pipeline
 
 
 def synthetic(root, split="train"):
@@ -95,7 +95,7 @@ def test_wrong_image_size_is_an_error(tmp_path):
 
 def test_train_pipeline_keeps_labels_exact(synthetic_root):
     item = synthetic(synthetic_root).load(0)
-    pipeline = train_pipeline(48, IMAGENET_MEAN, IMAGENET_STD, "natural")
+    pipeline = train_pipeline(48, "imagenet", 3, "natural")
     pipeline.set_random_seed(0)
     for _ in range(10):
         out = to_tensors(pipeline, item)
@@ -106,7 +106,7 @@ def test_train_pipeline_keeps_labels_exact(synthetic_root):
 
 def test_eval_pipeline_keeps_size_and_mask(synthetic_root):
     item = synthetic(synthetic_root).load(1)
-    out = to_tensors(eval_pipeline(IMAGENET_MEAN, IMAGENET_STD), item)
+    out = to_tensors(eval_pipeline("imagenet", 3), item)
     assert out["image"].shape == (3, 64, 64)
     np.testing.assert_array_equal(out["mask"].numpy(), item["mask"])
 
@@ -140,7 +140,7 @@ def test_training_batches_reproducible_by_seed(synthetic_root, num_workers):
 
 def test_workers_do_not_repeat_each_others_augmentation(synthetic_root):
     """Each worker seeds its own copy of the pipeline: the same image is augmented differently."""
-    pipeline = train_pipeline(32, IMAGENET_MEAN, IMAGENET_STD, "natural")
+    pipeline = train_pipeline(32, "imagenet", 3, "natural")
     loader = torch.utils.data.DataLoader(
         Transformed(_Repeat(synthetic(synthetic_root)), pipeline),
         batch_size=1,
@@ -166,8 +166,10 @@ class _Repeat:
 
 def test_datamodule_checks_its_inputs(synthetic_root):
     train, val = synthetic(synthetic_root), synthetic(synthetic_root, "val")
-    with pytest.raises(InputError, match="mean/std"):
-        SegDataModule(train, val, mean=(0.5,), std=(0.5,))
+    with pytest.raises(InputError, match="normalize"):
+        SegDataModule(train, val, normalize={"mean": [0.5], "std": [0.5]})
+    with pytest.raises(InputError, match="splits must be disjoint"):
+        SegDataModule(train, synthetic(synthetic_root))
     with pytest.raises(InputError, match="batch_size"):
         SegDataModule(train, val, batch_size=0)
     dm = SegDataModule(train, val)

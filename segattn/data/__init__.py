@@ -3,6 +3,15 @@
 from segattn.data.base import IGNORE_INDEX, SegDataset
 from segattn.data.coco import CocoSegmentation
 from segattn.data.datamodule import SegDataModule
+from segattn.data.folder import ImageMaskFolder
 from segattn.data.synthetic import SyntheticShapes, make_synthetic
 
-__all__ = ["IGNORE_INDEX", "CocoSegmentation", "SegDataModule", "SegDataset", "SyntheticShapes", "make_synthetic"]
+__all__ = [
+    "IGNORE_INDEX",
+    "CocoSegmentation",
+    "ImageMaskFolder",
+    "SegDataModule",
+    "SegDataset",
+    "SyntheticShapes",
+    "make_synthetic",
+]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,12 +22,14 @@ class SegDataset(Dataset):
 
     `load(i)` returns the raw item {"image": uint8 H×W×C, "mask": int64 H×W (class indices,
     255 = ignore), "name": str}. `ds[i]` is the raw item when `transform` is None, else the
-    output of `to_tensors(transform, item)`. Subclasses set `classes` (names, index = label)
-    and `in_channels`.
+    output of `to_tensors(transform, item)`. Subclasses set `classes` (names, index = label),
+    `in_channels` and `image_paths` (the image file of each sample, to check that splits are
+    disjoint).
     """
 
     classes: list[str]
     in_channels: int = 3
+    image_paths: list[Path]
 
     def __init__(self, transform: Callable[..., dict] | None = None) -> None:
         self.transform = transform

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
+import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from PIL import Image
 from pycocotools.coco import COCO
 
 from segattn.data.base import IGNORE_INDEX, Sample, SegDataset
-from segattn.data.io import read_image
+from segattn.data.io import read_image, read_mask
+from segattn.data.splits import SplitSpec, select
 from segattn.errors import InputError, MissingPathError
 
 Crowd = Literal["ignore", "foreground", "background"]
+Overlap = Literal["smaller_on_top", "annotation_order", "ignore"]
 
 
 class CocoSegmentation(SegDataset):
@@ -24,12 +29,21 @@ class CocoSegmentation(SegDataset):
 
     Labels are contiguous: 0 = background, then the selected categories in ascending COCO id
     order (`ds.classes` lists the names, index = label). `classes` selects categories by name or
-    id; the others become background. Crowd regions are 255 (ignore, "ignore"), their class
-    ("foreground") or left as background ("background").
+    id; the others become background. Instances with area < `min_area` (the file's "area") are
+    left out (background). Crowd regions are 255 (ignore, "ignore"), their class ("foreground")
+    or left as background ("background"). `skip_empty` drops images with no selected instance.
 
-    Overlaps, a fixed rule: crowd regions are painted first, then the instances in order of
-    decreasing area (ties by annotation id), so where instances of different classes overlap
-    the smaller object wins, and an instance always wins over a crowd region it overlaps.
+    Overlaps (`overlap`), a fixed, deterministic rule:
+      "smaller_on_top"    instances painted by decreasing area (ties: annotation id), so the
+                          smaller object wins where instances overlap (default);
+      "annotation_order"  painted in annotation id order, the later wins;
+      "ignore"            like "smaller_on_top", then pixels claimed by instances of two
+                          different classes become 255.
+    Crowd regions are painted first in every rule, so an instance wins over a crowd region.
+
+    `cache_dir`: label maps are written there as PNG on first use, under a key made of the
+    annotation file's SHA-1 and these settings, so later epochs do not rasterise again.
+    `split` selects images by file name (see `segattn.data.splits`).
 
     Item: {"image": uint8 H×W×3 RGB, "mask": int64 H×W, "name": file name}.
     """
@@ -40,6 +54,11 @@ class CocoSegmentation(SegDataset):
         ann_file: str | os.PathLike,
         classes: Sequence[str | int] | None = None,
         crowd: Crowd = "ignore",
+        min_area: float = 0,
+        overlap: Overlap = "smaller_on_top",
+        skip_empty: bool = False,
+        cache_dir: str | os.PathLike | None = None,
+        split: SplitSpec | None = None,
         transform: Callable[..., dict] | None = None,
     ) -> None:
         super().__init__(transform)
@@ -51,22 +70,55 @@ class CocoSegmentation(SegDataset):
             raise MissingPathError(f"{self.images_dir}: image folder not found")
         if crowd not in ("ignore", "foreground", "background"):
             raise InputError(f"crowd: unknown value {crowd!r}; expected 'ignore', 'foreground' or 'background'")
-        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
-            self.coco = COCO(str(ann_file))
-        self.crowd = crowd
+        if overlap not in ("smaller_on_top", "annotation_order", "ignore"):
+            raise InputError(
+                f"overlap: unknown rule {overlap!r}; expected 'smaller_on_top', 'annotation_order' or 'ignore'"
+            )
+        if min_area < 0:
+            raise InputError(f"min_area: expected 0 or more, got {min_area}")
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
+                self.coco = COCO(str(ann_file))
+        except (ValueError, KeyError, TypeError, AssertionError) as exc:
+            raise InputError(f"{ann_file}: not a COCO instances file ({type(exc).__name__}: {exc})") from exc
+        self.crowd, self.min_area, self.overlap = crowd, min_area, overlap
         categories = sorted(self.coco.loadCats(self.coco.getCatIds()), key=lambda c: c["id"])
         selected = select_categories(categories, classes, ann_file)
         self.label_of = {c["id"]: label for label, c in enumerate(selected, start=1)}
         self.classes = ["background", *(c["name"] for c in selected)]
-        self.image_ids = sorted(self.coco.getImgIds())
-        present = {p.name for p in self.images_dir.iterdir()}
-        missing = [
-            self.coco.imgs[i]["file_name"] for i in self.image_ids if self.coco.imgs[i]["file_name"] not in present
-        ]
+        by_name = self.checked_images(ann_file)
+        if skip_empty:
+            by_name = {n: i for n, i in by_name.items() if any(not a.get("iscrowd", 0) for a in self.annotations(i))}
+        self.keys = select(list(by_name), split, str(ann_file))
+        self.image_ids = [by_name[k] for k in self.keys]
+        self.image_paths = [self.images_dir / k for k in self.keys]
+        self.cache = self.cache_folder(ann_file, cache_dir, [c["id"] for c in selected]) if cache_dir else None
+
+    def checked_images(self, ann_file: Path) -> dict[str, int]:
+        """{file name: image id}; every listed file must lie inside images_dir and exist."""
+        root = self.images_dir.resolve()
+        by_name, missing = {}, []
+        for image_id, info in self.coco.imgs.items():
+            name = info["file_name"]
+            path = (self.images_dir / name).resolve()
+            if not path.is_relative_to(root):
+                raise InputError(f"{ann_file}: image {image_id} has file_name {name!r}, outside {self.images_dir}")
+            if not path.is_file():
+                missing.append(name)
+            by_name[name] = image_id
         if missing:
             raise MissingPathError(
                 f"{ann_file}: {len(missing)} image(s) listed but not in {self.images_dir}, e.g. {missing[:3]}"
             )
+        return by_name
+
+    def cache_folder(self, ann_file: Path, cache_dir: str | os.PathLike, category_ids: list[int]) -> Path:
+        digest = hashlib.sha1(ann_file.read_bytes()).hexdigest()[:16]
+        settings = json.dumps([category_ids, self.crowd, self.min_area, self.overlap])
+        key = hashlib.sha1(f"{digest}{settings}".encode()).hexdigest()[:16]
+        folder = Path(cache_dir) / f"{ann_file.stem}-{key}"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
 
     def __len__(self) -> int:
         return len(self.image_ids)
@@ -80,13 +132,33 @@ class CocoSegmentation(SegDataset):
                 f"{path}: image is {image.shape[1]}×{image.shape[0]} but the annotation file says "
                 f"{info['width']}×{info['height']}"
             )
-        return {"image": image, "mask": self.label_map(info["id"]), "name": info["file_name"]}
+        return {"image": image, "mask": self.cached_label_map(info["id"]), "name": info["file_name"]}
+
+    def cached_label_map(self, image_id: int) -> np.ndarray:
+        if self.cache is None:
+            return self.label_map(image_id)
+        path = self.cache / f"{image_id}.png"
+        if path.is_file():
+            return read_mask(path).astype(np.int64)
+        mask = self.label_map(image_id)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        Image.fromarray(mask.astype(np.uint8)).save(tmp, format="PNG")
+        os.replace(tmp, path)  # atomic: a concurrent reader never sees half a file
+        return mask
+
+    def annotations(self, image_id: int) -> list[dict]:
+        """The image's annotations of selected categories with area ≥ min_area."""
+        return [
+            a
+            for a in self.coco.imgToAnns[image_id]
+            if a["category_id"] in self.label_of and float(a.get("area", 0)) >= self.min_area
+        ]
 
     def label_map(self, image_id: int) -> np.ndarray:
         """The semantic mask of one image: int64 H×W, 0 = background, 255 = ignore."""
         info = self.coco.imgs[image_id]
         mask = np.zeros((info["height"], info["width"]), np.int64)
-        anns = [a for a in self.coco.imgToAnns[image_id] if a["category_id"] in self.label_of]
+        anns = self.annotations(image_id)
         crowds = [a for a in anns if a.get("iscrowd", 0)]
         things = [a for a in anns if not a.get("iscrowd", 0)]
         if self.crowd == "ignore":
@@ -94,8 +166,21 @@ class CocoSegmentation(SegDataset):
                 mask[self.coco.annToMask(ann) > 0] = IGNORE_INDEX
         elif self.crowd == "foreground":
             things += crowds
-        for ann in sorted(things, key=lambda a: (-float(a["area"]), a["id"])):
-            mask[self.coco.annToMask(ann) > 0] = self.label_of[ann["category_id"]]
+        if self.overlap == "annotation_order":
+            things.sort(key=lambda a: a["id"])
+        else:
+            things.sort(key=lambda a: (-float(a["area"]), a["id"]))
+        first_label = np.zeros_like(mask) if self.overlap == "ignore" else None
+        for ann in things:
+            pixels = self.coco.annToMask(ann) > 0
+            label = self.label_of[ann["category_id"]]
+            mask[pixels] = label
+            if first_label is not None:
+                clash = pixels & (first_label > 0) & (first_label != label)
+                first_label[pixels & (first_label == 0)] = label
+                first_label[clash] = -1
+        if first_label is not None:
+            mask[first_label == -1] = IGNORE_INDEX
         return mask
 
 

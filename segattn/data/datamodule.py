@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import albumentations as A
@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader, get_worker_info
 
 from segattn.data.base import SegDataset, Transformed, pad_collate
-from segattn.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Preset, eval_pipeline, train_pipeline
+from segattn.data.transforms import NormalizeSpec, Preset, deserialize, eval_pipeline, train_pipeline
 from segattn.errors import InputError
 
 
@@ -23,9 +23,14 @@ class SegDataModule(L.LightningDataModule):
     Args:
         train, val, test: data sets (any `SegDataset`, e.g. CocoSegmentation); their `classes`
             must agree. In a YAML config each is a `class_path` with `init_args`.
+            No image may be in two of them.
         crop_size: side of the square training crop.
-        augment: training augmentation preset ("natural" or "none").
-        mean, std: per-channel normalisation of uint8/255 images (one value per image channel).
+        augment: training augmentation preset: "natural", "medical" or "none".
+        normalize: "imagenet", "zscore", {mean, std[, max_pixel_value]}, {percentile: [lo, hi]}
+            or {window: [center, width]} (see `segattn.data.transforms.normalization`).
+        train_transform, eval_transform: a whole pipeline in Albumentations' serialised form
+            (`A.to_dict`), used instead of the preset / the normalisation. It must produce
+            float images; the training one a fixed crop size.
         batch_size: training batch; val_batch_size defaults to it.
         num_workers: DataLoader worker processes (0 = load in the main process).
     """
@@ -37,8 +42,9 @@ class SegDataModule(L.LightningDataModule):
         test: SegDataset | None = None,
         crop_size: int = 256,
         augment: Preset = "natural",
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
+        normalize: NormalizeSpec = "imagenet",
+        train_transform: dict[str, Any] | None = None,
+        eval_transform: dict[str, Any] | None = None,
         batch_size: int = 8,
         val_batch_size: int | None = None,
         num_workers: int = 0,
@@ -51,14 +57,19 @@ class SegDataModule(L.LightningDataModule):
         for name, ds in (("val", val), ("test", test)):
             if ds is not None and list(ds.classes) != list(train.classes):
                 raise InputError(f"data.{name}: classes {ds.classes} differ from data.train's {train.classes}")
-        if len(mean) != train.in_channels or len(std) != train.in_channels:
-            raise InputError(
-                f"data.mean/std: expected {train.in_channels} values (one per image channel), "
-                f"got {len(mean)}/{len(std)}"
-            )
+        check_disjoint({"train": train, "val": val, "test": test})
         self.datasets = {"train": train, "val": val, "test": test}
-        self.train_transform = train_pipeline(crop_size, mean, std, augment)
-        self.eval_transform = eval_pipeline(mean, std)
+        channels = train.in_channels
+        self.train_transform = (
+            deserialize(train_transform, "data.train_transform")
+            if train_transform is not None
+            else train_pipeline(crop_size, normalize, channels, augment)
+        )
+        self.eval_transform = (
+            deserialize(eval_transform, "data.eval_transform")
+            if eval_transform is not None
+            else eval_pipeline(normalize, channels)
+        )
         self.batch_size = batch_size
         self.val_batch_size = val_batch_size or batch_size
         self.num_workers = num_workers
@@ -104,6 +115,17 @@ class SegDataModule(L.LightningDataModule):
             worker_init_fn=seed_albumentations,
             collate_fn=pad_collate,  # evaluation images may differ in size
         )
+
+
+def check_disjoint(datasets: dict[str, SegDataset | None]) -> None:
+    """Raises an InputError naming an image that two splits share."""
+    seen: dict[Path, str] = {}
+    for split, dataset in datasets.items():
+        for path in getattr(dataset, "image_paths", []) if dataset is not None else []:
+            resolved = Path(path).resolve()
+            if resolved in seen:
+                raise InputError(f"data.{split} and data.{seen[resolved]} both hold {path}; splits must be disjoint")
+            seen[resolved] = split
 
 
 def seed_albumentations(worker_id: int) -> None:

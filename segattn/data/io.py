@@ -1,4 +1,4 @@
-"""Reading images from disk with errors that name the file."""
+"""Reading and writing images and label maps, with errors that name the file."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from segattn.errors import InputError, MissingPathError
 
@@ -15,17 +15,78 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".we
 
 
 def read_image(path: str | os.PathLike, channels: int = 3) -> np.ndarray:
-    """Reads an image as uint8 H×W×3 RGB (channels=3) or H×W×1 grey (channels=1)."""
+    """Reads an image as H×W×C, C = `channels` (3: RGB, 1: grey), uint8 or uint16 as stored.
+
+    PNG/JPEG/TIFF/BMP/WebP through OpenCV, GIF through Pillow. 8- or 16-bit grey, RGB and RGBA
+    are accepted: alpha is dropped, grey is repeated to RGB for channels=3, RGB is converted to
+    grey (ITU-R 601 weights) for channels=1.
+    """
     path = Path(path)
     if not path.is_file():
         raise MissingPathError(f"{path}: image file not found")
-    flag = cv2.IMREAD_COLOR if channels == 3 else cv2.IMREAD_GRAYSCALE
-    image = cv2.imread(str(path), flag)
+    if channels not in (1, 3):
+        raise InputError(f"channels: expected 1 or 3, got {channels}")
+    return match_channels(decode(path), channels, str(path))
+
+
+def match_channels(image: np.ndarray, channels: int, source: str) -> np.ndarray:
+    """An H×W, H×W×1, H×W×3 or H×W×4 uint8/uint16 array as H×W×`channels` (see `read_image`)."""
+    if image.dtype not in (np.uint8, np.uint16):
+        raise InputError(f"{source}: expected uint8 or uint16 pixels, got {image.dtype}")
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = image[..., :3]
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
+    if image.ndim == 2:
+        return image[..., None] if channels == 1 else np.repeat(image[..., None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise InputError(f"{source}: expected a grey, RGB or RGBA image, got shape {image.shape}")
+    if channels == 3:
+        return np.ascontiguousarray(image)
+    return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)[..., None]
+
+
+def decode(path: Path) -> np.ndarray:
+    """The stored pixels, RGB order, uint8 or uint16."""
+    if path.suffix.lower() == ".gif":
+        return read_with_pillow(path, "image")
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise InputError(f"{path}: cannot decode as an image (corrupt or unsupported format)")
-    if channels == 3:
-        return np.ascontiguousarray(image[..., ::-1])
-    return image[..., None]
+    if image.ndim == 3 and image.shape[2] == 3:
+        return image[..., ::-1]
+    if image.ndim == 3 and image.shape[2] == 4:
+        return image[..., [2, 1, 0, 3]]
+    return image
+
+
+def read_mask(path: str | os.PathLike) -> np.ndarray:
+    """Reads a label image as stored: H×W integer values (palette PNGs give their indices).
+
+    Through Pillow, which keeps palette-PNG indices and 16-bit values; GIF masks give their grey
+    values; RGB label images are rejected, since their colours are not class indices.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MissingPathError(f"{path}: mask file not found")
+    mask = read_with_pillow(path, "mask")
+    if mask.ndim != 2:
+        raise InputError(f"{path}: expected a single-channel label image, got shape {mask.shape}")
+    return mask
+
+
+def read_with_pillow(path: Path, what: str) -> np.ndarray:
+    try:
+        with Image.open(path) as image:
+            if image.mode == "P" and what == "image":
+                image = image.convert("RGB")
+            elif image.mode == "1" or (image.mode == "P" and image.format == "GIF"):
+                # GIF stores every image through a palette, so its indices mean nothing: take the
+                # grey value. (A palette PNG keeps its indices: those are the labels.)
+                image = image.convert("L")
+            return np.array(image)
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise InputError(f"{path}: cannot decode as an {what} ({exc})") from exc
 
 
 def write_label_map(path: str | os.PathLike, mask: np.ndarray, palette: list[list[int]]) -> None:
@@ -40,6 +101,7 @@ def write_label_map(path: str | os.PathLike, mask: np.ndarray, palette: list[lis
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Saves an RGB uint8 H×W×3 image (format from the suffix)."""
-    if not cv2.imwrite(str(path), np.ascontiguousarray(image[..., ::-1])):
+    """Saves an RGB (H×W×3) or grey (H×W or H×W×1) uint8/uint16 image (format from the suffix)."""
+    pixels = image[..., ::-1] if image.ndim == 3 and image.shape[2] == 3 else image
+    if not cv2.imwrite(str(path), np.ascontiguousarray(pixels)):
         raise InputError(f"{path}: could not write the image (unknown suffix or unwritable folder)")
