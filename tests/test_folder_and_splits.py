@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from segattn import InputError, MissingPathError
@@ -253,3 +254,28 @@ def test_value_map_config_for_label_png_folders(tmp_path):
     expected = np.vectorize(value_map.get)(raw)
     np.testing.assert_array_equal(ds.load(0)["mask"], expected)
     assert torch.from_numpy(ds.load(0)["mask"]).dtype == torch.int64
+
+
+def test_cocostuff_config_maps_raw_ids_to_171_contiguous_classes(tmp_path):
+    from segattn.cli import load_datamodule
+
+    from .conftest import REPO
+
+    config = yaml.safe_load((REPO / "configs/cocostuff.yaml").read_text())
+    value_map = config["data"]["train"]["init_args"]["value_map"]
+    classes = config["data"]["train"]["init_args"]["classes"]
+    assert len(classes) == 171 and classes[0] == "person" and classes[-1] == "wood"
+    assert sorted(v for v in value_map.values() if v != 255) == list(range(171))
+    assert value_map[255] == 255 and 11 not in value_map and value_map[181] == 170
+    images, masks = make_folder(tmp_path, n=4, mask_values=(0, 91, 181, 255))
+    for split in ("train", "val"):
+        config["data"][split]["init_args"] |= {"images_dir": str(images), "masks_dir": str(masks)}
+    config["data"]["train"]["init_args"]["split"] = {"ratio": 0.5, "subset": "train"}
+    config["data"]["val"]["init_args"]["split"] = {"ratio": 0.5, "subset": "val"}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    dm = load_datamodule(tmp_path / "c.yaml")
+    raw = np.array(Image.open(masks / dm.datasets["val"].image_paths[0].name))
+    mapped = dm.datasets["val"].load(0)["mask"]
+    np.testing.assert_array_equal(mapped[raw == 91], 80)  # id 92 "banner", the first stuff class
+    np.testing.assert_array_equal(mapped[raw == 255], 255)
+    assert set(np.unique(mapped)) <= {0, 80, 170, 255}
