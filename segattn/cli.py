@@ -14,7 +14,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from segattn.data import SegDataModule
 from segattn.errors import InputError, MissingPathError
-from segattn.evaluate import evaluate_dataset, print_scores, write_scores
+from segattn.evaluate import evaluate_dataset, print_scores, write_report
 from segattn.inference import Segmenter
 from segattn.task import SegmentationTask
 
@@ -77,9 +77,14 @@ def run_own_command(argv: list[str]) -> None:
     evaluate.add_argument("--ckpt", required=True, help="checkpoint written by fit")
     evaluate.add_argument("--config", required=True, help="the YAML config whose data section names the split")
     evaluate.add_argument("--split", default="val", choices=["val", "test"])
-    evaluate.add_argument("--out", help="folder for metrics.json (printed only when absent)")
+    evaluate.add_argument("--out", help="folder for metrics.json, per_class.csv, confusion.png, worst/")
     evaluate.add_argument("--batch-size", type=int, default=8)
     evaluate.add_argument("--device", default="auto", help='"auto", "cpu" or "cuda:N"')
+    evaluate.add_argument("--averaging", default="dataset", choices=["dataset", "image"])
+    evaluate.add_argument("--absent", default="nan", choices=["nan", "one", "zero"], help="score of a class in neither")
+    evaluate.add_argument("--exclude-background", action="store_true", help="leave class 0 out of the means")
+    evaluate.add_argument("--boundary", action="store_true", help="also HD95 and ASSD (CPU, slower)")
+    evaluate.add_argument("--worst", type=int, default=8, help="gallery of the N images with the lowest mIoU")
     args = parser.parse_args(argv)
     if args.command == "demo":
         from segattn.demo import run_demo  # imports this module
@@ -96,10 +101,13 @@ def evaluate_checkpoint(args: argparse.Namespace) -> None:
     dataset = datamodule.datasets[args.split]
     if dataset is None:
         raise InputError(f"{args.config}: data.{args.split} is not configured")
-    scores = evaluate_dataset(segmenter, dataset, args.batch_size)
-    print_scores(scores, f"{args.split}: {args.ckpt} ({len(dataset)} images)")
+    evaluation = evaluate_dataset(
+        segmenter, dataset, args.batch_size, args.averaging, args.absent, not args.exclude_background, args.boundary
+    )
+    print_scores(evaluation.scores, f"{args.split}: {args.ckpt} ({len(dataset)} images)")
     if args.out:
-        print(f"metrics: {write_scores(scores, args.out)}")
+        for what, path in write_report(evaluation, args.out, segmenter, dataset, args.worst).items():
+            print(f"{what:10s} {path}")
 
 
 def load_datamodule(config: str | os.PathLike) -> SegDataModule:

@@ -10,7 +10,7 @@ from rich.console import Console
 from segattn.cli import SegattnCLI
 from segattn.data.io import write_image, write_label_map
 from segattn.errors import MissingPathError
-from segattn.evaluate import evaluate_dataset, print_scores, write_scores
+from segattn.evaluate import evaluate_dataset, print_scores, write_report
 from segattn.inference import Segmenter
 from segattn.viz import overlay
 
@@ -48,8 +48,9 @@ def run_demo(
 
     segmenter = Segmenter.from_checkpoint(best)
     val = cli.datamodule.datasets["val"]
-    scores = evaluate_dataset(segmenter, val)
-    metrics_file = write_scores(scores, Path(out) / "eval")
+    evaluation = evaluate_dataset(segmenter, val)
+    scores = evaluation.scores
+    report = write_report(evaluation, Path(out) / "eval", segmenter, val, worst=4)
 
     predictions = Path(out) / "predictions"
     predictions.mkdir(parents=True, exist_ok=True)
@@ -64,7 +65,7 @@ def run_demo(
     console.print(f"[bold]val mIoU {100 * scores['mIoU']:.2f}[/bold]")
     console.print(f"checkpoint   {best}")
     console.print(f"training log {cli.trainer.log_dir}/")
-    console.print(f"metrics      {metrics_file}")
+    console.print(f"evaluation   {report['metrics'].parent}/ (metrics.json, per_class.csv, confusion.png, worst/)")
     console.print(f"predictions  {predictions}/ (label-map PNGs and overlays of {len(items)} val images)")
     console.print(f"time         {fit_seconds:.0f} s fit, {time.perf_counter() - start:.0f} s in all")
     return scores

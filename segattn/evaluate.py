@@ -1,41 +1,84 @@
-"""Scoring a Segmenter on a data set, and printing the scores."""
+"""Evaluating a Segmenter on a data set: scores, per-class table, report files.
+
+The scores are SegMetrics' (see `segattn.metrics`) over label maps predicted at each image's own
+size from raw data-set items, through the checkpoint's evaluation transform: the same numbers as
+the validation inside `fit` for the same checkpoint and split.
+"""
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from rich.console import Console
 from rich.table import Table
 
+from segattn.boundary import BoundaryMetrics
 from segattn.data.base import SegDataset
+from segattn.data.io import write_image
 from segattn.errors import InputError
 from segattn.inference import Segmenter
-from segattn.metrics import SegMetrics
+from segattn.metrics import PER_CLASS, Absent, Averaging, SegMetrics, confusion_matrix, scores
+from segattn.viz import plot_confusion, side_by_side
 
 
-def evaluate_dataset(segmenter: Segmenter, dataset: SegDataset, batch_size: int = 8) -> dict[str, Any]:
-    """Dataset-level scores (see `segattn.metrics`) of the segmenter's label maps on raw items,
-    at each image's own size. The data set's classes must be the checkpoint's."""
+@dataclass
+class Evaluation:
+    """What `evaluate_dataset` measured: scores (per-class values keyed by class name), the
+    summed confusion matrix (int64 K×K, rows = truth) and each image's own mIoU."""
+
+    scores: dict[str, Any]
+    confmat: np.ndarray
+    image_miou: list[tuple[int, str, float]]  # (index in the data set, name, mIoU)
+    classes: list[str]
+
+
+def evaluate_dataset(
+    segmenter: Segmenter,
+    dataset: SegDataset,
+    batch_size: int = 8,
+    averaging: Averaging = "dataset",
+    absent: Absent = "nan",
+    include_background: bool = True,
+    boundary: bool = False,
+) -> Evaluation:
+    """Scores the segmenter on every item of the data set (classes must be the checkpoint's).
+
+    boundary=True adds HD95 and ASSD (see `segattn.boundary`; CPU, slower)."""
     if list(dataset.classes) != segmenter.classes:
         raise InputError(f"data classes {dataset.classes} differ from the checkpoint's {segmenter.classes}")
-    metric = SegMetrics(len(segmenter.classes))
+    k = len(segmenter.classes)
+    metric = SegMetrics(k, averaging=averaging, absent=absent, include_background=include_background)
+    distances = BoundaryMetrics(k) if boundary else None
+    image_miou = []
     for start in range(0, len(dataset), batch_size):
-        items = [dataset.load(i) for i in range(start, min(start + batch_size, len(dataset)))]
+        indices = range(start, min(start + batch_size, len(dataset)))
+        items = [dataset.load(i) for i in indices]
         predictions = segmenter.predict([item["image"] for item in items], batch_size=batch_size)
-        for item, pred in zip(items, predictions, strict=True):
-            metric.update(torch.from_numpy(pred).long()[None], torch.from_numpy(item["mask"])[None])
-    return to_plain(metric.compute(), segmenter.classes)
+        for index, item, pred in zip(indices, items, predictions, strict=True):
+            pred_t, target_t = torch.from_numpy(pred).long()[None], torch.from_numpy(item["mask"])[None]
+            metric.update(pred_t, target_t)
+            if distances is not None:
+                distances.update(pred_t, target_t)
+            own = scores(confusion_matrix(pred_t, target_t, k), absent, include_background)["mIoU"]
+            image_miou.append((index, item["name"], float(own)))
+    result = to_plain(metric.compute(), segmenter.classes)
+    if distances is not None:
+        result |= to_plain(distances.compute(), segmenter.classes)
+    return Evaluation(result, metric.confmat.cpu().numpy(), image_miou, list(segmenter.classes))
 
 
-def to_plain(scores: dict[str, torch.Tensor], classes: list[str]) -> dict[str, Any]:
-    """Tensors → floats (NaN kept), per-class scores keyed by class name."""
+def to_plain(values: dict[str, torch.Tensor], classes: list[str]) -> dict[str, Any]:
+    """Tensors → floats (NaN kept); per-class tensors → {class name: float}."""
     plain: dict[str, Any] = {}
-    for key, value in scores.items():
+    for key, value in values.items():
         if value.ndim == 0:
             plain[key] = float(value)
         else:
@@ -43,34 +86,65 @@ def to_plain(scores: dict[str, torch.Tensor], classes: list[str]) -> dict[str, A
     return plain
 
 
-def print_scores(scores: dict[str, Any], title: str, console: Console | None = None) -> None:
-    """A per-class table (IoU, Dice, Acc in %) and the summary scores."""
+def print_scores(result: dict[str, Any], title: str, console: Console | None = None) -> None:
+    """A per-class table (IoU, Dice, Precision, Recall in %, HD95/ASSD in pixels when present)
+    and the summary scores."""
+    columns = [c for c in ("IoU", "Dice", "Precision", "Recall", "HD95", "ASSD") if c in result]
     table = Table(title=title)
     table.add_column("class")
-    for column in ("IoU", "Dice", "Acc"):
+    for column in columns:
         table.add_column(column, justify="right")
-    for name in scores["IoU"]:
-        table.add_row(name, *(percent(scores[column][name]) for column in ("IoU", "Dice", "Acc")))
+    for name in result["IoU"]:
+        table.add_row(name, *(cell(column, result[column][name]) for column in columns))
     table.add_section()
-    table.add_row("mean", percent(scores["mIoU"]), percent(scores["mDice"]), percent(scores["mAcc"]))
+    table.add_row("mean", *(cell(column, result[f"m{column}"]) for column in columns))
     console = console or Console()
     console.print(table)
-    console.print(f"aAcc {percent(scores['aAcc'])}   fwIoU {percent(scores['fwIoU'])}")
+    console.print(f"aAcc {cell('aAcc', result['aAcc'])}   fwIoU {cell('fwIoU', result['fwIoU'])}")
 
 
-def percent(value: float) -> str:
-    return "n/a" if math.isnan(value) else f"{100 * value:.2f}"
+def cell(column: str, value: float) -> str:
+    if math.isnan(value):
+        return "n/a"
+    return f"{value:.2f}" if column in ("HD95", "ASSD") else f"{100 * value:.2f}"
 
 
-def write_scores(scores: dict[str, Any], out: str | os.PathLike) -> Path:
-    """Writes metrics.json (NaN as null) into `out` and returns its path."""
-    path = Path(out) / "metrics.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_report(
+    evaluation: Evaluation,
+    out: str | os.PathLike,
+    segmenter: Segmenter | None = None,
+    dataset: SegDataset | None = None,
+    worst: int = 8,
+) -> dict[str, Path]:
+    """Writes metrics.json (NaN as null), per_class.csv, confusion.png and, given the segmenter
+    and data set, worst/NN_<name>.png: image | truth | prediction for the `worst` images with
+    the lowest own mIoU. Returns {what: path}."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"metrics": out / "metrics.json", "per_class": out / "per_class.csv", "confusion": out / "confusion.png"}
+    paths["metrics"].write_text(json.dumps(nan_to_null(evaluation.scores), indent=2))
+    columns = [c for c in (*PER_CLASS, "HD95", "ASSD") if c in evaluation.scores]
+    with open(paths["per_class"], "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["class", *columns])
+        for name in evaluation.classes:
+            writer.writerow([name, *(evaluation.scores[c][name] for c in columns)])
+    plot_confusion(evaluation.confmat, evaluation.classes, paths["confusion"])
+    if segmenter is not None and dataset is not None and worst > 0:
+        folder = out / "worst"
+        folder.mkdir(exist_ok=True)
+        ranked = sorted((m if not math.isnan(m) else math.inf, i, n) for i, n, m in evaluation.image_miou)
+        chosen = ranked[:worst]
+        items = [dataset.load(i) for _, i, _ in chosen]
+        predictions = segmenter.predict([item["image"] for item in items])
+        for rank, (item, pred) in enumerate(zip(items, predictions, strict=True)):
+            strip = side_by_side(item["image"], item["mask"], pred, segmenter.palette)
+            write_image(folder / f"{rank:02d}_{Path(item['name']).stem}.png", strip)
+        paths["worst"] = folder
+    return paths
 
-    def clean(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: clean(v) for k, v in value.items()}
-        return None if isinstance(value, float) and math.isnan(value) else value
 
-    path.write_text(json.dumps(clean(scores), indent=2))
-    return path
+def nan_to_null(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: nan_to_null(v) for k, v in value.items()}
+    return None if isinstance(value, float) and math.isnan(value) else value

@@ -54,11 +54,17 @@ class Segmenter:
             **record["model_args"],
         )
         try:
-            model.load_state_dict(state)
-        except RuntimeError as exc:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        except RuntimeError as exc:  # a tensor of another shape
             raise InputError(
                 f"{path}: weights do not fit model {record['model']!r} {record['model_args']}: {exc}"
             ) from exc
+        if missing or unexpected:
+            raise InputError(
+                f"{path}: weights do not fit model {record['model']!r} {record['model_args']}: "
+                f"{len(missing)} missing (e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}); "
+                "written by another segattn version?"
+            )
         return cls(
             model,
             record["classes"],

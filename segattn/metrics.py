@@ -1,18 +1,29 @@
-"""SegMetrics: a confusion-matrix evaluator for semantic segmentation (a torchmetrics Metric).
+"""SegMetrics: the segmentation evaluator (a torchmetrics Metric), and its functional twin.
 
-Definitions (dataset-level, the MMSegmentation convention): every pixel of the split whose
-target is not `ignore_index` is counted once into a K×K confusion matrix C (rows = truth,
-columns = prediction). Per class c, with TP = C[c, c], FP = column sum − TP, FN = row sum − TP:
+One definition, every choice a named option. Pixels whose target is `ignore_index` are not
+counted. With C the K×K confusion matrix (rows = truth, columns = prediction), per class c:
+TP = C[c, c], FP = column sum − TP, FN = row sum − TP, and
 
-    IoU_c  = TP / (TP + FP + FN)      Dice_c = 2 TP / (2 TP + FP + FN)
-    Acc_c  = TP / (TP + FN)           (per-class recall)
-    aAcc   = Σ TP / Σ C               fwIoU  = Σ_c freq_c · IoU_c,  freq_c = row sum / Σ C
+    IoU_c = TP / (TP + FP + FN)        Dice_c = 2 TP / (2 TP + FP + FN)
+    Precision_c = TP / (TP + FP)       Recall_c = Acc_c = TP / (TP + FN)   (MMSegmentation's "Acc")
+    aAcc = Σ TP / Σ C                  fwIoU = Σ_c (row sum_c / Σ C) · IoU_c
 
-A class whose denominator is 0 (absent from both truth and prediction, or for Acc absent from
-the truth) is NaN and left out of the means: mIoU, mDice and mAcc are NaN-means.
+averaging="dataset" (default; MMSegmentation's convention): C is summed over every pixel of the
+split, then scored. averaging="image": each image is scored from its own C; a per-class score is
+the mean over the images where it is defined, and mIoU (mDice, ...) the mean over images of each
+image's own class mean.
+
+A class absent from both truth and prediction has IoU = Dice = 0/0: with absent="nan" (default)
+it is NaN and left out of the means (nanmean), with "one" it scores 1, with "zero" 0. Other 0/0
+ratios (the precision of a class never predicted, the recall of a class never present) stay NaN.
+include_background=False leaves class 0 out of the means (it is still reported per class).
+reduce_zero_label=True (MMSegmentation's option for sets whose label 0 is "other"): target 0
+becomes ignore and every other target label is lowered by one.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -20,92 +31,177 @@ from torchmetrics import Metric
 
 from segattn.errors import InputError
 
+Averaging = Literal["dataset", "image"]
+Absent = Literal["nan", "one", "zero"]
+PER_CLASS = ("IoU", "Dice", "Precision", "Recall", "Acc")
+MEANS = ("mIoU", "mDice", "mPrecision", "mRecall", "mAcc", "aAcc", "fwIoU")
 
-def confusion_matrix(preds: Tensor, target: Tensor, num_classes: int, ignore_index: int | None = 255) -> Tensor:
-    """K×K int64 confusion matrix (rows = truth, columns = prediction) of one batch.
+
+def confusion_matrix(
+    preds: Tensor,
+    target: Tensor,
+    num_classes: int,
+    ignore_index: int | None = 255,
+    reduce_zero_label: bool = False,
+    per_image: bool = False,
+) -> Tensor:
+    """Confusion matrix, int64 K×K (rows = truth, columns = prediction), or N×K×K per image.
 
     preds: logits N×K×H×W (argmax is taken) or labels N×H×W; target: labels N×H×W.
-    Pixels whose target is `ignore_index` are not counted. One `bincount` on the inputs' device;
-    ignored pixels go to an extra bin that is dropped, so no boolean gather is needed.
+    One pass to form t·K + p and one `bincount`, on the inputs' device: an ignored target
+    (≥ K) lands in bins past K·K that are checked and dropped, so no boolean gather is needed.
+    A label outside the classes is an InputError naming it.
     """
     if preds.ndim == target.ndim + 1:
         preds = preds.argmax(dim=1)
     if preds.shape != target.shape:
         raise InputError(f"preds {tuple(preds.shape)} and target {tuple(target.shape)} differ in shape")
-    preds, target = preds.long(), target.long()
     k = num_classes
-    valid = target != ignore_index if ignore_index is not None else torch.ones_like(target, dtype=torch.bool)
-    scored = torch.where(valid, target, 0)
-    out_of_range = (scored < 0) | (scored >= k) | (preds < 0) | (preds >= k)
-    if out_of_range.any():  # the one host sync; the message is built only on this error path
-        raise InputError(range_message(preds, scored, valid, k, ignore_index))
-    index = torch.where(valid, target * k + preds, k * k)
-    return torch.bincount(index.flatten(), minlength=k * k + 1)[: k * k].reshape(k, k)
+    if ignore_index is not None and 0 <= ignore_index < k:
+        raise InputError(f"ignore_index {ignore_index} is a class index (0..{k - 1}); it must lie outside")
+    target = target.long()
+    if reduce_zero_label:
+        target = torch.where(target == 0, ignore_index if ignore_index is not None else -1, target - 1)
+        if ignore_index is not None:
+            target = torch.where(target == ignore_index - 1, ignore_index, target)
+    preds = preds.long()
+    p_min, p_max = torch.aminmax(preds)
+    t_min, t_max = torch.aminmax(target)
+    if p_min < 0 or p_max >= k or t_min < 0:  # one host sync per batch for all range checks
+        raise InputError(range_message(preds, target, k, ignore_index))
+    rows = int(t_max) + 1 if int(t_max) >= k else k  # bins per image: every target row that occurs
+    index = torch.add(preds, target, alpha=k)
+    if per_image:
+        offsets = torch.arange(len(target), device=target.device).view(-1, *([1] * (target.ndim - 1)))
+        index = index + offsets * (rows * k)
+    counts = torch.bincount(index.view(-1), minlength=len(target) * rows * k if per_image else rows * k)
+    counts = counts.view(len(target), rows * k) if per_image else counts.view(1, rows * k)
+    stray = counts[:, k * k :]
+    if ignore_index is not None and ignore_index < rows:
+        stray = torch.cat([stray[:, : (ignore_index - k) * k], stray[:, (ignore_index - k + 1) * k :]], dim=1)
+    if stray.numel() and stray.any():
+        raise InputError(range_message(preds, target, k, ignore_index))
+    matrices = counts[:, : k * k].reshape(-1, k, k)
+    return matrices if per_image else matrices[0]
 
 
-def range_message(preds: Tensor, target: Tensor, valid: Tensor, k: int, ignore_index: int | None) -> str:
-    bad_target = target[valid & ((target < 0) | (target >= k))]
+def range_message(preds: Tensor, target: Tensor, k: int, ignore_index: int | None) -> str:
+    """Names the first label outside 0..K−1 (built only on the error path)."""
+    bad_target = target[((target < 0) | (target >= k)) & (target != ignore_index)]
     if bad_target.numel():
-        return (
-            f"target: label {int(bad_target[0])} is outside the classes 0..{k - 1} "
-            f"and is not ignore_index ({ignore_index})"
-        )
+        label = int(bad_target[0])
+        return f"target: label {label} is outside the classes 0..{k - 1} and is not ignore_index ({ignore_index})"
     bad_pred = preds[(preds < 0) | (preds >= k)]
     return f"preds: label {int(bad_pred[0])} is outside the classes 0..{k - 1}"
 
 
-def scores(confmat: Tensor) -> dict[str, Tensor]:
-    """All scores from a K×K confusion matrix (rows = truth): per-class tensors of length K
-    ("IoU", "Dice", "Acc") and scalars ("mIoU", "mDice", "mAcc", "aAcc", "fwIoU"); float64."""
+def scores(confmat: Tensor, absent: Absent = "nan", include_background: bool = True) -> dict[str, Tensor]:
+    """Scores from a K×K confusion matrix (or a stack …×K×K): per-class tensors (…×K) under
+    PER_CLASS names and class means / pixel scores (…) under MEANS names; float64."""
+    if absent not in ("nan", "one", "zero"):
+        raise InputError(f"absent: unknown policy {absent!r}; expected 'nan', 'one' or 'zero'")
     cm = confmat.double()
-    tp = cm.diagonal()
-    truth, predicted = cm.sum(dim=1), cm.sum(dim=0)
-    total = cm.sum()
-    iou = tp / (truth + predicted - tp)  # 0/0 → NaN for absent classes
+    tp = cm.diagonal(dim1=-2, dim2=-1)
+    truth, predicted = cm.sum(dim=-1), cm.sum(dim=-2)
+    total = truth.sum(dim=-1)
+    both_absent = (truth + predicted) == 0
+    iou = tp / (truth + predicted - tp)
     dice = 2 * tp / (truth + predicted)
-    acc = tp / truth
-    freq = truth / total
-    return {
-        "IoU": iou,
-        "Dice": dice,
-        "Acc": acc,
-        "mIoU": iou.nanmean(),
-        "mDice": dice.nanmean(),
-        "mAcc": acc.nanmean(),
-        "aAcc": tp.sum() / total,
-        "fwIoU": torch.where(truth > 0, freq * iou, 0).sum() if total > 0 else torch.full_like(total, torch.nan),
-    }
+    if absent != "nan":
+        fill = 1.0 if absent == "one" else 0.0
+        iou, dice = iou.masked_fill(both_absent, fill), dice.masked_fill(both_absent, fill)
+    recall = tp / truth
+    per_class = {"IoU": iou, "Dice": dice, "Precision": tp / predicted, "Recall": recall, "Acc": recall}
+    counted = slice(None) if include_background else slice(1, None)
+    result = dict(per_class)
+    for key, value in per_class.items():
+        result[f"m{key}"] = value[..., counted].nanmean(dim=-1)
+    result["aAcc"] = tp.sum(dim=-1) / total
+    weighted = torch.where(truth > 0, truth * iou, 0).sum(dim=-1) / total
+    result["fwIoU"] = weighted
+    return result
 
 
 def segmentation_scores(
-    preds: Tensor, target: Tensor, num_classes: int, ignore_index: int | None = 255
+    preds: Tensor,
+    target: Tensor,
+    num_classes: int,
+    ignore_index: int | None = 255,
+    averaging: Averaging = "dataset",
+    absent: Absent = "nan",
+    include_background: bool = True,
+    reduce_zero_label: bool = False,
 ) -> dict[str, Tensor]:
-    """Functional twin of SegMetrics for one-off use on one set of predictions."""
-    return scores(confusion_matrix(preds, target, num_classes, ignore_index))
+    """Functional twin of SegMetrics: the same scores for one set of predictions."""
+    metric = SegMetrics(num_classes, ignore_index, averaging, absent, include_background, reduce_zero_label)
+    metric.update(preds, target)
+    return metric.compute()
 
 
 class SegMetrics(Metric):
-    """Dataset-level segmentation scores accumulated over batches (see the module docstring).
+    """Segmentation scores accumulated over batches (definitions: the module docstring).
 
     `update(preds, target)`: preds logits N×K×H×W or labels N×H×W, target int N×H×W with
-    `ignore_index` for pixels not scored. `compute()` → the dict of `scores`. The confusion
-    matrix is a summed state, so under DDP it is summed across processes.
+    `ignore_index` where pixels are not scored. `compute()` → {"IoU", "Dice", "Precision",
+    "Recall", "Acc": float64 K; "mIoU", "mDice", "mPrecision", "mRecall", "mAcc", "aAcc",
+    "fwIoU": float64 scalars}. All states are sums, so under DDP they are summed across
+    processes (torchmetrics' sync) and the result equals a single process's.
     """
 
     full_state_update = False
     is_differentiable = False
     higher_is_better = True
 
-    def __init__(self, num_classes: int, ignore_index: int | None = 255, **kwargs) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        ignore_index: int | None = 255,
+        averaging: Averaging = "dataset",
+        absent: Absent = "nan",
+        include_background: bool = True,
+        reduce_zero_label: bool = False,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         if num_classes < 1:
             raise InputError(f"num_classes: expected a positive number, got {num_classes}")
-        self.num_classes = num_classes
-        self.ignore_index = ignore_index
-        self.add_state("confmat", torch.zeros(num_classes, num_classes, dtype=torch.long), dist_reduce_fx="sum")
+        if averaging not in ("dataset", "image"):
+            raise InputError(f"averaging: unknown value {averaging!r}; expected 'dataset' or 'image'")
+        if reduce_zero_label and ignore_index is None:
+            raise InputError("reduce_zero_label needs an ignore_index: target 0 becomes ignore")
+        scores(torch.zeros(1, 1), absent)  # validates `absent` now rather than at compute()
+        self.num_classes, self.ignore_index = num_classes, ignore_index
+        self.averaging, self.absent = averaging, absent
+        self.include_background, self.reduce_zero_label = include_background, reduce_zero_label
+        k = num_classes
+        self.add_state("confmat", torch.zeros(k, k, dtype=torch.long), dist_reduce_fx="sum")
+        if averaging == "image":
+            zeros = torch.zeros(len(PER_CLASS), k, dtype=torch.float64)
+            self.add_state("class_sum", zeros.clone(), dist_reduce_fx="sum")
+            self.add_state("class_count", zeros.clone(), dist_reduce_fx="sum")
+            self.add_state("mean_sum", torch.zeros(len(MEANS), dtype=torch.float64), dist_reduce_fx="sum")
+            self.add_state("mean_count", torch.zeros(len(MEANS), dtype=torch.float64), dist_reduce_fx="sum")
 
     def update(self, preds: Tensor, target: Tensor) -> None:
-        self.confmat += confusion_matrix(preds, target, self.num_classes, self.ignore_index)
+        per_image = self.averaging == "image"
+        cm = confusion_matrix(preds, target, self.num_classes, self.ignore_index, self.reduce_zero_label, per_image)
+        if not per_image:
+            self.confmat += cm
+            return
+        self.confmat += cm.sum(dim=0)
+        each = scores(cm, self.absent, self.include_background)
+        per_class = torch.stack([each[key] for key in PER_CLASS], dim=1)  # N×M×K
+        means = torch.stack([each[key] for key in MEANS], dim=1)  # N×S
+        self.class_sum += per_class.nan_to_num().sum(dim=0)
+        self.class_count += (~per_class.isnan()).sum(dim=0)
+        self.mean_sum += means.nan_to_num().sum(dim=0)
+        self.mean_count += (~means.isnan()).sum(dim=0)
 
     def compute(self) -> dict[str, Tensor]:
-        return scores(self.confmat)
+        if self.averaging == "dataset":
+            return scores(self.confmat, self.absent, self.include_background)
+        class_means = self.class_sum / self.class_count  # 0/0 → NaN: never defined
+        image_means = self.mean_sum / self.mean_count
+        result = {key: class_means[i] for i, key in enumerate(PER_CLASS)}
+        result.update({key: image_means[i] for i, key in enumerate(MEANS)})
+        return result

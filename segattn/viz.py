@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from segattn.data.base import IGNORE_INDEX
@@ -28,9 +30,55 @@ def colorize(mask: np.ndarray, palette: list[list[int]]) -> np.ndarray:
 
 
 def overlay(image: np.ndarray, mask: np.ndarray, palette: list[list[int]], alpha: float = 0.5) -> np.ndarray:
-    """Blends the coloured mask over an RGB (or grey) uint8 image where the label is not 0."""
-    rgb = image if image.ndim == 3 and image.shape[2] == 3 else np.repeat(image.reshape(*image.shape[:2], 1), 3, 2)
+    """Blends the coloured mask over an RGB or grey image (uint8; 16-bit is scaled for display)
+    where the label is not 0."""
+    rgb = to_display(image)
     colours = colorize(mask, palette).astype(np.float32)
     blended = (1 - alpha) * rgb.astype(np.float32) + alpha * colours
     out = np.where((mask > 0)[..., None], blended, rgb.astype(np.float32))
     return out.round().astype(np.uint8)
+
+
+def plot_confusion(confmat: np.ndarray, classes: list[str], path: str | os.PathLike, title: str = "") -> None:
+    """Saves the row-normalised confusion matrix (rows = truth, each row sums to 1) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = confmat.sum(axis=1, keepdims=True)
+    normalised = np.divide(confmat, rows, out=np.zeros(confmat.shape, float), where=rows > 0)
+    size = max(4.0, 0.45 * len(classes) + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    image = ax.imshow(normalised, vmin=0, vmax=1, cmap="Blues")
+    ax.set_xticks(range(len(classes)), classes, rotation=90)
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("prediction")
+    ax.set_ylabel("truth")
+    if len(classes) <= 20:
+        for (i, j), value in np.ndenumerate(normalised):
+            ax.text(
+                j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color="white" if value > 0.5 else "black"
+            )
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    ax.set_title(title or "confusion matrix (rows normalised)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def side_by_side(image: np.ndarray, truth: np.ndarray, pred: np.ndarray, palette: list[list[int]]) -> np.ndarray:
+    """One RGB uint8 strip: image | truth | prediction (ignore shown white), 4-pixel gaps."""
+    rgb = to_display(image)
+    gap = np.full((rgb.shape[0], 4, 3), 255, np.uint8)
+    return np.concatenate([rgb, gap, colorize(truth, palette), gap, colorize(pred, palette)], axis=1)
+
+
+def to_display(image: np.ndarray) -> np.ndarray:
+    """An H×W×C uint8/uint16 image as RGB uint8 (16-bit scaled by its own range)."""
+    if image.dtype != np.uint8:
+        lo, hi = np.percentile(image, (1, 99))
+        image = (np.clip((image.astype(np.float32) - lo) / max(hi - lo, 1), 0, 1) * 255).astype(np.uint8)
+    if image.ndim == 2 or image.shape[2] == 1:
+        image = np.repeat(image.reshape(*image.shape[:2], 1), 3, axis=2)
+    return image

@@ -56,6 +56,16 @@ def small_fit_args(run_dir: Path, data_dir: Path, epochs: int = 2) -> list[str]:
     return args
 
 
+def data_config(tmp_path: Path, data_dir: Path) -> Path:
+    """A config with only a data section: the fitted run's synthetic set."""
+    init = {"root": str(data_dir), "n_train": 16, "n_val": 6, "size": 64}
+    data = {split: {"class_path": "segattn.data.SyntheticShapes", "init_args": init | {"split": split}}
+            for split in ("train", "val")}  # fmt: skip
+    config = tmp_path / "data.yaml"
+    config.write_text(json.dumps({"data": data | {"crop_size": 64}}))
+    return config
+
+
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
     """A 2-epoch fit through the CLI: (run folder, data folder)."""
@@ -105,25 +115,27 @@ def test_evaluate_equals_the_val_miou_logged_by_fit(fitted, tmp_path):
     best = next(run_dir.rglob("best.ckpt"))
     with open(next(run_dir.rglob("metrics.csv"))) as f:
         logged = max(float(row["val/mIoU"]) for row in csv.DictReader(f) if row["val/mIoU"])
-    config = tmp_path / "data.yaml"
-    config.write_text(
-        json.dumps(
-            {
-                "data": {
-                    split: {
-                        "class_path": "segattn.data.SyntheticShapes",
-                        "init_args": {"root": str(data_dir), "split": split, "n_train": 16, "n_val": 6, "size": 64},
-                    }
-                    for split in ("train", "val")
-                }
-                | {"crop_size": 64}
-            }
-        )
-    )
-    result = run("evaluate", "--ckpt", best, "--config", config, "--out", tmp_path / "eval")
+    config = data_config(tmp_path, data_dir)
+    result = run("evaluate", "--ckpt", best, "--config", config, "--out", tmp_path / "eval", "--worst", 3)
     assert "val" in result.stdout and "circle" in result.stdout
     scores = json.loads((tmp_path / "eval/metrics.json").read_text())
     assert scores["mIoU"] == pytest.approx(logged, abs=1e-6)
+    per_class = list(csv.DictReader(open(tmp_path / "eval/per_class.csv")))
+    assert [row["class"] for row in per_class] == ["background", "circle", "square", "triangle"]
+    assert float(per_class[1]["IoU"]) == pytest.approx(scores["IoU"]["circle"])
+    assert (tmp_path / "eval/confusion.png").stat().st_size > 1000
+    assert len(list((tmp_path / "eval/worst").glob("*.png"))) == 3
+
+
+def test_evaluate_options_image_averaging_and_boundary(fitted, tmp_path):
+    run_dir, data_dir = fitted
+    config = data_config(tmp_path, data_dir)
+    result = run("evaluate", "--ckpt", next(run_dir.rglob("best.ckpt")), "--config", config, "--averaging", "image",
+                 "--boundary", "--exclude-background", "--worst", "0", "--out", tmp_path / "eval")  # fmt: skip
+    assert "HD95" in result.stdout and "ASSD" in result.stdout
+    scores = json.loads((tmp_path / "eval/metrics.json").read_text())
+    assert scores["mHD95"] is None or scores["mHD95"] >= 0
+    assert not (tmp_path / "eval/worst").exists()
 
 
 @pytest.mark.parametrize("subcommand", ["validate", "test", "predict"])

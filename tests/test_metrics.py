@@ -1,3 +1,5 @@
+"""SegMetrics against independent numpy computations and torchmetrics."""
+
 import numpy as np
 import pytest
 import torch
@@ -6,55 +8,111 @@ from torchmetrics.classification import MulticlassJaccardIndex
 from segattn import InputError, SegMetrics, segmentation_scores
 
 K = 5
+PER_CLASS = ("IoU", "Dice", "Precision", "Recall", "Acc")
 
 
-def numpy_scores(pred: np.ndarray, target: np.ndarray, k: int, ignore: int = 255) -> dict:
+def numpy_confusion(pred: np.ndarray, target: np.ndarray, k: int, ignore: int = 255) -> np.ndarray:
     """An independent reference: a plain numpy confusion matrix over the non-ignored pixels."""
     keep = target != ignore
     cm = np.zeros((k, k), np.int64)
     np.add.at(cm, (target[keep], pred[keep]), 1)
+    return cm
+
+
+def numpy_scores(cm: np.ndarray, absent: str = "nan", include_background: bool = True) -> dict:
     tp = np.diag(cm).astype(float)
     rows, cols = cm.sum(1).astype(float), cm.sum(0).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        iou = tp / (rows + cols - tp)
-        dice = 2 * tp / (rows + cols)
-        acc = tp / rows
-    freq = rows / cm.sum()
-    return {
-        "cm": cm,
-        "IoU": iou,
-        "Dice": dice,
-        "Acc": acc,
-        "mIoU": np.nanmean(iou),
-        "aAcc": tp.sum() / cm.sum(),
-        "fwIoU": np.sum(freq[rows > 0] * iou[rows > 0]),
-    }
+        iou, dice = tp / (rows + cols - tp), 2 * tp / (rows + cols)
+        precision, recall = tp / cols, tp / rows
+        if absent != "nan":
+            empty = (rows + cols) == 0
+            iou[empty] = dice[empty] = 1.0 if absent == "one" else 0.0
+        aacc = tp.sum() / cm.sum()
+        fwiou = np.sum((rows / cm.sum() * iou)[rows > 0]) if cm.sum() else np.nan
+    first = 0 if include_background else 1
+    out = {"IoU": iou, "Dice": dice, "Precision": precision, "Recall": recall, "Acc": recall}
+    for key in PER_CLASS:
+        values = out[key][first:]
+        out["m" + key] = np.nan if np.isnan(values).all() else np.nanmean(values)
+    return out | {"aAcc": aacc, "fwIoU": fwiou}
 
 
-def random_batch(seed: int, n: int = 3, size: int = 40, k: int = K):
+def random_batch(seed: int, n: int = 3, size: int = 40, k: int = K, ignore_share: float = 0.1):
     g = torch.Generator().manual_seed(seed)
     target = torch.randint(0, k, (n, size, size), generator=g)
-    target[torch.rand(n, size, size, generator=g) < 0.1] = 255
+    target[torch.rand(n, size, size, generator=g) < ignore_share] = 255
     logits = torch.randn(n, k, size, size, generator=g)
     return logits, target
 
 
-def assert_close(ours: torch.Tensor, ref, **kw):
-    np.testing.assert_allclose(ours.numpy(), ref, rtol=1e-9, atol=1e-12, equal_nan=True, **kw)
+def assert_scores_equal(ours: dict, ref: dict):
+    for key, value in ref.items():
+        if key == "cm":
+            continue
+        np.testing.assert_allclose(ours[key].numpy(), value, rtol=0, atol=1e-6, equal_nan=True, err_msg=key)
 
 
-def test_matches_numpy_confusion_matrix_over_batches_with_ignore():
+def test_dataset_scores_equal_numpy_over_batches_with_ignore():
     metric = SegMetrics(K)
     batches = [random_batch(s) for s in range(3)]
     for logits, target in batches:
         metric.update(logits, target)
     pred = np.concatenate([b[0].argmax(1).numpy().ravel() for b in batches])
     target = np.concatenate([b[1].numpy().ravel() for b in batches])
-    ref = numpy_scores(pred, target, K)
-    result = metric.compute()
-    np.testing.assert_array_equal(metric.confmat.numpy(), ref["cm"])
-    for key in ("IoU", "Dice", "Acc", "mIoU", "aAcc", "fwIoU"):
-        assert_close(result[key], ref[key], err_msg=key)
+    cm = numpy_confusion(pred, target, K)
+    np.testing.assert_array_equal(metric.confmat.numpy(), cm)
+    assert_scores_equal(metric.compute(), numpy_scores(cm))
+
+
+def test_absent_class_class_only_in_truth_and_all_ignore_image():
+    g = torch.Generator().manual_seed(5)
+    target = torch.randint(0, 3, (3, 16, 16), generator=g)  # classes 0–2 only
+    target[0, :4] = 3  # class 3: only in the truth, never predicted
+    target[2] = 255  # an all-ignore image
+    preds = torch.randint(0, 3, (3, 16, 16), generator=g)  # class 4: in neither
+    cm = numpy_confusion(preds.numpy().ravel(), target.numpy().ravel(), K)
+    for absent in ("nan", "one", "zero"):
+        for include_background in (True, False):
+            ours = segmentation_scores(preds, target, K, absent=absent, include_background=include_background)
+            assert_scores_equal(ours, numpy_scores(cm, absent, include_background))
+    ours = segmentation_scores(preds, target, K)
+    assert torch.isnan(ours["IoU"][4]) and ours["IoU"][3] == 0 and torch.isnan(ours["Precision"][3])
+
+
+def test_image_averaging_equals_numpy_per_image_means():
+    logits, target = random_batch(9, n=4, k=4)
+    target[1] = torch.where(target[1] == 2, 255, target[1])  # class 2 absent from one image's truth
+    target[3] = 255  # an image with nothing to score: left out
+    preds = logits.argmax(1)
+    per_image = [
+        numpy_scores(numpy_confusion(p.numpy().ravel(), t.numpy().ravel(), 4))
+        for p, t in zip(preds, target, strict=True)
+    ]
+    scored = [s for s, t in zip(per_image, target, strict=True) if (t != 255).any()]
+    metric = SegMetrics(4, averaging="image")
+    metric.update(preds[:2], target[:2])
+    metric.update(preds[2:], target[2:])
+    ours = metric.compute()
+    for key in PER_CLASS:
+        stacked = np.stack([s[key] for s in scored])
+        expected = np.array([np.nan if np.isnan(c).all() else np.nanmean(c) for c in stacked.T])
+        np.testing.assert_allclose(ours[key].numpy(), expected, atol=1e-6, equal_nan=True, err_msg=key)
+    for key in ("mIoU", "mDice", "aAcc", "fwIoU"):
+        np.testing.assert_allclose(float(ours[key]), np.mean([s[key] for s in scored]), atol=1e-6, err_msg=key)
+
+
+def test_reduce_zero_label_matches_mmsegmentation_rule():
+    g = torch.Generator().manual_seed(2)
+    raw = torch.randint(0, K + 1, (2, 20, 20), generator=g)  # 0 = "other", 1..K = classes
+    raw[0, :3] = 255
+    preds = torch.randint(0, K, (2, 20, 20), generator=g)
+    reduced = raw.clone()  # MMSegmentation: 0 → 255, then −1, and 254 → 255
+    reduced[reduced == 0] = 255
+    reduced = reduced - 1
+    reduced[reduced == 254] = 255
+    cm = numpy_confusion(preds.numpy().ravel(), reduced.numpy().ravel(), K)
+    assert_scores_equal(segmentation_scores(preds, raw, K, reduce_zero_label=True), numpy_scores(cm))
 
 
 def test_labels_and_logits_give_the_same_scores():
@@ -62,23 +120,7 @@ def test_labels_and_logits_give_the_same_scores():
     from_logits = segmentation_scores(logits, target, K)
     from_labels = segmentation_scores(logits.argmax(1), target, K)
     for key, value in from_logits.items():
-        assert torch.equal(value, from_labels[key]) or torch.allclose(value, from_labels[key], equal_nan=True)
-
-
-def test_absent_classes_are_nan_and_left_out_of_the_mean():
-    target = torch.tensor([[[0, 0, 1, 255]]])
-    pred = torch.tensor([[[0, 1, 1, 3]]])  # class 2 nowhere; class 3 only where ignored
-    result = segmentation_scores(pred, target, 4)
-    assert torch.isnan(result["IoU"][2]) and torch.isnan(result["IoU"][3])
-    assert result["IoU"][0] == pytest.approx(1 / 2) and result["IoU"][1] == pytest.approx(1 / 2)
-    assert result["mIoU"] == pytest.approx(0.5)
-    ref = numpy_scores(pred.numpy().ravel(), target.numpy().ravel(), 4)
-    assert_close(result["IoU"], ref["IoU"])
-
-
-def test_class_only_in_prediction_scores_zero():
-    result = segmentation_scores(torch.tensor([[[0, 2]]]), torch.tensor([[[0, 0]]]), 3)
-    assert result["IoU"][2] == 0 and torch.isnan(result["Acc"][2])
+        torch.testing.assert_close(value, from_labels[key], equal_nan=True)
 
 
 def test_equals_torchmetrics_jaccard_where_defined():
@@ -93,10 +135,42 @@ def test_out_of_range_labels_are_named():
         segmentation_scores(torch.zeros(1, 2, 2, dtype=torch.long), torch.tensor([[[0, 7], [0, 255]]]), 3)
     with pytest.raises(InputError, match="preds: label 4"):
         segmentation_scores(torch.full((1, 2, 2), 4), torch.zeros(1, 2, 2, dtype=torch.long), 3)
+    with pytest.raises(InputError, match="label -1"):
+        segmentation_scores(torch.zeros(1, 2, 2), torch.full((1, 2, 2), -1), 3)
     with pytest.raises(InputError, match="shape"):
         segmentation_scores(torch.zeros(1, 2, 3), torch.zeros(1, 2, 2), 3)
+    with pytest.raises(InputError, match="ignore_index 1"):
+        SegMetrics(3, ignore_index=1).update(torch.zeros(1, 2, 2), torch.zeros(1, 2, 2))
+    with pytest.raises(InputError, match="absent"):
+        SegMetrics(3, absent="maybe")
 
 
 def test_all_ignore_gives_nan_not_an_error():
     result = segmentation_scores(torch.zeros(1, 4, 4), torch.full((1, 4, 4), 255), 2)
     assert torch.isnan(result["mIoU"]) and torch.isnan(result["aAcc"]) and torch.isnan(result["fwIoU"])
+
+
+def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
+    torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    metric = SegMetrics(K)
+    for seed in range(rank, 6, world):  # the two ranks see disjoint halves of the batches
+        metric.update(*random_batch(seed))
+    result = metric.compute()
+    if rank == 0:
+        torch.save({k: v.clone() for k, v in result.items()}, out)
+    torch.distributed.destroy_process_group()
+
+
+def test_two_process_gloo_ddp_equals_one_process(tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torch.multiprocessing.spawn(_ddp_worker, args=(2, port, str(tmp_path / "ddp.pt")), nprocs=2, join=True)
+    distributed = torch.load(tmp_path / "ddp.pt")
+    single = SegMetrics(K)
+    for seed in range(6):
+        single.update(*random_batch(seed))
+    for key, value in single.compute().items():
+        torch.testing.assert_close(distributed[key], value, equal_nan=True, rtol=0, atol=1e-12)
