@@ -12,7 +12,7 @@ from torch import Tensor
 from segattn import checkpoint
 from segattn.data.transforms import serialize
 from segattn.errors import InputError
-from segattn.losses import CEDiceLoss
+from segattn.losses import CEDiceLoss, DeepSupervisionLoss
 from segattn.metrics import SegMetrics
 from segattn.models import build_model
 from segattn.viz import default_palette
@@ -31,6 +31,10 @@ class SegmentationTask(L.LightningModule):
             a cosine decay to lr × min_lr_ratio follows.
         ce_weight, dice_weight: the loss, CE + soft Dice.
         ignore_index: label not scored by the loss or the metrics.
+        deep_supervision_weights: for a model built with deep_supervision=True, the training loss
+            is DeepSupervisionLoss over its main and per-scale outputs with these weights:
+            "halving" (1, 1/2, 1/4, … finest first) or one weight per scale; validation, test and
+            predict score the main output only.
 
     Logged: train/loss, val/loss, val/mIoU, val/aAcc and val/IoU/<class>. Checkpoints: the best
     by val/mIoU ("best.ckpt") and the last ("last.ckpt"), each self-describing for `Segmenter`.
@@ -49,6 +53,7 @@ class SegmentationTask(L.LightningModule):
         ce_weight: float = 1.0,
         dice_weight: float = 1.0,
         ignore_index: int = 255,
+        deep_supervision_weights: str | list[float] = "halving",
     ) -> None:
         super().__init__()
         if len(classes) < 2:
@@ -61,6 +66,7 @@ class SegmentationTask(L.LightningModule):
         self.model_args = dict(model_args or {})
         self.model = build_model(model, num_classes=len(classes), in_channels=in_channels, **self.model_args)
         self.loss = CEDiceLoss(ce_weight, dice_weight, ignore_index)
+        self.deep_loss = DeepSupervisionLoss(self.loss, deep_supervision_weights)
         self.val_metrics = SegMetrics(len(classes), ignore_index)
         self.test_metrics = SegMetrics(len(classes), ignore_index)
 
@@ -68,7 +74,11 @@ class SegmentationTask(L.LightningModule):
         return self.model(x)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        loss = self.loss(self.model(batch["image"]), batch["mask"])
+        if getattr(self.model, "deep_supervision", False):
+            logits, deep = self.model(batch["image"], return_deep=True)
+            loss = self.deep_loss(logits, deep, batch["mask"])
+        else:
+            loss = self.loss(self.model(batch["image"]), batch["mask"])
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(batch["image"]))
         return loss
 

@@ -1,7 +1,16 @@
-"""Segmentation networks: Attention U-Net, its attention gates, and smp baselines via build_model."""
+"""Segmentation networks: Attention U-Net, its attention gates, multi-scale attention, and smp
+baselines via build_model."""
 
 from segattn.models.attention_unet import AttentionUNet
-from segattn.models.gates import AttentionGate
+from segattn.models.gates import AttentionGate, MultiAttentionGate
+from segattn.models.multiscale import MultiScaleAttention
 from segattn.models.registry import available_models, build_model
 
-__all__ = ["AttentionGate", "AttentionUNet", "available_models", "build_model"]
+__all__ = [
+    "AttentionGate",
+    "AttentionUNet",
+    "MultiAttentionGate",
+    "MultiScaleAttention",
+    "available_models",
+    "build_model",
+]

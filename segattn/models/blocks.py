@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from torch import Tensor, nn
 
-from segattn.errors import InputError
-
-Norm = Literal["batch", "instance", "group"]
+from segattn.models.options import Norm, check_choice
 
 
 def make_norm(kind: Norm, channels: int) -> nn.Module:
@@ -17,14 +13,13 @@ def make_norm(kind: Norm, channels: int) -> nn.Module:
     Group and instance norm do not depend on the batch size, which matters for the small batches
     of medical training.
     """
+    check_choice("norm", kind, Norm)
     if kind == "batch":
         return nn.BatchNorm2d(channels)
     if kind == "instance":
         return nn.InstanceNorm2d(channels, affine=True)
-    if kind == "group":
-        groups = next(g for g in (32, 16, 8, 4, 2, 1) if channels % g == 0)
-        return nn.GroupNorm(groups, channels)
-    raise InputError(f"norm: unknown value {kind!r}; expected 'batch', 'instance' or 'group'")
+    groups = next(g for g in (32, 16, 8, 4, 2, 1) if channels % g == 0)
+    return nn.GroupNorm(groups, channels)
 
 
 class ConvBlock(nn.Sequential):

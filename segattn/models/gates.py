@@ -1,12 +1,16 @@
-"""The additive attention gate of Attention U-Net (Oktay et al., 2018)."""
+"""The additive attention gate of Attention U-Net (Oktay et al., 2018) and its multi-gate form."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from segattn.errors import InputError
-from segattn.models.blocks import Norm, make_norm
+from segattn.models.blocks import make_norm
+from segattn.models.options import Norm
 
 OPEN_GATE_BIAS = 3.0  # sigmoid(3) ≈ 0.95: gates start open, so training starts as a plain U-Net
 
@@ -14,22 +18,25 @@ OPEN_GATE_BIAS = 3.0  # sigmoid(3) ≈ 0.95: gates start open, so training start
 class AttentionGate(nn.Module):
     """Additive attention gate, Oktay et al. 2018, eq. 1–2 ("grid attention").
 
-    With x the skip feature (N×C_x×H×W) and g the gating signal (N×C_g×h×w, coarser):
+    With x the skip feature (N×C_x×H×W) and g_1..g_m the gating signals (N×C_j×h_j×w_j, coarser):
 
-        θx = W_θ ∗ x            strided conv, kernel = stride = `sub_sample` (1, 2 or 4)
-        φg = W_φ ∗ g            1×1 conv, resampled bilinearly to θx's grid
-        q  = ψ ∗ ReLU(θx + φg)  ψ: 1×1 conv to one channel            (eq. 1)
-        α  = sigmoid(q)         resampled bilinearly to H×W            (eq. 2)
-        y  = W(α · x)           W: 1×1 conv + norm
+        θx   = W_θ ∗ x                 strided conv, kernel = stride = `sub_sample` (1, 2 or 4)
+        φ_jg = W_φj ∗ g_j              1×1 conv, resampled bilinearly to θx's grid
+        q    = ψ ∗ ReLU(θx + Σ_j φ_jg)  ψ: 1×1 conv to one channel                  (eq. 1)
+        α    = sigmoid(q)              resampled bilinearly to H×W                   (eq. 2)
+        y    = W(α · x)                W: 1×1 conv + norm
 
-    `forward(x, g)` returns (y: N×C_x×H×W, α: N×1×H×W in [0, 1]). ψ starts with zero weights
-    and a positive bias, so α ≈ 0.95 everywhere at initialisation (the gate starts open).
+    The paper has one gating signal (m = 1); several (segattn's "multi" gating) are summed
+    before the ReLU, each through its own φ_j. `gating_channels` is C_g for one signal or the
+    list of C_j. `forward(x, g)` takes a tensor or a list of m tensors and returns
+    (y: N×C_x×H×W, α: N×1×H×W in [0, 1]). ψ starts with zero weights and a positive bias, so
+    α = sigmoid(3) ≈ 0.95 everywhere at initialisation (the gate starts open).
     """
 
     def __init__(
         self,
         skip_channels: int,
-        gating_channels: int,
+        gating_channels: int | Sequence[int],
         inter_channels: int | None = None,
         sub_sample: int = 2,
         norm: Norm = "batch",
@@ -37,18 +44,57 @@ class AttentionGate(nn.Module):
         super().__init__()
         if sub_sample not in (1, 2, 4):
             raise InputError(f"sub_sample: expected 1, 2 or 4, got {sub_sample!r}")
+        gating = [gating_channels] if isinstance(gating_channels, int) else list(gating_channels)
         inter = inter_channels or max(skip_channels // 2, 1)
+        self.sub_sample = sub_sample
         self.theta = nn.Conv2d(skip_channels, inter, sub_sample, stride=sub_sample, bias=False)
-        self.phi = nn.Conv2d(gating_channels, inter, 1, bias=True)
+        self.phi = nn.ModuleList(nn.Conv2d(c, inter, 1, bias=True) for c in gating)
         self.psi = nn.Conv2d(inter, 1, 1, bias=True)
         self.out = nn.Sequential(nn.Conv2d(skip_channels, skip_channels, 1), make_norm(norm, skip_channels))
         nn.init.zeros_(self.psi.weight)
         nn.init.constant_(self.psi.bias, OPEN_GATE_BIAS)
 
-    def forward(self, x: Tensor, g: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, g: Tensor | Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+        signals = [g] if isinstance(g, Tensor) else list(g)
+        if len(signals) != len(self.phi):
+            raise InputError(f"attention gate: expected {len(self.phi)} gating signal(s), got {len(signals)}")
         theta_x = self.theta(x)
-        phi_g = F.interpolate(self.phi(g), size=theta_x.shape[-2:], mode="bilinear", align_corners=False)
-        alpha = self.psi(F.relu(theta_x + phi_g)).sigmoid()
-        if alpha.shape[-2:] != x.shape[-2:]:
+        grid = theta_x.shape[-2:]
+        summed = theta_x
+        for phi, signal in zip(self.phi, signals, strict=True):
+            summed = summed + F.interpolate(phi(signal), size=grid, mode="bilinear", align_corners=False)
+        alpha = self.psi(F.relu(summed)).sigmoid()
+        if self.sub_sample > 1:
             alpha = F.interpolate(alpha, size=x.shape[-2:], mode="bilinear", align_corners=False)
         return self.out(alpha * x), alpha
+
+
+class MultiAttentionGate(nn.Module):
+    """`count` independent AttentionGates on one skip, their outputs concatenated and fused by a
+    1×1 conv + norm + ReLU: the "multi-dimensional attention coefficients" of Oktay et al. 2018
+    (sec. 2), the MultiAttentionBlock of their code.
+
+    `forward(x, g)` → (y: N×C_x×H×W, α: N×count×H×W in [0, 1], channel j = gate j).
+    """
+
+    def __init__(
+        self,
+        count: int,
+        skip_channels: int,
+        gating_channels: int | Sequence[int],
+        sub_sample: int = 2,
+        norm: Norm = "batch",
+    ) -> None:
+        super().__init__()
+        self.gates = nn.ModuleList(
+            AttentionGate(skip_channels, gating_channels, sub_sample=sub_sample, norm=norm) for _ in range(count)
+        )
+        self.combine = nn.Sequential(
+            nn.Conv2d(count * skip_channels, skip_channels, 1, bias=False),
+            make_norm(norm, skip_channels),
+            nn.ReLU(inplace=True),
+        )
+
+    def forward(self, x: Tensor, g: Tensor | Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+        outputs, alphas = zip(*(gate(x, g) for gate in self.gates), strict=True)
+        return self.combine(torch.cat(outputs, dim=1)), torch.cat(alphas, dim=1)

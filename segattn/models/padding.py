@@ -1,4 +1,8 @@
-"""Pad an input to a multiple of the network's stride and crop the output back."""
+"""Pad an input to a multiple of the network's stride and crop outputs back.
+
+Both use F.pad (a negative amount crops), so that traced and exported graphs (ONNX,
+torch.export with dynamic H and W) pad and crop inputs of every size.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +16,23 @@ def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
     Zero is the mean colour after normalisation, so padding adds no edges of its own.
     """
     h, w = x.shape[-2:]
-    pad_h, pad_w = -h % multiple, -w % multiple
-    if pad_h == 0 and pad_w == 0:
-        return x
-    return F.pad(x, (0, pad_w, 0, pad_h))
+    return F.pad(x, (0, round_up(w, multiple) - w, 0, round_up(h, multiple) - h))
+
+
+def round_up(size: int, multiple: int) -> int:
+    """The least multiple of `multiple` ≥ size (a form torch.export's shape solver reasons about)."""
+    return (size + multiple - 1) // multiple * multiple
+
+
+def crop(t: Tensor, h: int, w: int) -> Tensor:
+    """The top-left h×w of N×C×H'×W' (H' ≥ h, W' ≥ w)."""
+    return F.pad(t, (0, w - t.shape[-1], 0, h - t.shape[-2]))
+
+
+def crop_to_input(t: Tensor, padded_width: int, h: int, w: int) -> Tensor:
+    """Crops a map computed on the padded input (at any stride) to the cells covering the original H×W."""
+    step = padded_width // t.shape[-1]
+    return crop(t, -(-h // step), -(-w // step))
 
 
 class PadToStride(nn.Module):
@@ -28,4 +45,4 @@ class PadToStride(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
-        return self.net(pad_to_multiple(x, self.stride))[..., :h, :w]
+        return crop(self.net(pad_to_multiple(x, self.stride)), h, w)

@@ -10,6 +10,7 @@ from torch import nn
 
 from segattn.errors import InputError
 from segattn.models.attention_unet import AttentionUNet
+from segattn.models.multiscale import MultiScaleAttention
 from segattn.models.padding import PadToStride
 
 MODELS: dict[str, type[nn.Module]] = {"attention_unet": AttentionUNet}
@@ -22,36 +23,54 @@ def available_models() -> list[str]:
     return [*MODELS, *(SMP_PREFIX + a for a in smp_archs)]
 
 
-def build_model(name: str, *, num_classes: int, in_channels: int = 3, **kwargs: Any) -> nn.Module:
+def build_model(
+    name: str, *, num_classes: int, in_channels: int = 3, multiscale: dict[str, Any] | None = None, **kwargs: Any
+) -> nn.Module:
     """Builds a segmentation network: float N×C×H×W → logits N×K×H×W, for any H×W.
 
     name: "attention_unet", or "smp:<Arch>" (e.g. "smp:Unet", "smp:UnetPlusPlus") for an smp
     baseline; smp models get `encoder_weights=None` unless asked (no download by default) and
     are wrapped to pad their input to the encoder's stride. kwargs are the model's own keyword
     arguments; an unknown one is an InputError naming it.
+
+    multiscale: None, or MultiScaleAttention's keyword arguments (e.g. {"train_scales": [0.5, 1],
+    "infer_scales": [0.5, 1, 2]}; {} for its defaults) to wrap the network in learned attention
+    across input scales (Tao et al. 2020). Not with deep_supervision.
     """
+    net = build_single_scale(name, num_classes, in_channels, kwargs)
+    if multiscale is None:
+        return net
+    if getattr(net, "deep_supervision", False):
+        raise InputError("multiscale: cannot be combined with deep_supervision=True")
+    if not isinstance(multiscale, dict):
+        raise InputError(f"multiscale: expected None or a mapping of MultiScaleAttention arguments, got {multiscale!r}")
+    check_kwargs("multiscale", MultiScaleAttention, multiscale, exclude=("net",))
+    return MultiScaleAttention(net, num_classes, **multiscale)
+
+
+def build_single_scale(name: str, num_classes: int, in_channels: int, kwargs: dict[str, Any]) -> nn.Module:
     if name in MODELS:
         cls = MODELS[name]
-        check_kwargs(name, cls, kwargs)
+        check_kwargs(f"model {name!r}", cls, kwargs)
         return cls(in_channels=in_channels, num_classes=num_classes, **kwargs)
     if name.startswith(SMP_PREFIX):
         arch = name[len(SMP_PREFIX) :]
         archs = {cls.__name__: cls for cls in smp.MODEL_ARCHITECTURES_MAPPING.values()}
         if arch not in archs:
             raise InputError(f"model: unknown smp architecture {arch!r}; expected one of {sorted(archs)}")
-        check_kwargs(name, archs[arch], kwargs)
-        kwargs.setdefault("encoder_weights", None)
-        net = archs[arch](in_channels=in_channels, classes=num_classes, **kwargs)
+        check_kwargs(f"model {name!r}", archs[arch], kwargs)
+        net = archs[arch](in_channels=in_channels, classes=num_classes, **{"encoder_weights": None, **kwargs})
         return PadToStride(net, net.encoder.output_stride)
     raise InputError(f"model: unknown name {name!r}; expected one of {available_models()}")
 
 
-def check_kwargs(name: str, cls: type, kwargs: dict[str, Any]) -> None:
+def check_kwargs(what: str, cls: type, kwargs: dict[str, Any], exclude: tuple[str, ...] = ()) -> None:
     """Raises an InputError naming any key that `cls.__init__` does not take."""
     params = inspect.signature(cls.__init__).parameters
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return
-    accepted = [p for p in params if p not in ("self", "in_channels", "num_classes", "classes")]
+    skipped = ("self", "in_channels", "num_classes", "classes", *exclude)
+    accepted = [p for p in params if p not in skipped]
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
-        raise InputError(f"model {name!r}: unknown argument(s) {unknown}; expected some of {accepted}")
+        raise InputError(f"{what}: unknown argument(s) {unknown}; expected some of {accepted}")

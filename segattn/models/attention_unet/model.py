@@ -1,0 +1,149 @@
+"""AttentionUNet: a U-Net whose skip connections pass through additive attention gates."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+from segattn.errors import InputError
+from segattn.models.attention import NonLocal
+from segattn.models.attention_unet.decoder import AttentionUNetDecoder
+from segattn.models.attention_unet.heads import DeepSupervisionHead
+from segattn.models.encoders import build_encoder
+from segattn.models.options import BottleneckAttention, ChannelAttention, Gating, Norm, SpatialAttention, check_choice
+from segattn.models.padding import crop, crop_to_input, pad_to_multiple
+
+SMP_DECODER_WIDTHS = (16, 32, 64, 128, 256)  # finest first; smp Unet's decoder_channels reversed
+
+
+class AttentionUNet(nn.Module):
+    """Attention U-Net (Oktay et al. 2018, "Attention U-Net: Learning Where to Look for the
+    Pancreas") for 2-D semantic segmentation, with the multi-scale, channel, spatial and
+    self-attention options of segattn's DESIGN.md. Every option is a plain JSON value.
+
+    Args:
+        in_channels: image channels (1 grey, 3 RGB, ...).
+        num_classes: K, the number of output channels (background included).
+        encoder: "native", the U-Net's own conv encoder (Ronneberger et al. 2015), or an smp
+            encoder name ("resnet34", "efficientnet-b0", "mit_b0", "tu-…"); smp encoders give
+            no stride-1 skip (theirs is the input), mit_b* none at stride 2 either.
+        widths: native encoder only: channels per level, finest first (default 32, 64, 128,
+            256, 512); depth = len(widths) - 1 poolings.
+        encoder_depth: smp encoders only: levels below the input, 1–5 (default 5, stride 32).
+        encoder_weights: smp encoders only: None (random init), "imagenet" (or another smp
+            weights name; downloaded on first use), or a local file holding the encoder's
+            state_dict for 3 input channels (torch.save or .safetensors, smp's format).
+        decoder_widths: channels of each decoder level, finest first, one per level below the
+            bottleneck (default: the native widths without the last; 16, 32, 64, 128, 256 for
+            smp encoders).
+        gates: False gives the plain U-Net of the same widths (the ablation baseline; the gate
+            options are then unused).
+        gate_finest: also gate the finest skip (the paper does not).
+        sub_sample: θ's stride in each gate (1, 2 or 4), Oktay et al. eq. 1.
+        gating: the gating signal of each gate: "coarser" (the next-coarser decoder output, as
+            in the paper's code), "bottleneck" (the bottleneck feature, the paper's fig. 1), or
+            "multi" (the bottleneck and every coarser decoder output, each through its own φ
+            and summed before ψ's ReLU; see AttentionGate).
+        gates_per_skip: gates per gated skip; > 1 fuses their outputs by 1×1 conv + norm + ReLU
+            (the paper's multi-dimensional attention, sec. 2; MultiAttentionGate).
+        deep_supervision: a 1×1 head at every decoder scale, upsampled and fused into the main
+            output (the paper's dsv; DeepSupervisionHead); `forward(x, return_deep=True)` also
+            gives the per-scale logits for per-scale losses (losses.DeepSupervisionLoss).
+        channel_attention: None, "se" (Hu et al. 2018, eq. 2–4) or "scse" (Roy et al. 2018) after
+            every decoder block.
+        spatial_attention: None or "cbam" (Woo et al. 2018, eq. 3) after every decoder block,
+            after the channel attention.
+        bottleneck_attention: None or "nonlocal" (Wang et al. 2018, embedded Gaussian, eq. 1, 3
+            and 6; starts as the identity) on the bottleneck feature.
+        norm: "batch", "instance" or "group" in the native encoder, the decoder and the gates.
+
+    `forward(x)`: x float N×C×H×W, any H×W → logits float N×K×H×W (padded to `stride` inside,
+    cropped back), in train and eval mode. Extra outputs follow in this order:
+    `return_attention=True` adds {gate name: α float N×1×h_i×w_i in [0, 1]} ("gate{i}" at
+    stride 2**i, "gate{i}.{j}" for gate j of several); `return_deep=True` (deep_supervision
+    only) adds [per-scale logits N×K×H×W, finest first]. So: logits; (logits, maps);
+    (logits, deep); (logits, maps, deep).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        num_classes: int = 2,
+        encoder: str = "native",
+        widths: Sequence[int] | None = None,
+        gates: bool = True,
+        gate_finest: bool = False,
+        sub_sample: int = 2,
+        norm: Norm = "batch",
+        encoder_weights: str | None = None,
+        encoder_depth: int | None = None,
+        decoder_widths: Sequence[int] | None = None,
+        gating: Gating = "coarser",
+        gates_per_skip: int = 1,
+        deep_supervision: bool = False,
+        channel_attention: ChannelAttention | None = None,
+        spatial_attention: SpatialAttention | None = None,
+        bottleneck_attention: BottleneckAttention | None = None,
+    ) -> None:
+        super().__init__()
+        check_choice("gating", gating, Gating)
+        check_choice("bottleneck_attention", bottleneck_attention, BottleneckAttention, optional=True)
+        if not isinstance(gates_per_skip, int) or gates_per_skip < 1:
+            raise InputError(f"gates_per_skip: expected an integer ≥ 1, got {gates_per_skip!r}")
+        self.encoder, channels = build_encoder(encoder, in_channels, widths, encoder_depth, encoder_weights, norm)
+        levels = len(channels) - 1
+        if decoder_widths is None:
+            decoder_widths = channels[:-1] if encoder == "native" else SMP_DECODER_WIDTHS[:levels]
+        decoder_widths = tuple(decoder_widths)
+        if len(decoder_widths) != levels or min(decoder_widths) < 1:
+            raise InputError(
+                f"decoder_widths: expected {levels} positive channel counts (one per decoder level, finest first), "
+                f"got {list(decoder_widths)}"
+            )
+        self.bottleneck = NonLocal(channels[-1], norm) if bottleneck_attention == "nonlocal" else nn.Identity()
+        self.decoder = AttentionUNetDecoder(
+            channels[:-1],
+            channels[-1],
+            decoder_widths,
+            gates,
+            gate_finest,
+            sub_sample,
+            norm,
+            gating,
+            gates_per_skip,
+            channel_attention,
+            spatial_attention,
+        )
+        self.deep_supervision = deep_supervision
+        self.head = (
+            DeepSupervisionHead(decoder_widths, num_classes)
+            if deep_supervision
+            else nn.Conv2d(decoder_widths[0], num_classes, 1)
+        )
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        # H and W are padded to a multiple of this: the encoder's stride, and each gate's θ grid.
+        self.stride = max([self.encoder.output_stride, *(2**i * sub_sample for i in self.decoder.gated_levels)])
+
+    def forward(self, x: Tensor, return_attention: bool = False, return_deep: bool = False) -> Tensor | tuple:
+        """logits, or (logits, maps), (logits, deep), (logits, maps, deep); see the class docstring."""
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise InputError(f"expected input N×{self.in_channels}×H×W, got shape {tuple(x.shape)}")
+        if return_deep and not self.deep_supervision:
+            raise InputError("return_deep: the model was built with deep_supervision=False")
+        h, w = x.shape[-2:]
+        padded = pad_to_multiple(x, self.stride)
+        features = list(self.encoder(padded))
+        features[-1] = self.bottleneck(features[-1])
+        outputs, maps = self.decoder(features)
+        if self.deep_supervision:
+            logits, deep = self.head(outputs, padded.shape[-2:])
+        else:
+            logits, deep = self.head(outputs[0]), []
+        result: tuple = (crop(logits, h, w),)
+        if return_attention:
+            result += ({name: crop_to_input(a, padded.shape[-1], h, w) for name, a in maps.items()},)
+        if return_deep:
+            result += ([crop(d, h, w) for d in deep],)
+        return result if len(result) > 1 else result[0]
