@@ -10,6 +10,7 @@ form. The weights are Lightning's "state_dict" under the "model." prefix. Files 
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +42,24 @@ def make_record(
     }
 
 
-def load(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """Reads a checkpoint: (record, model state_dict without the "model." prefix)."""
+def load(path: str | os.PathLike, trust: bool = False) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Reads a checkpoint: (record, model state_dict without the "model." prefix).
+
+    By default with `torch.load(weights_only=True)`: only tensors and plain containers are
+    unpickled, so a file crafted to run code on load is refused before anything runs.
+    trust=True (`--trust-checkpoint`) unpickles anything: for legacy files from a trusted source.
+    """
     path = Path(path)
     if not path.is_file():
         raise MissingPathError(f"{path}: checkpoint file not found")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=not trust)
+    except pickle.UnpicklingError as exc:
+        raise InputError(
+            f"{path}: refused to load: it holds objects beyond tensors and plain containers, and unpickling "
+            f"them could run code ({str(exc).splitlines()[0][:200]}). If you trust where the file came "
+            "from, pass --trust-checkpoint (Python: trust_checkpoint=True)."
+        ) from exc
     except Exception as exc:  # torch raises several types for foreign or damaged files
         raise InputError(f"{path}: not a readable segattn checkpoint ({type(exc).__name__}: {exc})") from exc
     record = checkpoint.get(RECORD_KEY) if isinstance(checkpoint, dict) else None

@@ -18,7 +18,7 @@ from segattn.evaluate import evaluate_dataset, print_scores, write_report
 from segattn.inference import Segmenter
 from segattn.task import SegmentationTask
 
-OWN_COMMANDS = ("demo", "evaluate")
+OWN_COMMANDS = ("demo", "evaluate", "infer", "export")
 
 
 class OneLineErrorParser(LightningArgumentParser):
@@ -85,24 +85,114 @@ def run_own_command(argv: list[str]) -> None:
     evaluate.add_argument("--exclude-background", action="store_true", help="leave class 0 out of the means")
     evaluate.add_argument("--boundary", action="store_true", help="also HD95 and ASSD (CPU, slower)")
     evaluate.add_argument("--worst", type=int, default=8, help="gallery of the N images with the lowest mIoU")
+    add_predict_options(evaluate)
+    infer = sub.add_parser("infer", help="label maps (palette PNGs) for a folder or glob of images")
+    infer.add_argument("--ckpt", required=True, help="checkpoint written by fit")
+    infer.add_argument("--input", required=True, nargs="+", help="image files, folders or globs (quote globs)")
+    infer.add_argument("--output", required=True, help="folder for <stem>.png label maps")
+    infer.add_argument("--batch-size", type=int, default=8)
+    infer.add_argument("--device", default="auto", help='"auto", "cpu" or "cuda:N"')
+    infer.add_argument("--workers", type=int, default=2, help="DataLoader processes reading images")
+    infer.add_argument("--overlay", action="store_true", help="also write <stem>_overlay.jpg")
+    infer.add_argument("--probs", action="store_true", help="also write <stem>_probs.npy (float16 K×H×W)")
+    infer.add_argument("--overwrite", action="store_true", help="redo images whose label map exists")
+    infer.add_argument("--compile", action="store_true", help="torch.compile the network first")
+    add_predict_options(infer)
+    export = sub.add_parser("export", help="ONNX export checked against onnxruntime")
+    export.add_argument("--ckpt", required=True, help="checkpoint written by fit")
+    export.add_argument("--onnx", required=True, help="the .onnx file to write")
+    export.add_argument("--dynamic", action="store_true", help="free batch, height and width")
+    export.add_argument("--image", help="image for the parity check (default: a drawn synthetic one)")
+    export.add_argument("--opset", type=int, default=17)
+    export.add_argument("--trust-checkpoint", action="store_true", help="load arbitrary objects (trusted files only)")
     args = parser.parse_args(argv)
     if args.command == "demo":
         from segattn.demo import run_demo  # imports this module
 
         run_demo(args.config, args.out, args.data_dir, args.epochs, args.n_train, args.n_val)
-    else:
+    elif args.command == "evaluate":
         evaluate_checkpoint(args)
+    elif args.command == "infer":
+        infer_folder(args)
+    else:
+        export_checkpoint(args)
+
+
+def export_checkpoint(args: argparse.Namespace) -> None:
+    """`segattn export`: writes ONNX, prints the parity with onnxruntime, fails above 1e-3."""
+    from segattn.export import TOLERANCE, export_onnx
+
+    diffs = export_onnx(args.ckpt, args.onnx, args.dynamic, args.image, args.opset, args.trust_checkpoint)
+    for name, diff in diffs.items():
+        print(f"onnxruntime vs PyTorch, {name}: max abs logit difference {diff:.2e}")
+    if max(diffs.values()) > TOLERANCE:
+        print(f"segattn: error: {args.onnx}: ONNX output differs by more than {TOLERANCE}", file=sys.stderr)
+        sys.exit(1)
+    print(f"wrote {args.onnx}")
+
+
+def infer_folder(args: argparse.Namespace) -> None:
+    """`segattn infer`: writes label maps and reports images/s."""
+    from segattn.infer import run_infer
+
+    segmenter = Segmenter.from_checkpoint(args.ckpt, args.device, args.precision, args.compile, args.trust_checkpoint)
+    stats = run_infer(
+        segmenter,
+        args.input,
+        args.output,
+        args.batch_size,
+        args.overlay,
+        args.probs,
+        args.workers,
+        args.overwrite,
+        **predict_options(args),
+    )
+    print(
+        f"wrote {stats['written']} label maps to {args.output} ({stats['skipped']} existed and were skipped; "
+        f"--overwrite redoes them) in {stats['seconds']:.1f} s: {stats['images_per_second']:.2f} images/s"
+    )
+
+
+def add_predict_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tta", choices=["flip", "flip+scales"], help="test-time augmentation")
+    parser.add_argument("--scales", type=float, nargs="+", default=[0.75, 1.0, 1.25], help="scales for flip+scales")
+    parser.add_argument("--slide", type=int, metavar="WINDOW", help="sliding-window inference with this window")
+    parser.add_argument("--overlap", type=float, default=0.25, help="sliding-window overlap share")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    parser.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="load a checkpoint that holds arbitrary objects (trusted files only)",
+    )
+
+
+def predict_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Segmenter.predict keyword arguments from the shared command-line options."""
+    return {
+        "tta": args.tta,
+        "scales": tuple(args.scales),
+        "slide": (args.slide, args.overlap) if args.slide else None,
+    }
 
 
 def evaluate_checkpoint(args: argparse.Namespace) -> None:
     """`segattn evaluate`: scores --ckpt on the --split data set of --config's data section."""
-    segmenter = Segmenter.from_checkpoint(args.ckpt, device=args.device)
+    segmenter = Segmenter.from_checkpoint(
+        args.ckpt, device=args.device, precision=args.precision, trust_checkpoint=args.trust_checkpoint
+    )
     datamodule = load_datamodule(args.config)
     dataset = datamodule.datasets[args.split]
     if dataset is None:
         raise InputError(f"{args.config}: data.{args.split} is not configured")
     evaluation = evaluate_dataset(
-        segmenter, dataset, args.batch_size, args.averaging, args.absent, not args.exclude_background, args.boundary
+        segmenter,
+        dataset,
+        args.batch_size,
+        args.averaging,
+        args.absent,
+        not args.exclude_background,
+        args.boundary,
+        **predict_options(args),
     )
     print_scores(evaluation.scores, f"{args.split}: {args.ckpt} ({len(dataset)} images)")
     if args.out:

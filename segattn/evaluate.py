@@ -48,10 +48,12 @@ def evaluate_dataset(
     absent: Absent = "nan",
     include_background: bool = True,
     boundary: bool = False,
+    **predict_options: Any,
 ) -> Evaluation:
     """Scores the segmenter on every item of the data set (classes must be the checkpoint's).
 
-    boundary=True adds HD95 and ASSD (see `segattn.boundary`; CPU, slower)."""
+    boundary=True adds HD95 and ASSD (see `segattn.boundary`; CPU, slower). predict_options go
+    to `Segmenter.predict` (tta, scales, slide, blending)."""
     if list(dataset.classes) != segmenter.classes:
         raise InputError(f"data classes {dataset.classes} differ from the checkpoint's {segmenter.classes}")
     k = len(segmenter.classes)
@@ -61,7 +63,7 @@ def evaluate_dataset(
     for start in range(0, len(dataset), batch_size):
         indices = range(start, min(start + batch_size, len(dataset)))
         items = [dataset.load(i) for i in indices]
-        predictions = segmenter.predict([item["image"] for item in items], batch_size=batch_size)
+        predictions = segmenter.predict([item["image"] for item in items], batch_size=batch_size, **predict_options)
         for index, item, pred in zip(indices, items, predictions, strict=True):
             pred_t, target_t = torch.from_numpy(pred).long()[None], torch.from_numpy(item["mask"])[None]
             metric.update(pred_t, target_t)

@@ -2,51 +2,76 @@
 
 from __future__ import annotations
 
+import glob
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import nullcontext
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
 
 from segattn import checkpoint
 from segattn.data.io import IMAGE_SUFFIXES, match_channels, read_image
 from segattn.data.transforms import deserialize
 from segattn.errors import InputError, MissingPathError
 from segattn.models import build_model
+from segattn.sliding import Blending, sliding_window
 
 ImageInput = str | os.PathLike | np.ndarray
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+Tta = Literal["flip", "flip+scales"] | None
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class Segmenter:
     """Runs a trained network on images: `predict(inputs)` → H×W label maps at each input's size.
 
-    Images go through the checkpoint's evaluation transform; images of the same size are
-    batched together (the network pads to its stride and crops back).
+    Each image goes through the checkpoint's evaluation transform; consecutive images of the same
+    size are batched (the network pads to its stride and crops back). On a GPU the network runs
+    in channels_last memory format under autocast at `precision`.
     """
 
     def __init__(
         self,
         model: nn.Module,
         classes: Sequence[str],
-        eval_transform: object,
+        eval_transform: Any,
         palette: Sequence[Sequence[int]],
         in_channels: int = 3,
         device: str | torch.device = "auto",
+        precision: Precision = "auto",
+        compile: bool = False,
     ) -> None:
         self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
+        self.dtype = resolve_precision(precision, self.device)
+        model = model.to(self.device).eval()
+        if self.device.type == "cuda":
+            model = model.to(memory_format=torch.channels_last)
+        self.model = torch.compile(model) if compile else model
         self.classes = list(classes)
         self.palette = [list(c) for c in palette]
         self.transform = eval_transform
         self.in_channels = in_channels
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device = "auto") -> Segmenter:
-        """Loads a checkpoint written by SegmentationTask; needs no other file."""
-        record, state = checkpoint.load(path)
+    def from_checkpoint(
+        cls,
+        path: str | os.PathLike,
+        device: str | torch.device = "auto",
+        precision: Precision = "auto",
+        compile: bool = False,
+        trust_checkpoint: bool = False,
+    ) -> Segmenter:
+        """Loads a checkpoint written by SegmentationTask (weights_only: no code runs on load);
+        needs no other file. device: "auto" | "cpu" | "cuda:N"; precision: "auto" (bf16 on GPUs
+        that have it, else fp16 on a GPU, fp32 on the CPU) | "fp32" | "bf16" | "fp16".
+        trust_checkpoint: unpickle anything (legacy files from a trusted source only)."""
+        record, state = checkpoint.load(path, trust=trust_checkpoint)
         model = build_model(
             record["model"],
             num_classes=len(record["classes"]),
@@ -65,54 +90,162 @@ class Segmenter:
                 f"{len(missing)} missing (e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}); "
                 "written by another segattn version?"
             )
+        transform = deserialize(record["eval_transform"], f"{path}: eval_transform")
         return cls(
-            model,
-            record["classes"],
-            deserialize(record["eval_transform"]),
-            record["palette"],
-            record["in_channels"],
-            device,
+            model, record["classes"], transform, record["palette"], record["in_channels"], device, precision, compile
+        )
+
+    def predict(self, inputs: ImageInput | Sequence[ImageInput], **options: Any) -> list[np.ndarray]:
+        """Label maps for a path, a folder, a glob, an H×W[×C] uint8/uint16 array, or a list of
+        these; one H×W array per image in input order (a folder's or glob's files sorted by
+        name): uint8 when there are at most 256 classes, else int32. Options: see `predict_iter`."""
+        return list(self.predict_iter(inputs, **options))
+
+    def predict_iter(
+        self,
+        inputs: ImageInput | Sequence[ImageInput],
+        batch_size: int = 8,
+        tta: Tta = None,
+        scales: Sequence[float] = (0.75, 1.0, 1.25),
+        slide: tuple[int, float] | None = None,
+        blending: Blending = "gaussian",
+        return_probs: bool = False,
+        workers: int = 0,
+    ) -> Iterator[np.ndarray]:
+        """Streams results in input order, one image at a time (for large folders).
+
+        tta: None, "flip" (horizontal flip) or "flip+scales" (flips at every scale of `scales`);
+            softmax probabilities are averaged over the views.
+        slide: (window, overlap) for sliding-window inference with `blending` weights; windows
+            are batched `batch_size` at a time on the device, the image is stitched on the CPU.
+        return_probs: yield float32 K×H×W probabilities instead of label maps.
+        workers: DataLoader processes that read and transform images while the device computes.
+        """
+        if batch_size < 1:
+            raise InputError(f"batch_size: expected a positive number, got {batch_size}")
+        views = tta_views(tta, scales)
+        pending: list[dict[str, Any]] = []
+        for sample in self.samples(inputs, workers):
+            if slide is not None:
+                yield self.finish(
+                    self.slide_probs(sample["tensor"], views, slide, blending, batch_size), sample, return_probs
+                )
+                continue
+            if pending and (sample["tensor"].shape != pending[0]["tensor"].shape or len(pending) == batch_size):
+                yield from self.run_batch(pending, views, return_probs)
+                pending = []
+            pending.append(sample)
+        if pending:
+            yield from self.run_batch(pending, views, return_probs)
+
+    def samples(self, inputs: ImageInput | Sequence[ImageInput], workers: int) -> Iterable[dict[str, Any]]:
+        """{"size": (H, W), "tensor": float32 C×h×w} per input, read by `workers` processes."""
+        dataset = InputImages(expand_inputs(inputs), self.in_channels, self.transform)
+        if workers == 0:
+            return (dataset[i] for i in range(len(dataset)))
+        return DataLoader(dataset, batch_size=None, num_workers=workers, prefetch_factor=4)
+
+    def run_batch(self, samples: list[dict[str, Any]], views: list[tuple[float, bool]], return_probs: bool):
+        batch = torch.stack([s["tensor"] for s in samples]).to(self.device, non_blocking=True)
+        probs = self.probabilities(batch, views)
+        for sample, p in zip(samples, probs, strict=True):
+            yield self.finish(p[None], sample, return_probs)
+
+    def slide_probs(
+        self,
+        image: Tensor,
+        views: list[tuple[float, bool]],
+        slide: tuple[int, float],
+        blending: Blending,
+        batch_size: int,
+    ) -> Tensor:
+        window, overlap = slide
+        return sliding_window(
+            image[None],
+            lambda windows: self.probabilities(windows, views),
+            window,
+            overlap,
+            batch_size,
+            blending,
+            device=self.device,
+            output_device="cpu",
         )
 
     @torch.inference_mode()
-    def predict(self, inputs: ImageInput | Sequence[ImageInput], batch_size: int = 8) -> list[np.ndarray]:
-        """Label maps for a path, a folder, an H×W[×C] uint8/uint16 array, or a list of these.
+    def probabilities(self, batch: Tensor, views: list[tuple[float, bool]]) -> Tensor:
+        """Softmax probabilities float32 N×K×h×w, averaged over the TTA views (scale, flip)."""
+        height, width = batch.shape[-2:]
+        total = None
+        for scale, flip in views:
+            x = (
+                batch
+                if scale == 1.0
+                else F.interpolate(batch, scale_factor=scale, mode="bilinear", align_corners=False)
+            )
+            x = x.flip(-1) if flip else x
+            if self.device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            autocast = (
+                torch.autocast(self.device.type, dtype=self.dtype) if self.dtype != torch.float32 else nullcontext()
+            )
+            with autocast:
+                logits = self.model(x)
+            probs = logits.float().softmax(dim=1)
+            probs = probs.flip(-1) if flip else probs
+            if probs.shape[-2:] != (height, width):
+                probs = F.interpolate(probs, size=(height, width), mode="bilinear", align_corners=False)
+            total = probs if total is None else total + probs
+        return total / len(views)
 
-        Returns one H×W array per image, in input order (a folder's images sorted by name):
-        uint8 when there are at most 256 classes, else int32.
-        """
-        images = [self.load(item) for item in expand_inputs(inputs)]
-        results: list[np.ndarray | None] = [None] * len(images)
-        by_size: dict[tuple[int, int], list[int]] = {}
-        for i, image in enumerate(images):
-            by_size.setdefault(image.shape[:2], []).append(i)
-        dtype = np.uint8 if len(self.classes) <= 256 else np.int32
-        for (h, w), indices in by_size.items():
-            for start in range(0, len(indices), batch_size):
-                chunk = indices[start : start + batch_size]
-                batch = torch.stack([self.to_tensor(images[i]) for i in chunk]).to(self.device)
-                logits = self.model(batch)
-                if logits.shape[-2:] != (h, w):  # an eval transform that resized the image
-                    logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
-                labels = logits.argmax(dim=1).cpu().numpy().astype(dtype)
-                for i, label_map in zip(chunk, labels, strict=True):
-                    results[i] = label_map
-        return results  # type: ignore[return-value]
+    def finish(self, probs: Tensor, sample: dict[str, Any], return_probs: bool) -> np.ndarray:
+        """1×K×h×w probabilities → labels (or probabilities) at the input's own size."""
+        if tuple(probs.shape[-2:]) != tuple(sample["size"]):  # an eval transform that resized
+            probs = F.interpolate(probs, size=tuple(sample["size"]), mode="bilinear", align_corners=False)
+        if return_probs:
+            return probs[0].cpu().numpy()
+        labels = probs[0].argmax(dim=0).cpu().numpy()
+        return labels.astype(np.uint8 if len(self.classes) <= 256 else np.int32)
 
-    def load(self, item: ImageInput) -> np.ndarray:
-        """An input as uint8/uint16 H×W×C with the model's channel count."""
-        if isinstance(item, np.ndarray):
-            return match_channels(item, self.in_channels, f"array input {item.dtype} {item.shape}")
-        return read_image(item, self.in_channels)
 
-    def to_tensor(self, image: np.ndarray) -> torch.Tensor:
+class InputImages(Dataset):
+    """Inputs read and transformed (so that DataLoader workers can do it)."""
+
+    def __init__(self, items: list[ImageInput], channels: int, transform: Any) -> None:
+        self.items, self.channels, self.transform = items, channels, transform
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        image = load_input(self.items[index], self.channels)
         out = self.transform(image=image)["image"]
         out = out if out.ndim == 3 else out[..., None]
-        return torch.from_numpy(np.ascontiguousarray(out.transpose(2, 0, 1), dtype=np.float32))
+        tensor = torch.from_numpy(np.ascontiguousarray(out.transpose(2, 0, 1), dtype=np.float32))
+        return {"size": image.shape[:2], "tensor": tensor}
+
+
+def load_input(item: ImageInput, channels: int) -> np.ndarray:
+    if isinstance(item, np.ndarray):
+        return match_channels(item, channels, f"array input {item.dtype} {item.shape}")
+    return read_image(item, channels)
+
+
+def tta_views(tta: Tta, scales: Sequence[float]) -> list[tuple[float, bool]]:
+    """(scale, horizontal flip) pairs: the views whose probabilities are averaged."""
+    if tta is None:
+        return [(1.0, False)]
+    if tta == "flip":
+        return [(1.0, False), (1.0, True)]
+    if tta == "flip+scales":
+        if not scales or min(scales) <= 0:
+            raise InputError(f"scales: expected positive factors, got {list(scales)}")
+        return [(float(s), flip) for s in scales for flip in (False, True)]
+    raise InputError(f"tta: unknown value {tta!r}; expected None, 'flip' or 'flip+scales'")
 
 
 def expand_inputs(inputs: ImageInput | Sequence[ImageInput]) -> list[ImageInput]:
-    """A flat list of arrays and image paths; folders become their image files sorted by name."""
+    """A flat list of arrays and image paths; folders and globs become their image files sorted
+    by name."""
     items: Iterable[ImageInput] = [inputs] if isinstance(inputs, (str, os.PathLike, np.ndarray)) else inputs
     expanded: list[ImageInput] = []
     for item in items:
@@ -121,14 +254,19 @@ def expand_inputs(inputs: ImageInput | Sequence[ImageInput]) -> list[ImageInput]
             continue
         path = Path(item)
         if path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
             if not files:
                 raise InputError(f"{path}: folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
             expanded.extend(files)
-        elif path.exists():
+        elif path.is_file():
             expanded.append(path)
+        elif glob.has_magic(str(item)):
+            files = sorted(Path(p) for p in glob.glob(str(item)) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
+            if not files:
+                raise InputError(f"{item}: the pattern matches no image file")
+            expanded.extend(files)
         else:
-            raise MissingPathError(f"{path}: no such image file or folder")
+            raise MissingPathError(f"{path}: no such image file, folder or pattern")
     return expanded
 
 
@@ -136,4 +274,18 @@ def resolve_device(device: str | torch.device) -> torch.device:
     """ "auto" → the first CUDA GPU if there is one, else the CPU."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device: {device!r} asked for, but no CUDA GPU is available")
+    return resolved
+
+
+def resolve_precision(precision: Precision, device: torch.device) -> torch.dtype:
+    """ "auto" → bf16 on GPUs that support it, else fp16 on a GPU, fp32 on the CPU."""
+    if precision == "auto":
+        if device.type != "cuda":
+            return torch.float32
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if precision not in DTYPES:
+        raise InputError(f"precision: unknown value {precision!r}; expected 'auto', 'fp32', 'bf16' or 'fp16'")
+    return DTYPES[precision]

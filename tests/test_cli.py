@@ -212,7 +212,20 @@ def test_demo_quick_prints_scores_and_writes_predictions(tmp_path):
     assert json.loads((tmp_path / "demo/eval/metrics.json").read_text())["IoU"].keys() >= {"circle", "square"}
 
 
+def test_infer_and_export_through_the_cli(fitted, tmp_path):
+    run_dir, data_dir = fitted
+    best = next(run_dir.rglob("best.ckpt"))
+    args = ["infer", "--ckpt", best, "--input", data_dir / "val", "--output", tmp_path / "out", "--workers", 0]
+    first = run(*args, "--overlay")
+    assert "wrote 6 label maps" in first.stdout and "images/s" in first.stdout
+    assert len(list((tmp_path / "out").glob("*_overlay.jpg"))) == 6
+    assert "wrote 0 label maps" in run(*args, "--tta", "flip").stdout  # all exist: skipped
+    result = run("export", "--ckpt", best, "--onnx", tmp_path / "m.onnx", "--dynamic",
+                 "--image", data_dir / "val/000001.jpg")  # fmt: skip
+    assert result.stdout.count("max abs logit difference") == 2 and (tmp_path / "m.onnx").stat().st_size > 10_000
+
+
 def test_tools_are_the_same_commands():
-    for tool in ("train.py", "evaluate.py"):
+    for tool in ("train.py", "evaluate.py", "infer.py", "export.py"):
         result = subprocess.run([sys.executable, REPO / "tools" / tool, "--help"], capture_output=True, text=True)
-        assert result.returncode == 0 and "--config" in result.stdout
+        assert result.returncode == 0 and ("--config" if tool == "train.py" else "--ckpt") in result.stdout

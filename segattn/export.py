@@ -1,0 +1,61 @@
+"""ONNX export of a checkpoint's network, checked against onnxruntime."""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from segattn.data.synthetic import draw_image
+from segattn.inference import InputImages, Segmenter
+
+TOLERANCE = 1e-3
+
+
+def export_onnx(
+    ckpt: str | os.PathLike,
+    onnx_path: str | os.PathLike,
+    dynamic: bool = True,
+    image: str | os.PathLike | None = None,
+    opset: int = 17,
+    trust_checkpoint: bool = False,
+) -> dict[str, float]:
+    """Writes the network (normalised image N×C×H×W float32 → logits N×K×H×W) as ONNX and runs
+    it with onnxruntime on a real image through the checkpoint's evaluation transform (by
+    default a drawn synthetic image), at the export size and, when `dynamic` (batch, H and W
+    free), at a second size. Returns the largest absolute logit difference per check."""
+    segmenter = Segmenter.from_checkpoint(ckpt, device="cpu", precision="fp32", trust_checkpoint=trust_checkpoint)
+    model = segmenter.model
+    sample = image if image is not None else draw_image(np.random.default_rng(0), 160)[0]
+    x = InputImages([sample], segmenter.in_channels, segmenter.transform)[0]["tensor"][None]
+    axes = {"image": {0: "batch", 2: "height", 3: "width"}, "logits": {0: "batch", 2: "height", 3: "width"}}
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notices
+        torch.onnx.export(
+            model,
+            (x,),
+            buffer,
+            dynamo=False,  # the TorchScript exporter handles the data-dependent padding with dynamic H×W
+            opset_version=opset,
+            input_names=["image"],
+            output_names=["logits"],
+            dynamic_axes=axes if dynamic else None,
+        )
+    Path(onnx_path).write_bytes(buffer.getvalue())
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    checks = {"export size": x}
+    if dynamic:  # another size and batch: a crop of the image, twice
+        crop = x[..., : x.shape[-2] * 3 // 4 + 1, : x.shape[-1] // 2 + 3]
+        checks["other size, batch 2"] = torch.cat([crop, crop.flip(-1)])
+    diffs = {}
+    with torch.no_grad():
+        for name, tensor in checks.items():
+            (onnx_logits,) = session.run(None, {"image": tensor.numpy()})
+            diffs[name] = float(np.abs(onnx_logits - model(tensor).numpy()).max())
+    return diffs
