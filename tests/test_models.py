@@ -30,6 +30,7 @@ FACTORS = {
     "bottleneck_attention": [None, "nonlocal"],
     "norm": ["batch", "instance", "group"],
     "gates": [True, False],
+    "upsample": ["reduce", "full"],
     "in_channels": [1, 3],
     "size": [(97, 131), (45, 70)],
 }
@@ -364,6 +365,7 @@ def test_training_step_uses_deep_supervision_when_the_model_has_it():
         ({"spatial_attention": "se"}, "spatial_attention"),
         ({"bottleneck_attention": "transformer"}, "bottleneck_attention"),
         ({"norm": "layer"}, "norm"),
+        ({"upsample": "transposed"}, "upsample"),
         ({"sub_sample": 3}, "sub_sample"),
         ({"widths": [8]}, "widths"),
         ({"decoder_widths": [8, 16]}, "decoder_widths"),

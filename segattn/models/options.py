@@ -11,6 +11,7 @@ Gating = Literal["bottleneck", "coarser", "multi"]
 ChannelAttention = Literal["se", "scse"]
 SpatialAttention = Literal["cbam"]
 BottleneckAttention = Literal["nonlocal"]
+Upsample = Literal["reduce", "full"]
 
 
 def check_choice(key: str, value: object, choices: Any, optional: bool = False) -> None:

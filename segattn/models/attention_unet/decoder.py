@@ -10,9 +10,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from segattn.models.attention import channel_attention, spatial_attention
-from segattn.models.blocks import ConvBlock
+from segattn.models.blocks import ConvBlock, make_norm
 from segattn.models.gates import AttentionGate, MultiAttentionGate
-from segattn.models.options import ChannelAttention, Gating, Norm, SpatialAttention
+from segattn.models.options import ChannelAttention, Gating, Norm, SpatialAttention, Upsample
 
 
 class DecoderBlock(nn.Sequential):
@@ -66,6 +66,7 @@ class AttentionUNetDecoder(nn.Module):
         gates_per_skip: int = 1,
         channel: ChannelAttention | None = None,
         spatial: SpatialAttention | None = None,
+        upsample: Upsample = "reduce",
     ) -> None:
         super().__init__()
         self.skip_channels = tuple(skip_channels)
@@ -73,8 +74,21 @@ class AttentionUNetDecoder(nn.Module):
         self.gates_per_skip = gates_per_skip
         above = (*widths[1:], bottleneck_channels)  # channels of the output that level i upsamples
         levels = range(len(widths))
+        # upsample="reduce": a 1×1 conv + norm + ReLU brings the coarser output to widths[i]
+        # channels before the upsampling (the U-Net's channel-halving up-convolution, at the coarse
+        # resolution, so it is cheap); "full": it is upsampled with all its channels, as in Oktay et
+        # al.'s reference code (UnetUp: upsample, concatenate, conv).
+        self.reduce = nn.ModuleList(
+            nn.Sequential(
+                nn.Conv2d(above[i], widths[i], 1, bias=False), make_norm(norm, widths[i]), nn.ReLU(inplace=True)
+            )
+            if upsample == "reduce"
+            else nn.Identity()
+            for i in levels
+        )
+        upsampled = widths if upsample == "reduce" else above
         self.blocks = nn.ModuleList(
-            DecoderBlock(self.skip_channels[i] + above[i], widths[i], norm, channel, spatial) for i in levels
+            DecoderBlock(self.skip_channels[i] + upsampled[i], widths[i], norm, channel, spatial) for i in levels
         )
         finest = min((i for i in levels if self.skip_channels[i] > 0), default=len(widths))
         self.gated_levels = tuple(
@@ -111,7 +125,7 @@ class AttentionUNetDecoder(nn.Module):
             if name in self.gates:
                 skip, alpha = self.gates[name](skip, self.select_signals(coarser))
                 maps.update(name_maps(name, alpha, self.gates_per_skip))
-            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = F.interpolate(self.reduce[i](x), size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = self.blocks[i](torch.cat([skip, x], dim=1) if self.skip_channels[i] else x)
             coarser.append(x)
         return coarser[:0:-1], maps  # the decoder outputs, finest first

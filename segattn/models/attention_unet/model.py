@@ -11,7 +11,15 @@ from segattn.models.attention import NonLocal
 from segattn.models.attention_unet.decoder import AttentionUNetDecoder
 from segattn.models.attention_unet.heads import DeepSupervisionHead
 from segattn.models.encoders import build_encoder
-from segattn.models.options import BottleneckAttention, ChannelAttention, Gating, Norm, SpatialAttention, check_choice
+from segattn.models.options import (
+    BottleneckAttention,
+    ChannelAttention,
+    Gating,
+    Norm,
+    SpatialAttention,
+    Upsample,
+    check_choice,
+)
 from segattn.models.padding import crop, crop_to_input, pad_to_multiple
 
 SMP_DECODER_WIDTHS = (16, 32, 64, 128, 256)  # finest first; smp Unet's decoder_channels reversed
@@ -57,6 +65,11 @@ class AttentionUNet(nn.Module):
         bottleneck_attention: None or "nonlocal" (Wang et al. 2018, embedded Gaussian, eq. 1, 3
             and 6; starts as the identity) on the bottleneck feature.
         norm: "batch", "instance" or "group" in the native encoder, the decoder and the gates.
+        upsample: how a decoder level takes the coarser output: "reduce" (default; a 1×1 conv
+            + norm + ReLU to the level's width at the coarse resolution, then bilinear
+            upsampling: the U-Net's channel-halving up-convolution, about a third fewer decoder
+            FLOPs) or "full" (bilinear upsampling of all its channels, as in Oktay et al.'s
+            reference code).
 
     `forward(x)`: x float N×C×H×W, any H×W → logits float N×K×H×W (padded to `stride` inside,
     cropped back), in train and eval mode. Extra outputs follow in this order:
@@ -85,9 +98,11 @@ class AttentionUNet(nn.Module):
         channel_attention: ChannelAttention | None = None,
         spatial_attention: SpatialAttention | None = None,
         bottleneck_attention: BottleneckAttention | None = None,
+        upsample: Upsample = "reduce",
     ) -> None:
         super().__init__()
         check_choice("gating", gating, Gating)
+        check_choice("upsample", upsample, Upsample)
         check_choice("bottleneck_attention", bottleneck_attention, BottleneckAttention, optional=True)
         if not isinstance(gates_per_skip, int) or gates_per_skip < 1:
             raise InputError(f"gates_per_skip: expected an integer ≥ 1, got {gates_per_skip!r}")
@@ -114,6 +129,7 @@ class AttentionUNet(nn.Module):
             gates_per_skip,
             channel_attention,
             spatial_attention,
+            upsample,
         )
         self.deep_supervision = deep_supervision
         self.head = (
