@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics import Metric
 
@@ -49,7 +50,8 @@ def confusion_matrix(
 
     preds: logits N×K×H×W (argmax is taken) or labels N×H×W; target: labels N×H×W.
     One pass to form t·K + p and one `bincount`, on the inputs' device: an ignored target
-    (≥ K) lands in bins past K·K that are checked and dropped, so no boolean gather is needed.
+    (≥ K) lands in bins past K·K that are checked and dropped, so no boolean gather is needed;
+    predictions are range-checked by one aminmax.
     A label outside the classes is an InputError naming it.
     """
     if preds.ndim == target.ndim + 1:
@@ -66,18 +68,24 @@ def confusion_matrix(
             target = torch.where(target == ignore_index - 1, ignore_index, target)
     preds = preds.long()
     p_min, p_max = torch.aminmax(preds)
-    t_min, t_max = torch.aminmax(target)
-    if p_min < 0 or p_max >= k or t_min < 0:  # one host sync per batch for all range checks
+    if p_min < 0 or p_max >= k:  # a prediction ≥ K would alias into the next row's bins
         raise InputError(range_message(preds, target, k, ignore_index))
-    rows = int(t_max) + 1 if int(t_max) >= k else k  # bins per image: every target row that occurs
-    index = torch.add(preds, target, alpha=k)
-    if per_image:
-        offsets = torch.arange(len(target), device=target.device).view(-1, *([1] * (target.ndim - 1)))
-        index = index + offsets * (rows * k)
-    counts = torch.bincount(index.view(-1), minlength=len(target) * rows * k if per_image else rows * k)
-    counts = counts.view(len(target), rows * k) if per_image else counts.view(1, rows * k)
-    stray = counts[:, k * k :]
-    if ignore_index is not None and ignore_index < rows:
+    index = torch.add(preds, target, alpha=k)  # target row t fills bins t·K … t·K + K − 1
+    images = len(target) if per_image else 1
+    if per_image:  # one block of bins per image, each large enough for every target row present
+        t_min, t_max = torch.aminmax(target)
+        if t_min < 0:
+            raise InputError(range_message(preds, target, k, ignore_index))
+        block = max(int(t_max) + 1, k) * k
+        offsets = torch.arange(images, device=target.device).view(-1, *([1] * (target.ndim - 1)))
+        index = index + offsets * block
+    try:
+        counts = torch.bincount(index.view(-1), minlength=images * k * k)
+    except RuntimeError as exc:  # a negative index: a negative target label
+        raise InputError(range_message(preds, target, k, ignore_index)) from exc
+    counts = F.pad(counts, (0, -len(counts) % (images * k))).view(images, -1)
+    stray = counts[:, k * k :]  # rows of target labels ≥ K: only the ignore row may hold pixels
+    if ignore_index is not None and (ignore_index + 1) * k <= counts.shape[1]:
         stray = torch.cat([stray[:, : (ignore_index - k) * k], stray[:, (ignore_index - k + 1) * k :]], dim=1)
     if stray.numel() and stray.any():
         raise InputError(range_message(preds, target, k, ignore_index))

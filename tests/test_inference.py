@@ -144,3 +144,20 @@ def test_infer_writes_one_mask_per_image_and_skips_existing(tmp_path):
     second = run_infer(seg, str(tmp_path / "in_*.jpg"), out, workers=0)
     assert second["written"] == 0 and second["skipped"] == 5
     assert run_infer(seg, str(tmp_path / "in_*.jpg"), out, workers=0, overwrite=True)["written"] == 5
+
+
+def test_folded_batchnorm_copy_matches_the_original_network_which_stays_untouched():
+    torch.manual_seed(1)
+    model = AttentionUNet(in_channels=3, num_classes=3, widths=(8, 16, 32)).eval()
+    for m in model.modules():  # non-trivial running statistics
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    seg = segmenter(model)
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())  # the caller's model is not changed
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in seg.model.modules())
+    img = image(50, 70)
+    x = torch.from_numpy(seg.transform(image=img)["image"].transpose(2, 0, 1).copy())[None]
+    with torch.inference_mode():
+        expected = model(x).softmax(1)[0].numpy()
+    np.testing.assert_allclose(seg.predict(img, return_probs=True)[0], expected, atol=1e-5)
