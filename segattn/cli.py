@@ -13,7 +13,7 @@ import yaml
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from segattn.data import SegDataModule
-from segattn.errors import InputError, MissingPathError
+from segattn.errors import InputError, MissingPathError, TrainingDiverged
 from segattn.evaluate import evaluate_dataset, print_scores, write_report
 from segattn.inference import Segmenter
 from segattn.task import SegmentationTask
@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             run_own_command(argv)
         else:
             SegattnCLI(args=argv)
-    except InputError as exc:
+    except (InputError, TrainingDiverged) as exc:
         fail(str(exc))
 
 

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from segattn import checkpoint
 from segattn.data.transforms import serialize
-from segattn.errors import InputError
+from segattn.errors import InputError, TrainingDiverged
 from segattn.losses import CEDiceLoss, DeepSupervisionLoss
 from segattn.metrics import SegMetrics
 from segattn.models import build_model
@@ -79,8 +79,20 @@ class SegmentationTask(L.LightningModule):
             loss = self.deep_loss(logits, deep, batch["mask"])
         else:
             loss = self.loss(self.model(batch["image"]), batch["mask"])
+        if not torch.isfinite(loss):  # one host sync per step: a diverged run must not go on silently
+            self.stop_diverged(loss, batch)
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(batch["image"]))
         return loss
+
+    def stop_diverged(self, loss: Tensor, batch: dict[str, Any]) -> None:
+        """Raises TrainingDiverged naming the step, the batch and the checkpoint that is kept."""
+        callback = getattr(self.trainer, "checkpoint_callback", None)
+        kept = getattr(callback, "last_model_path", "") or getattr(callback, "best_model_path", "")
+        raise TrainingDiverged(
+            f"the training loss is {float(loss.detach())} at epoch {self.current_epoch}, step {self.global_step} "
+            f"(batch {list(batch['name'])[:4]}); stopped. Last good checkpoint: {kept or 'none yet'}. "
+            "Lower model.lr or check these images and masks."
+        )
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self.evaluate_batch(batch, "val", self.val_metrics)

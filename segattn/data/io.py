@@ -33,6 +33,8 @@ def match_channels(image: np.ndarray, channels: int, source: str) -> np.ndarray:
     """An H×W, H×W×1, H×W×3 or H×W×4 uint8/uint16 array as H×W×`channels` (see `read_image`)."""
     if image.dtype not in (np.uint8, np.uint16):
         raise InputError(f"{source}: expected uint8 or uint16 pixels, got {image.dtype}")
+    if image.ndim < 2 or image.shape[0] == 0 or image.shape[1] == 0:
+        raise InputError(f"{source}: the image has no pixels (shape {image.shape})")
     if image.ndim == 3 and image.shape[2] == 4:
         image = image[..., :3]
     if image.ndim == 3 and image.shape[2] == 1:
@@ -50,7 +52,9 @@ def decode(path: Path) -> np.ndarray:
     """The stored pixels, RGB order, uint8 or uint16."""
     if path.suffix.lower() == ".gif":
         return read_with_pillow(path, "image")
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    # Bytes through Python, decoding by OpenCV: cv2.imread crashes on paths that are not valid
+    # UTF-8 (OpenCV 5.0 segfaults on surrogate-escaped names).
+    image = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise InputError(f"{path}: cannot decode as an image (corrupt or unsupported format)")
     if image.ndim == 3 and image.shape[2] == 3:
@@ -102,6 +106,12 @@ def write_label_map(path: str | os.PathLike, mask: np.ndarray, palette: list[lis
 
 def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     """Saves an RGB (H×W×3) or grey (H×W or H×W×1) uint8/uint16 image (format from the suffix)."""
+    path = Path(path)
     pixels = image[..., ::-1] if image.ndim == 3 and image.shape[2] == 3 else image
-    if not cv2.imwrite(str(path), np.ascontiguousarray(pixels)):
-        raise InputError(f"{path}: could not write the image (unknown suffix or unwritable folder)")
+    try:
+        ok, encoded = cv2.imencode(path.suffix, np.ascontiguousarray(pixels))
+    except cv2.error:
+        ok = False
+    if not ok:
+        raise InputError(f"{path}: could not encode the image as {path.suffix!r} (unknown suffix?)")
+    path.write_bytes(encoded.tobytes())  # through Python, like read_image: any file name works

@@ -1,0 +1,39 @@
+"""Training behaviour through the Python API: a diverged loss stops the run and keeps the last good checkpoint."""
+
+import lightning as L
+import pytest
+import torch
+
+from segattn import SegmentationTask, Segmenter
+from segattn.data import SegDataModule, SyntheticShapes
+from segattn.errors import TrainingDiverged
+from segattn.losses import CEDiceLoss
+
+
+class LossTurningNaN(CEDiceLoss):
+    """The real loss, made NaN from its `after`-th call on: an injected fault."""
+
+    def __init__(self, after: int) -> None:
+        super().__init__()
+        self.calls, self.after = 0, after
+
+    def forward(self, logits, target):
+        self.calls += 1
+        loss = super().forward(logits, target)
+        return loss * torch.nan if self.calls > self.after and logits.requires_grad else loss
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(synthetic_root, tmp_path):
+    L.seed_everything(0)
+    data = [SyntheticShapes(synthetic_root, split, n_train=24, n_val=8, size=64, seed=3) for split in ("train", "val")]
+    datamodule = SegDataModule(*data, crop_size=64, batch_size=8)
+    task = SegmentationTask(datamodule.classes, model_args={"widths": [8, 16, 32]})
+    task.loss = LossTurningNaN(after=4)  # 3 steps per epoch: epoch 0 is clean, epoch 1 diverges
+    trainer = L.Trainer(max_epochs=3, default_root_dir=tmp_path, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False)  # fmt: skip
+    with pytest.raises(TrainingDiverged, match=r"loss is nan at epoch 1.*last\.ckpt.*model\.lr"):
+        trainer.fit(task, datamodule)
+    kept = list(tmp_path.rglob("last.ckpt"))
+    assert len(kept) == 1
+    (mask,) = Segmenter.from_checkpoint(kept[0], device="cpu").predict(data[1].load(0)["image"])
+    assert mask.shape == (64, 64)
