@@ -149,7 +149,7 @@ def infer_folder(args: argparse.Namespace) -> None:
     )
     print(
         f"wrote {stats['written']} label maps to {args.output} ({stats['skipped']} existed and were skipped; "
-        f"--overwrite redoes them) in {stats['seconds']:.1f} s: {stats['images_per_second']:.2f} images/s"
+        f"--overwrite redoes them) in {stats['seconds']:.1f} s: {stats['images_per_second']:.3g} images/s"
     )
 
 
