@@ -50,15 +50,15 @@ def fail(message: str) -> NoReturn:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    # LightningCLI is given the arguments explicitly (the demo adds its own); it warns when
-    # sys.argv holds arguments too.
-    sys.argv = sys.argv[:1]
+    """The `segattn` command. argv None: sys.argv, left as it is, since Lightning's DDP launcher
+    starts the other ranks with the same command line."""
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        if argv and argv[0] in OWN_COMMANDS:
-            run_own_command(argv)
+        if args and args[0] in OWN_COMMANDS:
+            sys.argv = sys.argv[:1]  # the demo hands LightningCLI its own arguments
+            run_own_command(args)
         else:
-            SegattnCLI(args=argv)
+            SegattnCLI(args=None if argv is None else args)
     except (InputError, TrainingDiverged) as exc:
         fail(str(exc))
 

@@ -120,8 +120,9 @@ class SegmentationTask(L.LightningModule):
         result = metrics.compute()  # summed across processes by torchmetrics
         values = {f"{stage}/aAcc": result["aAcc"]}
         values.update({f"{stage}/IoU/{name}": iou for name, iou in zip(self.classes, result["IoU"], strict=True)})
-        self.log_dict({k: v.float() for k, v in values.items()}, prog_bar=False)
-        self.log(f"{stage}/mIoU", result["mIoU"].float(), prog_bar=True)
+        # The values are global already (synced states); sync_dist only averages equal numbers.
+        self.log_dict({k: v.float() for k, v in values.items()}, prog_bar=False, sync_dist=True)
+        self.log(f"{stage}/mIoU", result["mIoU"].float(), prog_bar=True, sync_dist=True)
         metrics.reset()
 
     def configure_optimizers(self) -> dict[str, Any]:

@@ -150,6 +150,22 @@ def test_lightning_subcommands_run_on_the_checkpoint(fitted, subcommand):
         assert f"{'val' if subcommand == 'validate' else 'test'}/mIoU" in result.stdout
 
 
+def test_two_process_ddp_validation_equals_one_process(fitted):
+    """Lightning's DDP on the CPU (gloo): each rank scores half of the val images and the
+    confusion matrices are summed, so the scores equal a single process's."""
+    run_dir, data_dir = fitted
+    args = [*small_fit_args(data_dir.parent / "ddp", data_dir)[1:], "--ckpt_path", next(run_dir.rglob("best.ckpt"))]
+    single = run("validate", *args)
+    double = run("validate", *args, "--trainer.accelerator", "cpu", "--trainer.devices", 2, "--trainer.strategy", "ddp")
+
+    def scores(output):
+        rows = [line.split("│") for line in output.splitlines() if "val/" in line]
+        # val/loss is a mean of batch means, which the split into ranks reweights; the scores are sums
+        return {row[1].strip(): row[2].strip() for row in rows if "val/loss" not in row[1]}
+
+    assert scores(single.stdout) == scores(double.stdout) and "val/mIoU" in scores(single.stdout)
+
+
 def test_unknown_config_key_fails_with_one_line_naming_it(tmp_path):
     config = tmp_path / "bad.yaml"
     config.write_text((REPO / "configs/demo.yaml").read_text().replace("  lr: 0.003", "  lrate: 0.003"))

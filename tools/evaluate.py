@@ -8,4 +8,6 @@ import sys
 from segattn.cli import main
 
 if __name__ == "__main__":
-    main(["evaluate", *sys.argv[1:]])
+    if sys.argv[1:2] != ["evaluate"]:
+        sys.argv.insert(1, "evaluate")
+    main()

@@ -5,4 +5,6 @@ import sys
 from segattn.cli import main
 
 if __name__ == "__main__":
-    main(["export", *sys.argv[1:]])
+    if sys.argv[1:2] != ["export"]:
+        sys.argv.insert(1, "export")
+    main()

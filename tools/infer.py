@@ -5,4 +5,6 @@ import sys
 from segattn.cli import main
 
 if __name__ == "__main__":
-    main(["infer", *sys.argv[1:]])
+    if sys.argv[1:2] != ["infer"]:
+        sys.argv.insert(1, "infer")
+    main()
