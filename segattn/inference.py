@@ -220,8 +220,12 @@ class InputImages(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
+    def load(self, index: int) -> np.ndarray:
+        """The input as uint8/uint16 H×W×C, before the transform."""
+        return load_input(self.items[index], self.channels)
+
     def __getitem__(self, index: int) -> dict[str, Any]:
-        image = load_input(self.items[index], self.channels)
+        image = self.load(index)
         out = self.transform(image=image)["image"]
         out = out if out.ndim == 3 else out[..., None]
         tensor = torch.from_numpy(np.ascontiguousarray(out.transpose(2, 0, 1), dtype=np.float32))

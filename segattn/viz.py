@@ -82,3 +82,25 @@ def to_display(image: np.ndarray) -> np.ndarray:
     if image.ndim == 2 or image.shape[2] == 1:
         image = np.repeat(image.reshape(*image.shape[:2], 1), 3, axis=2)
     return image
+
+
+def heatmap(alpha: np.ndarray) -> np.ndarray:
+    """An h×w map with values in [0, 1] as RGB uint8 (matplotlib's viridis)."""
+    from matplotlib import colormaps
+
+    return (colormaps["viridis"](np.clip(alpha, 0, 1))[..., :3] * 255).astype(np.uint8)
+
+
+def attention_grid(image: np.ndarray, maps: dict[str, np.ndarray], alpha: float = 0.6) -> np.ndarray:
+    """One RGB uint8 strip: the image, then each gate's attention α (h_i×w_i in [0, 1], upsampled
+    to the image's size) as a heatmap blended over it, in the order of `maps`; 4-pixel gaps."""
+    import cv2
+
+    rgb = to_display(image)
+    height, width = rgb.shape[:2]
+    panels = [rgb]
+    for coefficients in maps.values():
+        resized = cv2.resize(coefficients.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+        panels.append(((1 - alpha) * rgb + alpha * heatmap(resized)).round().astype(np.uint8))
+    gap = np.full((height, 4, 3), 255, np.uint8)
+    return np.concatenate([p for panel in panels for p in (panel, gap)][:-1], axis=1)

@@ -161,3 +161,18 @@ def test_folded_batchnorm_copy_matches_the_original_network_which_stays_untouche
     with torch.inference_mode():
         expected = model(x).softmax(1)[0].numpy()
     np.testing.assert_allclose(seg.predict(img, return_probs=True)[0], expected, atol=1e-5)
+
+
+def test_attention_grid_and_overlay_pictures():
+    from segattn.viz import attention_grid, overlay
+
+    img = image(20, 30)
+    maps = {"gate1": np.linspace(0, 1, 50).reshape(5, 10), "gate2": np.ones((3, 4))}
+    grid = attention_grid(img, maps)
+    assert grid.shape == (20, 3 * 30 + 2 * 4, 3) and grid.dtype == np.uint8
+    np.testing.assert_array_equal(grid[:, :30], img)  # the image first, untouched
+    mask = np.zeros((20, 30), np.uint8)
+    mask[5:10, 5:10] = 1
+    blended = overlay(img, mask, [[0, 0, 0], [255, 0, 0]])
+    np.testing.assert_array_equal(blended[0, 0], img[0, 0])  # background pixels stay as they were
+    assert (blended[5:10, 5:10, 0] >= img[5:10, 5:10, 0] // 2).all()

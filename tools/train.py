@@ -1,6 +1,6 @@
 """Train a model: the same as `segattn fit ...` (LightningCLI).
 
-    python tools/train.py --config configs/demo.yaml [--trainer.max_epochs 20 ...]
+python tools/train.py --config configs/demo.yaml [--trainer.max_epochs 20 ...]
 """
 
 import sys
