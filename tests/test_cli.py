@@ -166,6 +166,34 @@ def test_two_process_ddp_validation_equals_one_process(fitted):
     assert scores(single.stdout) == scores(double.stdout) and "val/mIoU" in scores(single.stdout)
 
 
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        (["--data.batch_size", "abc"], "data.batch_size"),
+        (["--data.crop_size", "-5"], "crop_size"),
+        (["--data.train.init_args.size", "-3"], "size"),
+    ],
+)
+def test_wrong_types_and_negative_sizes_fail_with_one_line(fitted, override, named):
+    _, data_dir = fitted
+    result = run(*small_fit_args(data_dir.parent / "never", data_dir), *override, check=False)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("segattn: error:")]
+    assert result.returncode == 2 and len(errors) == 1 and named in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_class_fails_with_one_line_naming_it(fitted, tmp_path):
+    _, data_dir = fitted
+    coco = {"images_dir": str(data_dir / "val"), "ann_file": str(data_dir / "annotations/instances_val.json")}
+    dataset = "segattn.data.CocoSegmentation"
+    data = {"train": {"class_path": dataset, "init_args": coco | {"classes": ["circle", "unicorn"]}},
+            "val": {"class_path": dataset, "init_args": coco}}  # fmt: skip
+    (tmp_path / "c.yaml").write_text(json.dumps({"data": data}))
+    result = run("fit", "--config", tmp_path / "c.yaml", check=False)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("segattn: error:")]
+    assert result.returncode == 2 and len(errors) == 1 and "'unicorn'" in errors[0] and "square" in errors[0]
+
+
 def test_unknown_config_key_fails_with_one_line_naming_it(tmp_path):
     config = tmp_path / "bad.yaml"
     config.write_text((REPO / "configs/demo.yaml").read_text().replace("  lr: 0.003", "  lrate: 0.003"))
