@@ -4,6 +4,8 @@ The command line prints these (and TrainingDiverged) as one line, with no traceb
 else is a bug and keeps its traceback.
 """
 
+from typing import Any, get_args
+
 
 class InputError(ValueError):
     """A config value, file, image or label that is not what segattn expects."""
@@ -11,6 +13,16 @@ class InputError(ValueError):
 
 class MissingPathError(InputError, FileNotFoundError):
     """A configured or given path that does not exist."""
+
+
+def check_choice(key: str, value: object, choices: Any, optional: bool = False) -> None:
+    """Raises an InputError naming `key` unless `value` is one of the Literal `choices`, or None
+    where `optional`."""
+    allowed = list(get_args(choices))
+    if (optional and value is None) or value in allowed:
+        return
+    expected = [*allowed, None] if optional else allowed
+    raise InputError(f"{key}: unknown value {value!r}; expected one of {expected}")
 
 
 class TrainingDiverged(RuntimeError):

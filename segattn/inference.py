@@ -20,13 +20,14 @@ from torch.utils.data import DataLoader, Dataset
 from segattn import checkpoint
 from segattn.data.io import IMAGE_SUFFIXES, match_channels, read_image
 from segattn.data.transforms import deserialize
-from segattn.errors import InputError, MissingPathError
+from segattn.errors import InputError, MissingPathError, check_choice
 from segattn.models import build_model
 from segattn.sliding import Blending, sliding_window
 
 ImageInput = str | os.PathLike | np.ndarray
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
-Tta = Literal["flip", "flip+scales"] | None
+TtaMode = Literal["flip", "flip+scales"]
+Tta = TtaMode | None
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -255,15 +256,14 @@ def load_input(item: ImageInput, channels: int) -> np.ndarray:
 
 def tta_views(tta: Tta, scales: Sequence[float]) -> list[tuple[float, bool]]:
     """(scale, horizontal flip) pairs: the views whose probabilities are averaged."""
+    check_choice("tta", tta, TtaMode, optional=True)
     if tta is None:
         return [(1.0, False)]
     if tta == "flip":
         return [(1.0, False), (1.0, True)]
-    if tta == "flip+scales":
-        if not scales or min(scales) <= 0:
-            raise InputError(f"scales: expected positive factors, got {list(scales)}")
-        return [(float(s), flip) for s in scales for flip in (False, True)]
-    raise InputError(f"tta: unknown value {tta!r}; expected None, 'flip' or 'flip+scales'")
+    if not scales or min(scales) <= 0:  # "flip+scales"
+        raise InputError(f"scales: expected positive factors, got {list(scales)}")
+    return [(float(s), flip) for s in scales for flip in (False, True)]
 
 
 def expand_inputs(inputs: ImageInput | Sequence[ImageInput]) -> list[ImageInput]:
@@ -305,10 +305,9 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 def resolve_precision(precision: Precision, device: torch.device) -> torch.dtype:
     """ "auto" → bf16 on GPUs that support it, else fp16 on a GPU, fp32 on the CPU."""
+    check_choice("precision", precision, Precision)
     if precision == "auto":
         if device.type != "cuda":
             return torch.float32
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if precision not in DTYPES:
-        raise InputError(f"precision: unknown value {precision!r}; expected 'auto', 'fp32', 'bf16' or 'fp16'")
     return DTYPES[precision]

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics import Metric
 
-from segattn.errors import InputError
+from segattn.errors import InputError, check_choice
 
 Averaging = Literal["dataset", "image"]
 Absent = Literal["nan", "one", "zero"]
@@ -106,8 +106,7 @@ def range_message(preds: Tensor, target: Tensor, k: int, ignore_index: int | Non
 def scores(confmat: Tensor, absent: Absent = "nan", include_background: bool = True) -> dict[str, Tensor]:
     """Scores from a K×K confusion matrix (or a stack …×K×K): per-class tensors (…×K) under
     PER_CLASS names and class means / pixel scores (…) under MEANS names; float64."""
-    if absent not in ("nan", "one", "zero"):
-        raise InputError(f"absent: unknown policy {absent!r}; expected 'nan', 'one' or 'zero'")
+    check_choice("absent", absent, Absent)
     cm = confmat.double()
     tp = cm.diagonal(dim1=-2, dim2=-1)
     truth, predicted = cm.sum(dim=-1), cm.sum(dim=-2)
@@ -173,11 +172,10 @@ class SegMetrics(Metric):
         super().__init__(**kwargs)
         if num_classes < 1:
             raise InputError(f"num_classes: expected a positive number, got {num_classes}")
-        if averaging not in ("dataset", "image"):
-            raise InputError(f"averaging: unknown value {averaging!r}; expected 'dataset' or 'image'")
+        check_choice("averaging", averaging, Averaging)
+        check_choice("absent", absent, Absent)
         if reduce_zero_label and ignore_index is None:
             raise InputError("reduce_zero_label needs an ignore_index: target 0 becomes ignore")
-        scores(torch.zeros(1, 1), absent)  # validates `absent` now rather than at compute()
         self.num_classes, self.ignore_index = num_classes, ignore_index
         self.averaging, self.absent = averaging, absent
         self.include_background, self.reduce_zero_label = include_background, reduce_zero_label

@@ -9,7 +9,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from segattn.errors import InputError
+from segattn.errors import InputError, check_choice
 
 Blending = Literal["gaussian", "constant"]
 
@@ -26,10 +26,9 @@ def blend_weights(height: int, width: int, blending: Blending, device: torch.dev
     """h×w float32 window weights: constant 1, or a Gaussian with σ = window/8 per axis
     (nnU-Net's and MONAI's choice), scaled to a maximum of 1 and floored at 1e-3 so that every
     pixel keeps some weight."""
+    check_choice("blending", blending, Blending)
     if blending == "constant":
         return torch.ones(height, width, device=device)
-    if blending != "gaussian":
-        raise InputError(f"blending: unknown value {blending!r}; expected 'gaussian' or 'constant'")
 
     def axis(n: int) -> Tensor:
         x = torch.arange(n, device=device, dtype=torch.float32) - (n - 1) / 2

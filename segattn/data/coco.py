@@ -18,7 +18,7 @@ from pycocotools.coco import COCO
 from segattn.data.base import IGNORE_INDEX, Sample, SegDataset
 from segattn.data.io import read_image, read_mask
 from segattn.data.splits import SplitSpec, select
-from segattn.errors import InputError, MissingPathError
+from segattn.errors import InputError, MissingPathError, check_choice
 
 Crowd = Literal["ignore", "foreground", "background"]
 Overlap = Literal["smaller_on_top", "annotation_order", "ignore"]
@@ -68,12 +68,8 @@ class CocoSegmentation(SegDataset):
             raise MissingPathError(f"{ann_file}: COCO annotation file not found")
         if not self.images_dir.is_dir():
             raise MissingPathError(f"{self.images_dir}: image folder not found")
-        if crowd not in ("ignore", "foreground", "background"):
-            raise InputError(f"crowd: unknown value {crowd!r}; expected 'ignore', 'foreground' or 'background'")
-        if overlap not in ("smaller_on_top", "annotation_order", "ignore"):
-            raise InputError(
-                f"overlap: unknown rule {overlap!r}; expected 'smaller_on_top', 'annotation_order' or 'ignore'"
-            )
+        check_choice("crowd", crowd, Crowd)
+        check_choice("overlap", overlap, Overlap)
         if min_area < 0:
             raise InputError(f"min_area: expected 0 or more, got {min_area}")
         try:

@@ -16,21 +16,22 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
 from segattn.data.coco import CocoSegmentation
-from segattn.errors import InputError
+from segattn.errors import InputError, check_choice
 
 CATEGORIES = [
     {"id": 1, "name": "circle", "supercategory": "shape"},
     {"id": 2, "name": "square", "supercategory": "shape"},
     {"id": 3, "name": "triangle", "supercategory": "shape"},
 ]
-SPLITS = ("train", "val")
+Split = Literal["train", "val"]
+SPLITS = get_args(Split)
 PARAMS_FILE = "synthetic.json"
 
 
@@ -179,14 +180,13 @@ class SyntheticShapes(CocoSegmentation):
     def __init__(
         self,
         root: str | os.PathLike,
-        split: Literal["train", "val"] = "train",
+        split: Split = "train",
         n_train: int = 400,
         n_val: int = 100,
         size: int = 128,
         seed: int = 0,
         transform: Callable[..., dict] | None = None,
     ) -> None:
-        if split not in SPLITS:
-            raise InputError(f"split: unknown value {split!r}; expected one of {list(SPLITS)}")
+        check_choice("split", split, Split)
         root = make_synthetic(root, n_train, n_val, size, seed)
         super().__init__(root / split, root / "annotations" / f"instances_{split}.json", transform=transform)

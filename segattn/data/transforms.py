@@ -20,7 +20,7 @@ import numpy as np
 from albumentations.core.transforms_interface import ImageOnlyTransform
 
 from segattn.data.base import IGNORE_INDEX
-from segattn.errors import InputError
+from segattn.errors import InputError, check_choice
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -120,6 +120,7 @@ def train_pipeline(crop_size: int, normalize: NormalizeSpec, channels: int, pres
     """
     if crop_size < 1:
         raise InputError(f"crop_size: expected a positive size, got {crop_size}")
+    check_choice("augment", preset, Preset)
     eight_bit = is_8bit(normalize)
     pad_crop = [
         A.PadIfNeeded(crop_size, crop_size, border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=IGNORE_INDEX),
@@ -137,7 +138,7 @@ def train_pipeline(crop_size: int, normalize: NormalizeSpec, channels: int, pres
             *pad_crop,
             A.HorizontalFlip(p=0.5),
         ]
-    elif preset == "medical":
+    else:  # "medical"
         pixel = [
             A.CLAHE(clip_limit=2.0, p=0.3),
             A.RandomBrightnessContrast(0.2, 0.2, p=0.5),
@@ -167,8 +168,6 @@ def train_pipeline(crop_size: int, normalize: NormalizeSpec, channels: int, pres
             ),
             *pad_crop,
         ]
-    else:
-        raise InputError(f"augment: unknown preset {preset!r}; expected 'natural', 'medical' or 'none'")
     return A.Compose([*(pixel if eight_bit else []), norm, *geometric])
 
 

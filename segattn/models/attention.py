@@ -8,8 +8,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from segattn.errors import check_choice
 from segattn.models.blocks import make_norm
-from segattn.models.options import ChannelAttention, Norm, SpatialAttention, check_choice
+from segattn.models.options import ChannelAttention, Norm, SpatialAttention
 
 SE_REDUCTION = 16  # Hu et al. 2018's default ratio r
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from segattn.models.options import Norm, check_choice
+from segattn.errors import check_choice
+from segattn.models.options import Norm
 
 
 def make_norm(kind: Norm, channels: int) -> nn.Module:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from segattn.errors import InputError
+from segattn.errors import InputError, check_choice
 from segattn.models.attention import NonLocal
 from segattn.models.attention_unet.decoder import AttentionUNetDecoder
 from segattn.models.attention_unet.heads import DeepSupervisionHead
@@ -18,7 +18,6 @@ from segattn.models.options import (
     Norm,
     SpatialAttention,
     Upsample,
-    check_choice,
 )
 from segattn.models.padding import crop, crop_to_input, pad_to_multiple
 
