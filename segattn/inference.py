@@ -18,6 +18,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torch.utils.data import DataLoader, Dataset
 
 from segattn import checkpoint
+from segattn.data.base import image_to_tensor
 from segattn.data.io import IMAGE_SUFFIXES, match_channels, read_image
 from segattn.data.transforms import deserialize
 from segattn.errors import InputError, MissingPathError, check_choice
@@ -181,6 +182,7 @@ class Segmenter:
         """Softmax probabilities float32 N×K×h×w, averaged over the TTA views (scale, flip);
         softmax=False (one view only) gives the logits, whose argmax is the same."""
         height, width = batch.shape[-2:]
+        autocast = torch.autocast(self.device.type, dtype=self.dtype) if self.dtype != torch.float32 else nullcontext()
         total = None
         for scale, flip in views:
             x = (
@@ -190,9 +192,6 @@ class Segmenter:
             )
             x = x.flip(-1) if flip else x
             x = x.contiguous(memory_format=torch.channels_last)
-            autocast = (
-                torch.autocast(self.device.type, dtype=self.dtype) if self.dtype != torch.float32 else nullcontext()
-            )
             with autocast:
                 logits = self.model(x)
             probs = logits.float().softmax(dim=1) if softmax else logits.float()
@@ -227,10 +226,7 @@ class InputImages(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         image = self.load(index)
-        out = self.transform(image=image)["image"]
-        out = out if out.ndim == 3 else out[..., None]
-        tensor = torch.from_numpy(np.ascontiguousarray(out.transpose(2, 0, 1), dtype=np.float32))
-        return {"size": image.shape[:2], "tensor": tensor}
+        return {"size": image.shape[:2], "tensor": image_to_tensor(self.transform(image=image)["image"])}
 
 
 def fold_batchnorm(module: nn.Module) -> nn.Module:

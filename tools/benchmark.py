@@ -286,6 +286,7 @@ def inference_table(images: int, size: int, repeats: int) -> tuple[str, list[str
     import numpy as np
     import segmentation_models_pytorch as smp
 
+    from segattn.data.base import image_to_tensor
     from segattn.data.transforms import eval_pipeline
     from segattn.inference import Segmenter
 
@@ -293,7 +294,7 @@ def inference_table(images: int, size: int, repeats: int) -> tuple[str, list[str
     rng = np.random.default_rng(0)
     arrays = [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(images)]
     transform = eval_pipeline("imagenet", 3)
-    tensors = [torch.from_numpy(transform(image=a)["image"].transpose(2, 0, 1).copy()) for a in arrays]
+    tensors = [image_to_tensor(transform(image=a)["image"]) for a in arrays]
     small = config_model_args("attunet_small")
     segmenter = Segmenter(
         build_model("attention_unet", num_classes=NUM_CLASSES, **small), ["a", "b"], transform, [[0] * 3] * 2, 3, "cpu"

@@ -68,14 +68,18 @@ def to_tensors(transform: Callable[..., dict], item: Sample) -> Sample:
     if mask.size and (mask.min() < 0 or mask.max() > IGNORE_INDEX):
         raise InputError(f"{item['name']}: mask values must lie in 0..255, got {mask.min()}..{mask.max()}")
     out = transform(image=item["image"], mask=mask.astype(np.uint8))
-    image = out["image"]
-    if image.ndim == 2:
-        image = image[..., None]
     return {
-        "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32)),
+        "image": image_to_tensor(out["image"]),
         "mask": torch.from_numpy(out["mask"].astype(np.int64)),
         "name": item["name"],
     }
+
+
+def image_to_tensor(image: np.ndarray) -> torch.Tensor:
+    """A transformed H×W or H×W×C image as a float32 C×H×W tensor."""
+    if image.ndim == 2:
+        image = image[..., None]
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32))
 
 
 def pad_collate(items: list[Sample]) -> Sample:
