@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import os
 import platform
 import shlex
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 
 import torch
@@ -86,21 +87,31 @@ def count_gflops(model: nn.Module, size: int) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def forward_seconds(model: nn.Module, x: torch.Tensor) -> float:
+def median_seconds(
+    candidates: dict[Hashable, Callable[[], object]], repeats: int, warmup: int = 1
+) -> dict[Hashable, float]:
+    """{name: median seconds of one call}, the candidates run in turn (interleaved) each round."""
+    times: dict[Hashable, list[float]] = {name: [] for name in candidates}
+    for round_index in range(warmup + repeats):
+        for name, call in candidates.items():
+            start = time.perf_counter()
+            call()
+            if round_index >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def forward(model: nn.Module, x: torch.Tensor) -> None:
     model.eval()
-    start = time.perf_counter()
     with torch.no_grad():
         model(x)
-    return time.perf_counter() - start
 
 
-def train_step_seconds(model: nn.Module, x: torch.Tensor) -> float:
-    """Seconds for forward + backward (of the logits' mean) in train mode."""
+def train_step(model: nn.Module, x: torch.Tensor) -> None:
+    """Forward + backward (of the logits' mean) in train mode."""
     model.train()
     model.zero_grad(set_to_none=True)
-    start = time.perf_counter()
     model(x).mean().backward()
-    return time.perf_counter() - start
 
 
 def measure_throughput(
@@ -108,17 +119,12 @@ def measure_throughput(
 ) -> dict[str, tuple[float, float]]:
     """{name: (forward img/s, forward+backward img/s)}: medians over `repeats` rounds; each round
     runs every model once in turn (interleaved), after `warmup` untimed rounds."""
-    times: dict[str, list[tuple[float, float]]] = {name: [] for name in models}
-    for round_index in range(warmup + repeats):
-        for name, model in models.items():
-            timing = (forward_seconds(model, x), train_step_seconds(model, x))
-            if round_index >= warmup:
-                times[name].append(timing)
-    n = len(x)
-    return {
-        name: (n / statistics.median(t[0] for t in ts), n / statistics.median(t[1] for t in ts))
-        for name, ts in times.items()
-    }
+    calls: dict[Hashable, Callable[[], object]] = {}
+    for name, model in models.items():
+        calls[name, "forward"] = functools.partial(forward, model, x)
+        calls[name, "train"] = functools.partial(train_step, model, x)
+    seconds = median_seconds(calls, repeats, warmup)
+    return {name: (len(x) / seconds[name, "forward"], len(x) / seconds[name, "train"]) for name in models}
 
 
 def ratio(value: float, reference: float | None) -> str:
@@ -200,18 +206,6 @@ def run_models(args: argparse.Namespace, command: str) -> None:
     if args.write:
         append_section(DOC, f"Models at {args.size}² on CPU", command, body)
         print(f"\nappended to {DOC.relative_to(REPO)}")
-
-
-def median_seconds(candidates: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, float]:
-    """{name: median seconds of one call}, the candidates run in turn (interleaved) each round."""
-    times: dict[str, list[float]] = {name: [] for name in candidates}
-    for round_index in range(warmup + repeats):
-        for name, call in candidates.items():
-            start = time.perf_counter()
-            call()
-            if round_index >= warmup:
-                times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def timing_notes(repeats: int, load_before: float, load_after: float) -> list[str]:
@@ -468,39 +462,41 @@ def run_data(args: argparse.Namespace, command: str) -> None:
     report(args, command, f"Data: COCO pipeline, {args.workers} workers", table, notes)
 
 
+def command(
+    sub: argparse._SubParsersAction, name: str, summary: str, run: Callable[[argparse.Namespace, str], None]
+) -> argparse.ArgumentParser:
+    """A benchmark subcommand with the `--write` flag every one of them has."""
+    parser = sub.add_parser(name, help=summary)
+    parser.add_argument("--write", action="store_true", help="append the table to docs/benchmarks.md")
+    parser.set_defaults(run=run)
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="tools/benchmark.py", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    models = sub.add_parser("models", help="parameters, GFLOPs and CPU img/s of the Attention U-Nets and their peers")
+    models = command(
+        sub, "models", "parameters, GFLOPs and CPU img/s of the Attention U-Nets and their peers", run_models
+    )
     models.add_argument("--size", type=int, default=256, help="square input side (default 256)")
     models.add_argument("--batch", type=int, default=2, help="images per timed call (default 2)")
     models.add_argument("--repeats", type=int, default=5, help="timed rounds; the median is reported (default 5)")
     models.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
-    models.add_argument("--write", action="store_true", help="append the table to docs/benchmarks.md")
-    models.set_defaults(run=run_models)
-    metrics = sub.add_parser("metrics", help="SegMetrics vs torchmetrics vs smp.metrics")
+    metrics = command(sub, "metrics", "SegMetrics vs torchmetrics vs smp.metrics", run_metrics)
     metrics.add_argument("--repeats", type=int, default=7)
-    metrics.add_argument("--write", action="store_true", help="append the table to docs/benchmarks.md")
-    metrics.set_defaults(run=run_metrics)
-    inference = sub.add_parser("inference", help="Segmenter.predict vs MONAI and smp loops")
+    inference = command(sub, "inference", "Segmenter.predict vs MONAI and smp loops", run_inference)
     inference.add_argument("--images", type=int, default=8)
     inference.add_argument("--size", type=int, default=512)
     inference.add_argument("--repeats", type=int, default=3)
-    inference.add_argument("--write", action="store_true", help="append the table to docs/benchmarks.md")
-    inference.set_defaults(run=run_inference)
-    ablation = sub.add_parser("ablation", help="attunet_paper with and without gates on DRIVE, one budget")
+    ablation = command(sub, "ablation", "attunet_paper with and without gates on DRIVE, one budget", run_ablation)
     ablation.add_argument("--steps", type=int, default=300)
     ablation.add_argument("--crop", type=int, default=128)
     ablation.add_argument("--batch", type=int, default=4)
     ablation.add_argument("--seeds", type=int, nargs="+", default=[0])
-    ablation.add_argument("--write", action="store_true", help="append the table to docs/benchmarks.md")
-    ablation.set_defaults(run=run_ablation)
-    data = sub.add_parser("data", help="COCO pipeline batches/s: first epoch vs cached vs no cache")
+    data = command(sub, "data", "COCO pipeline batches/s: first epoch vs cached vs no cache", run_data)
     data.add_argument("--workers", type=int, default=2)
     data.add_argument("--epochs", type=int, default=3)
-    data.add_argument("--write", action="store_true", help="append the table to docs/benchmarks.md")
-    data.set_defaults(run=run_data)
     args = parser.parse_args(argv)
     args.run(args, shlex.join(["python", "tools/benchmark.py", *argv]))
 
