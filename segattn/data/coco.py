@@ -87,7 +87,6 @@ class CocoSegmentation(SegDataset):
             by_name = {n: i for n, i in by_name.items() if any(not a.get("iscrowd", 0) for a in self.annotations(i))}
         self.keys = select(list(by_name), split, str(ann_file))
         self.image_ids = [by_name[k] for k in self.keys]
-        self.image_paths = [self.images_dir / k for k in self.keys]
         self.cache = self.cache_folder(ann_file, cache_dir, [c["id"] for c in selected]) if cache_dir else None
 
     def checked_images(self, ann_file: Path) -> dict[str, int]:
@@ -115,6 +114,10 @@ class CocoSegmentation(SegDataset):
         folder = Path(cache_dir) / f"{ann_file.stem}-{key}"
         folder.mkdir(parents=True, exist_ok=True)
         return folder
+
+    @property
+    def image_paths(self) -> list[Path]:
+        return [self.images_dir / key for key in self.keys]
 
     def __len__(self) -> int:
         return len(self.image_ids)

@@ -78,7 +78,10 @@ class ImageMaskFolder(SegDataset):
             raise InputError(f"{self.roi_dir}: no region-of-interest mask for {missing[:5]}")
         self.keys = select(list(images), split, str(self.images_dir))
         self.samples = [(images[k], masks[k], rois[k] if rois else None) for k in self.keys]
-        self.image_paths = [images[k] for k in self.keys]
+
+    @property
+    def image_paths(self) -> list[Path]:
+        return [image for image, _, _ in self.samples]
 
     def __len__(self) -> int:
         return len(self.samples)
