@@ -48,7 +48,7 @@ def export_onnx(
             dynamic_axes=axes if dynamic else None,
         )
     Path(onnx_path).write_bytes(buffer.getvalue())
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])  # the bytes just written
     checks = {"export size": x}
     if dynamic:  # another size and batch: a crop of the image, twice
         crop = x[..., : x.shape[-2] * 3 // 4 + 1, : x.shape[-1] // 2 + 3]
