@@ -10,7 +10,10 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import yaml
+from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_warn
 
 from segattn.data import SegDataModule
 from segattn.errors import InputError, MissingPathError, TrainingDiverged
@@ -32,7 +35,10 @@ class OneLineErrorParser(LightningArgumentParser):
 
 class SegattnCLI(LightningCLI):
     """LightningCLI over SegmentationTask and SegDataModule; classes and input channels flow from
-    the data module into the model."""
+    the data module into the model. Unless `trainer.logger` is set, a run logs to TensorBoard and
+    to CSV (metrics.csv) in one folder, <default_root_dir>/lightning_logs/version_N/, which also
+    holds checkpoints/. `fit --ckpt_path last` resumes the newest last.ckpt of any earlier run
+    under default_root_dir."""
 
     def __init__(self, args: Sequence[str] | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
@@ -42,6 +48,29 @@ class SegattnCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.classes", "model.classes", apply_on="instantiate")
         parser.link_arguments("data.in_channels", "model.in_channels", apply_on="instantiate")
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        config = self._get(self.config_init, "trainer", default={})
+        if config.get("logger") in (None, True):
+            root = config.get("default_root_dir") or os.getcwd()
+            tensorboard = TensorBoardLogger(root)
+            kwargs["logger"] = [tensorboard, CSVLogger(root, version=tensorboard.version)]
+        return super().instantiate_trainer(**kwargs)
+
+    def before_fit(self) -> None:
+        # Lightning looks for "last" only in this run's own (new, empty) version folder.
+        config = self.config_init[self.subcommand]
+        if config.get("ckpt_path") == "last":
+            found = newest_last_checkpoint(self.trainer.default_root_dir)
+            if found is None:
+                rank_zero_warn(f"--ckpt_path last: no last.ckpt under {self.trainer.default_root_dir}; training anew")
+            config["ckpt_path"] = None if found is None else str(found)
+
+
+def newest_last_checkpoint(root: str | os.PathLike) -> Path | None:
+    """The most recently written <root>/**/checkpoints/last*.ckpt, or None."""
+    found = [path for path in Path(root).glob("**/checkpoints/last*.ckpt") if path.is_file()]
+    return max(found, key=lambda path: path.stat().st_mtime, default=None)
 
 
 def fail(message: str) -> NoReturn:

@@ -8,6 +8,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from torch import Tensor
+from torchmetrics import MeanMetric
 
 from segattn import checkpoint
 from segattn.data.transforms import serialize
@@ -69,6 +70,11 @@ class SegmentationTask(L.LightningModule):
         self.deep_loss = DeepSupervisionLoss(self.loss, deep_supervision_weights)
         self.val_metrics = SegMetrics(len(classes), ignore_index)
         self.test_metrics = SegMetrics(len(classes), ignore_index)
+        # Lightning's own epoch mean of a logged tensor divides the summed batch sizes by the
+        # world size in integer arithmetic (wrong when processes hold unequal counts): torchmetrics'
+        # MeanMetric syncs float sums instead.
+        self.val_loss = MeanMetric()
+        self.test_loss = MeanMetric()
 
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)
@@ -95,19 +101,20 @@ class SegmentationTask(L.LightningModule):
         )
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self.evaluate_batch(batch, "val", self.val_metrics)
+        self.evaluate_batch(batch, "val", self.val_metrics, self.val_loss)
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self.evaluate_batch(batch, "test", self.test_metrics)
+        self.evaluate_batch(batch, "test", self.test_metrics, self.test_loss)
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         """Label maps int64 N×H×W at the batch's size."""
         return self.model(batch["image"]).argmax(dim=1)
 
-    def evaluate_batch(self, batch: dict[str, Any], stage: str, metrics: SegMetrics) -> None:
+    def evaluate_batch(self, batch: dict[str, Any], stage: str, metrics: SegMetrics, mean_loss: MeanMetric) -> None:
+        """Updates the metrics; the logged loss is the mean over images across processes."""
         logits = self.model(batch["image"])
-        loss = self.loss(logits, batch["mask"])
-        self.log(f"{stage}/loss", loss, on_epoch=True, sync_dist=True, batch_size=len(batch["image"]))
+        mean_loss.update(self.loss(logits, batch["mask"]), weight=len(batch["image"]))
+        self.log(f"{stage}/loss", mean_loss, on_epoch=True)
         metrics.update(logits, batch["mask"])
 
     def on_validation_epoch_end(self) -> None:

@@ -9,8 +9,8 @@ from pycocotools import mask as mask_utils
 from segattn import InputError, MissingPathError
 from segattn.data import CocoSegmentation, SegDataModule, SyntheticShapes
 from segattn.data.base import Transformed, pad_collate, to_tensors
-from segattn.data.datamodule import seed_albumentations
 from segattn.data.io import read_image, write_image
+from segattn.data.sampling import EpochSampler, evaluation_sampler
 from segattn.data.transforms import eval_pipeline, train_pipeline
 
 
@@ -116,49 +116,73 @@ def batches(datamodule, count=2):
     return [b for _, b in zip(range(count), loader, strict=False)]
 
 
-@pytest.mark.parametrize("num_workers", [0, 2])
-def test_training_batches_reproducible_by_seed(synthetic_root, num_workers):
-    def make():
-        return SegDataModule(
-            synthetic(synthetic_root),
-            synthetic(synthetic_root, "val"),
-            crop_size=48,
-            batch_size=4,
-            num_workers=num_workers,
-        )
+def small_datamodule(root, num_workers=0):
+    return SegDataModule(synthetic(root), synthetic(root, "val"), crop_size=48, batch_size=4, num_workers=num_workers)
 
+
+def test_training_batches_reproducible_by_seed(synthetic_root):
     L.seed_everything(1)
-    first = batches(make())
+    first = batches(small_datamodule(synthetic_root))
     L.seed_everything(1)
-    second = batches(make())
+    second = batches(small_datamodule(synthetic_root))
     L.seed_everything(2)
-    other = batches(make())
+    other = batches(small_datamodule(synthetic_root))
     for a, b in zip(first, second, strict=True):
         assert torch.equal(a["image"], b["image"]) and torch.equal(a["mask"], b["mask"])
     assert not torch.equal(first[0]["image"], other[0]["image"])
 
 
-def test_workers_do_not_repeat_each_others_augmentation(synthetic_root):
-    """Each worker seeds its own copy of the pipeline: the same image is augmented differently."""
-    pipeline = train_pipeline(32, "imagenet", 3, "natural")
-    loader = torch.utils.data.DataLoader(
-        Transformed(_Repeat(synthetic(synthetic_root)), pipeline),
-        batch_size=1,
-        num_workers=2,
-        worker_init_fn=seed_albumentations,
-    )
-    images = [b["image"] for b in loader]
-    assert not torch.equal(images[0], images[1])  # items 0 and 1 come from different workers
+def test_batches_do_not_depend_on_the_number_of_workers(synthetic_root):
+    L.seed_everything(1)
+    in_process = batches(small_datamodule(synthetic_root), count=6)
+    L.seed_everything(1)
+    in_workers = batches(small_datamodule(synthetic_root, 2), count=6)
+    for a, b in zip(in_process, in_workers, strict=True):
+        assert a["name"] == b["name"] and torch.equal(a["image"], b["image"])
+
+
+def test_augmentation_follows_seed_epoch_and_index(synthetic_root):
+    """The same image at two indices, or in two epochs, is augmented differently; the same
+    (seed, epoch, index) always gives the same item, whatever was drawn before."""
+    dataset = Transformed(_Repeat(synthetic(synthetic_root)), train_pipeline(32, "imagenet", 3, "natural"), seed=7)
+    first = dataset[1]["image"]
+    assert not torch.equal(dataset[0]["image"], first)
+    dataset.set_epoch(1)
+    assert not torch.equal(dataset[1]["image"], first)
+    dataset.set_epoch(0)
+    assert torch.equal(dataset[1]["image"], first)
+
+
+def test_epoch_sampler_deals_each_sample_once_and_matches_one_process():
+    """2 processes × batch 2 see, batch by batch, the samples of 1 process × batch 4; none twice."""
+    dataset = Transformed(_Repeat(None, length=11), transform=None)
+    one = EpochSampler(dataset, seed=5)
+    ranks = [EpochSampler(dataset, seed=5, num_replicas=2, rank=r) for r in (0, 1)]
+    for epoch in (0, 1):
+        for sampler in (one, *ranks):
+            sampler.set_epoch(epoch)
+        per_rank = [list(s) for s in ranks]
+        assert not set(per_rank[0]) & set(per_rank[1]) and len(per_rank[0]) == len(per_rank[1]) == 5
+        order = list(one)
+        for step in range(2):
+            together = per_rank[0][2 * step : 2 * step + 2] + per_rank[1][2 * step : 2 * step + 2]
+            assert sorted(together) == sorted(order[4 * step : 4 * step + 4])
+    assert list(one) != sorted(one) and dataset.epoch == 1
+    evaluation = [list(evaluation_sampler(dataset, "val", 2, r)) for r in (0, 1)]
+    assert sorted(evaluation[0] + evaluation[1]) == list(range(11))
+    with pytest.raises(InputError, match=r"data\.val: 11 images cannot feed 12 processes"):
+        evaluation_sampler(dataset, "val", 12, 0)
 
 
 class _Repeat:
-    """Image 0 of a data set, four times."""
+    """Image 0 of a data set, `length` times."""
 
-    def __init__(self, ds):
+    def __init__(self, ds, length=4):
         self.ds = ds
+        self.length = length
 
     def __len__(self):
-        return 4
+        return self.length
 
     def load(self, index):
         return self.ds.load(0)

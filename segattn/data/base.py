@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from segattn.data.sampling import sample_seed
 from segattn.errors import InputError
 
 IGNORE_INDEX = 255
@@ -43,16 +44,27 @@ class SegDataset(Dataset):
 
 
 class Transformed(Dataset):
-    """A SegDataset seen through an Albumentations pipeline: items as `to_tensors` returns them."""
+    """A SegDataset seen through an Albumentations pipeline: items as `to_tensors` returns them.
 
-    def __init__(self, dataset: SegDataset, transform: Callable[..., dict]) -> None:
+    With a `seed`, the pipeline (an `A.Compose`) is reseeded before each item from (seed, epoch,
+    index), see `segattn.data.sampling`: an item's augmentation then depends on nothing else.
+    """
+
+    def __init__(self, dataset: SegDataset, transform: Callable[..., dict], seed: int | None = None) -> None:
         self.dataset = dataset
         self.transform = transform
+        self.seed = seed
+        self.epoch = 0
 
     def __len__(self) -> int:
         return len(self.dataset)
 
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
     def __getitem__(self, index: int) -> Sample:
+        if self.seed is not None:
+            self.transform.set_random_seed(sample_seed(self.seed, self.epoch, index))
         return to_tensors(self.transform, self.dataset.load(index))
 
 

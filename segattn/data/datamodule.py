@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import albumentations as A
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, get_worker_info
+from torch.utils.data import DataLoader, Sampler
 
 from segattn.data.base import SegDataset, Transformed, pad_collate
+from segattn.data.sampling import EpochSampler, evaluation_sampler
 from segattn.data.transforms import NormalizeSpec, Preset, deserialize, eval_pipeline, train_pipeline
 from segattn.errors import InputError
 
@@ -33,6 +33,11 @@ class SegDataModule(L.LightningDataModule):
             float images; the training one a fixed crop size.
         batch_size: training batch; val_batch_size defaults to it.
         num_workers: DataLoader worker processes (0 = load in the main process).
+
+    The training order and each sample's augmentation depend only on (seed, epoch, index), see
+    `segattn.data.sampling`: a resumed run, or one with another number of workers, sees the same
+    batches. Under DDP each training sample is seen at most once per epoch across processes, and
+    each evaluation sample exactly once.
     """
 
     def __init__(
@@ -84,37 +89,60 @@ class SegDataModule(L.LightningDataModule):
         return self.datasets["train"].in_channels
 
     def train_dataloader(self) -> DataLoader:
-        # Albumentations 2.x keeps its own RNG, which neither seed_everything nor DataLoader
-        # worker seeding reaches: seed it from torch (set by seed_everything) here, and per
-        # worker in `seed_albumentations`, so runs are reproducible and workers differ.
-        self.train_transform.set_random_seed(torch.initial_seed() % 2**32)
-        return self.loader(Transformed(self.datasets["train"], self.train_transform), self.batch_size, True)
+        seed = self.shared_seed()
+        world_size, rank = self.processes()
+        dataset = Transformed(self.datasets["train"], self.train_transform, seed=seed)
+        sampler = EpochSampler(dataset, seed, world_size, rank)
+        # Not persistent: workers must copy the data set anew each epoch to see its epoch.
+        return self.loader(dataset, self.batch_size, sampler, drop_last=len(sampler) > self.batch_size)
 
     def val_dataloader(self) -> DataLoader:
-        return self.loader(Transformed(self.datasets["val"], self.eval_transform), self.val_batch_size, False)
+        return self.evaluation_loader("val")
 
     def test_dataloader(self) -> DataLoader:
         if self.datasets["test"] is None:
             raise InputError("data.test: no test data set is configured")
-        return self.loader(Transformed(self.datasets["test"], self.eval_transform), self.val_batch_size, False)
+        return self.evaluation_loader("test")
 
     def predict_dataloader(self) -> DataLoader:
         """The test set if one is configured, else the validation set."""
-        dataset = self.datasets["test"] or self.datasets["val"]
-        return self.loader(Transformed(dataset, self.eval_transform), self.val_batch_size, False)
+        return self.evaluation_loader("test" if self.datasets["test"] is not None else "val")
 
-    def loader(self, dataset: Transformed, batch_size: int, train: bool) -> DataLoader:
+    def evaluation_loader(self, split: str) -> DataLoader:
+        dataset = Transformed(self.datasets[split], self.eval_transform)
+        world_size, rank = self.processes()
+        sampler = evaluation_sampler(dataset, split, world_size, rank) if world_size > 1 else None
+        return self.loader(dataset, self.val_batch_size, sampler, persistent=self.num_workers > 0)
+
+    def loader(
+        self,
+        dataset: Transformed,
+        batch_size: int,
+        sampler: Sampler | None,
+        drop_last: bool = False,
+        persistent: bool = False,
+    ) -> DataLoader:
         return DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=train,
-            drop_last=train and len(dataset) > batch_size,
+            sampler=sampler,
+            drop_last=drop_last,
             num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
+            persistent_workers=persistent,
             pin_memory=torch.cuda.is_available(),
-            worker_init_fn=seed_albumentations,
             collate_fn=pad_collate,  # evaluation images may differ in size
         )
+
+    def processes(self) -> tuple[int, int]:
+        """(world size, this process's rank) of the attached Trainer; (1, 0) without one."""
+        trainer = self.trainer
+        return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+
+    def shared_seed(self) -> int:
+        """The run's seed (torch's, as set by seed_everything), the same on every process: rank
+        0's is broadcast, since processes started without a seed would each draw their own."""
+        seed = torch.initial_seed() % 2**32
+        return int(self.trainer.strategy.broadcast(seed)) if self.trainer is not None else seed
 
 
 def check_disjoint(datasets: dict[str, SegDataset | None]) -> None:
@@ -126,11 +154,3 @@ def check_disjoint(datasets: dict[str, SegDataset | None]) -> None:
             if resolved in seen:
                 raise InputError(f"data.{split} and data.{seen[resolved]} both hold {path}; splits must be disjoint")
             seen[resolved] = split
-
-
-def seed_albumentations(worker_id: int) -> None:
-    """DataLoader worker init: seeds the worker's copy of the pipeline from the worker's seed."""
-    info = get_worker_info()
-    transform: Any = info.dataset.transform
-    if isinstance(transform, A.Compose):
-        transform.set_random_seed(info.seed % 2**32)

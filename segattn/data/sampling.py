@@ -1,0 +1,57 @@
+"""Sample order and augmentation that depend only on (seed, epoch, index), never on RNG state.
+
+Why by hand: Lightning's checkpoints hold no RNG state, and Albumentations 2.x keeps its own RNG,
+which neither `seed_everything` nor DataLoader worker seeding reaches. With the order drawn from
+(seed, epoch) and each sample's augmentation seeded from (seed, epoch, index), an epoch's batches
+are the same whatever ran before it: a run resumed from a checkpoint trains on exactly the batches
+the uninterrupted run would have, and the number of DataLoader workers changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DistributedSampler
+
+from segattn.errors import InputError
+
+if TYPE_CHECKING:
+    from segattn.data.base import Transformed
+
+
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """A 32-bit seed for sample `index` in `epoch` of a run seeded with `seed`."""
+    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0])
+
+
+class EpochSampler(DistributedSampler):
+    """Training order: a permutation drawn from (seed, epoch), dealt round-robin to
+    `num_replicas` processes. The tail that would not fill every process equally (at most
+    num_replicas − 1 samples, a different one each epoch) is left out, so no sample is seen twice
+    in an epoch across processes. With one process the order is the permutation itself, so a
+    1-process batch of size k·b holds exactly the samples of the k processes' batches of size b.
+
+    `set_epoch` (Lightning calls it before each epoch) also sets the data set's epoch, from which
+    its augmentation seeds follow; the training DataLoader must therefore not keep persistent
+    workers. A DistributedSampler, so Lightning's DDP keeps it rather than replacing it.
+    """
+
+    def __init__(self, dataset: Transformed, seed: int, num_replicas: int = 1, rank: int = 0) -> None:
+        if len(dataset) < num_replicas:
+            raise InputError(f"data.train: {len(dataset)} images cannot feed {num_replicas} processes")
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=True)
+
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(epoch)
+        self.dataset.set_epoch(epoch)
+
+
+def evaluation_sampler(dataset: Transformed, split: str, num_replicas: int, rank: int) -> DistributedSampler:
+    """Evaluation order for `num_replicas` processes: every sample exactly once (ranks may differ
+    by one sample), where PyTorch's DistributedSampler would repeat samples to even out the ranks
+    and so count them twice in the metrics."""
+    if len(dataset) < num_replicas:
+        raise InputError(f"data.{split}: {len(dataset)} images cannot feed {num_replicas} processes")
+    return UnrepeatedDistributedSampler(dataset, num_replicas=num_replicas, rank=rank, shuffle=False)
