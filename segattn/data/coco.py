@@ -78,6 +78,7 @@ class CocoSegmentation(SegDataset):
         except (ValueError, KeyError, TypeError, AssertionError) as exc:
             raise InputError(f"{ann_file}: not a COCO instances file ({type(exc).__name__}: {exc})") from exc
         self.crowd, self.min_area, self.overlap = crowd, min_area, overlap
+        check_references(self.coco, ann_file)
         categories = sorted(self.coco.loadCats(self.coco.getCatIds()), key=lambda c: c["id"])
         selected = select_categories(categories, classes, ann_file)
         self.label_of = {c["id"]: label for label, c in enumerate(selected, start=1)}
@@ -181,6 +182,17 @@ class CocoSegmentation(SegDataset):
         if first_label is not None:
             mask[first_label == -1] = IGNORE_INDEX
         return mask
+
+
+def check_references(coco: COCO, ann_file: Path) -> None:
+    """Raises an InputError naming the first annotation whose image or category is not in the file."""
+    for ann in coco.dataset.get("annotations", []):
+        if ann["image_id"] not in coco.imgs:
+            raise InputError(f"{ann_file}: annotation {ann.get('id')} refers to image {ann['image_id']}, not listed")
+        if ann["category_id"] not in coco.cats:
+            raise InputError(
+                f"{ann_file}: annotation {ann.get('id')} has category {ann['category_id']}, not in 'categories'"
+            )
 
 
 def select_categories(categories: list[dict], wanted: Sequence[str | int] | None, ann_file: Path) -> list[dict]:
