@@ -79,6 +79,15 @@ class SegmentationTask(L.LightningModule):
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)
 
+    def on_fit_start(self) -> None:
+        # Lightning converts BatchNorm for trainer.sync_batchnorm under DDP; PyTorch's
+        # SyncBatchNorm then fails on the CPU at the first batch with a bare traceback.
+        if self.device.type == "cpu" and any(isinstance(m, torch.nn.SyncBatchNorm) for m in self.modules()):
+            raise InputError(
+                "trainer.sync_batchnorm: PyTorch's SyncBatchNorm runs on GPUs only; on the CPU leave it off, "
+                "or use model_args norm: group, which does not depend on the batch"
+            )
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         if getattr(self.model, "deep_supervision", False):
             logits, deep = self.model(batch["image"], return_deep=True)

@@ -6,7 +6,7 @@ import torch
 
 from segattn import SegmentationTask, Segmenter
 from segattn.data import SegDataModule, SyntheticShapes
-from segattn.errors import TrainingDiverged
+from segattn.errors import InputError, TrainingDiverged
 from segattn.losses import CEDiceLoss
 
 
@@ -37,3 +37,11 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     assert len(kept) == 1
     (mask,) = Segmenter.from_checkpoint(kept[0], device="cpu").predict(data[1].load(0)["image"])
     assert mask.shape == (64, 64)
+
+
+def test_sync_batchnorm_on_the_cpu_is_a_clear_error():
+    task = SegmentationTask(["bg", "fg"], model_args={"widths": [8, 16]})
+    task.on_fit_start()  # plain BatchNorm: fine
+    task.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(task.model)  # what DDP + sync_batchnorm does
+    with pytest.raises(InputError, match=r"sync_batchnorm.*GPUs only.*norm: group"):
+        task.on_fit_start()
