@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import inspect
+from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
 from torchmetrics import MeanMetric
 
 from segattn import checkpoint
+from segattn.data.io import write_image
 from segattn.data.transforms import serialize
 from segattn.errors import InputError, TrainingDiverged
 from segattn.losses import CEDiceLoss, DeepSupervisionLoss
 from segattn.metrics import SegMetrics
 from segattn.models import build_model
-from segattn.viz import default_palette
+from segattn.viz import default_palette, validation_row
 
 
 class SegmentationTask(L.LightningModule):
@@ -36,6 +41,9 @@ class SegmentationTask(L.LightningModule):
             is DeepSupervisionLoss over its main and per-scale outputs with these weights:
             "halving" (1, 1/2, 1/4, … finest first) or one weight per scale; validation, test and
             predict score the main output only.
+        log_images: after each validation epoch, the first this many val images are drawn as
+            image | truth | prediction | each gate's attention α, to every logger: a PNG per epoch
+            in <log_dir>/val_images/ and an image in TensorBoard ("val/predictions"). 0 = none.
 
     Logged: train/loss, val/loss, val/mIoU, val/aAcc and val/IoU/<class>. Checkpoints: the best
     by val/mIoU ("best.ckpt") and the last ("last.ckpt"), each self-describing for `Segmenter`.
@@ -55,10 +63,13 @@ class SegmentationTask(L.LightningModule):
         dice_weight: float = 1.0,
         ignore_index: int = 255,
         deep_supervision_weights: str | list[float] = "halving",
+        log_images: int = 4,
     ) -> None:
         super().__init__()
         if len(classes) < 2:
             raise InputError(f"classes: expected at least 2 (background included), got {classes}")
+        if log_images < 0:
+            raise InputError(f"log_images: expected 0 or more, got {log_images}")
         if not 0 <= warmup_ratio < 1:
             raise InputError(f"warmup_ratio: expected a value in [0, 1), got {warmup_ratio}")
         self.save_hyperparameters()
@@ -66,6 +77,8 @@ class SegmentationTask(L.LightningModule):
         self.model_name = model
         self.model_args = dict(model_args or {})
         self.model = build_model(model, num_classes=len(classes), in_channels=in_channels, **self.model_args)
+        self.log_images = log_images
+        self.returns_attention = "return_attention" in inspect.signature(self.model.forward).parameters
         self.loss = CEDiceLoss(ce_weight, dice_weight, ignore_index)
         self.deep_loss = DeepSupervisionLoss(self.loss, deep_supervision_weights)
         self.val_metrics = SegMetrics(len(classes), ignore_index)
@@ -110,21 +123,53 @@ class SegmentationTask(L.LightningModule):
         )
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self.evaluate_batch(batch, "val", self.val_metrics, self.val_loss)
+        show = batch_idx == 0 and self.log_images > 0 and bool(self.loggers) and self.trainer.is_global_zero
+        show = show and not self.trainer.sanity_checking
+        if show and self.returns_attention:
+            logits, maps = self.model(batch["image"], return_attention=True)
+        else:
+            logits, maps = self.model(batch["image"]), {}
+        self.score(batch, logits, "val", self.val_metrics, self.val_loss)
+        if show:
+            self.log_val_images(batch, logits, maps)
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self.evaluate_batch(batch, "test", self.test_metrics, self.test_loss)
+        self.score(batch, self.model(batch["image"]), "test", self.test_metrics, self.test_loss)
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         """Label maps int64 N×H×W at the batch's size."""
         return self.model(batch["image"]).argmax(dim=1)
 
-    def evaluate_batch(self, batch: dict[str, Any], stage: str, metrics: SegMetrics, mean_loss: MeanMetric) -> None:
+    def score(
+        self, batch: dict[str, Any], logits: Tensor, stage: str, metrics: SegMetrics, mean_loss: MeanMetric
+    ) -> None:
         """Updates the metrics; the logged loss is the mean over images across processes."""
-        logits = self.model(batch["image"])
         mean_loss.update(self.loss(logits, batch["mask"]), weight=len(batch["image"]))
         self.log(f"{stage}/loss", mean_loss, on_epoch=True)
         metrics.update(logits, batch["mask"])
+
+    def log_val_images(self, batch: dict[str, Any], logits: Tensor, maps: dict[str, Tensor]) -> None:
+        """Draws the first `log_images` images of the batch (see the class docstring)."""
+        count = min(self.log_images, len(batch["image"]))
+        palette = default_palette(len(self.classes))
+        truth, pred = batch["mask"][:count].cpu().numpy(), logits[:count].argmax(1).cpu().numpy()
+        rows = [
+            validation_row(
+                batch["image"][i].float().cpu().numpy().transpose(1, 2, 0),
+                truth[i],
+                pred[i],
+                {name: a[i, 0].float().cpu().numpy() for name, a in maps.items()},
+                palette,
+            )
+            for i in range(count)
+        ]
+        picture = np.concatenate(rows, axis=0)
+        for logger in self.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_image("val/predictions", picture, self.global_step, dataformats="HWC")
+        folder = Path(self.trainer.log_dir or self.trainer.default_root_dir) / "val_images"
+        folder.mkdir(parents=True, exist_ok=True)
+        write_image(folder / f"epoch_{self.current_epoch:03d}.png", picture)
 
     def on_validation_epoch_end(self) -> None:
         self.log_scores("val", self.val_metrics)

@@ -1,4 +1,4 @@
-"""Colours and overlays for label maps."""
+"""Colours, overlays, attention maps and training curves."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import numpy as np
 
 from segattn.data.base import IGNORE_INDEX
+from segattn.errors import InputError
 
 
 def default_palette(num_classes: int) -> list[list[int]]:
@@ -104,3 +105,74 @@ def attention_grid(image: np.ndarray, maps: dict[str, np.ndarray], alpha: float 
         panels.append(((1 - alpha) * rgb + alpha * heatmap(resized)).round().astype(np.uint8))
     gap = np.full((height, 4, 3), 255, np.uint8)
     return np.concatenate([p for panel in panels for p in (panel, gap)][:-1], axis=1)
+
+
+def validation_row(
+    image: np.ndarray, truth: np.ndarray, pred: np.ndarray, maps: dict[str, np.ndarray], palette: list[list[int]]
+) -> np.ndarray:
+    """One RGB uint8 strip: image | truth | prediction | each gate's α over the image.
+
+    image: H×W×C (C = 1, 3, or more: the first channel is shown), any dtype (a normalised float
+    image is scaled by its own range); truth, pred: H×W labels; maps: {gate: α h_i×w_i}."""
+    if image.ndim == 3 and image.shape[2] not in (1, 3):
+        image = image[..., :1]
+    strip = side_by_side(image, truth, pred, palette)
+    if not maps:
+        return strip
+    gates = attention_grid(image, maps)[:, image.shape[1] + 4 :]  # without the image panel again
+    gap = np.full((strip.shape[0], 4, 3), 255, np.uint8)
+    return np.concatenate([strip, gap, gates], axis=1)
+
+
+def read_metrics_csv(path: str | os.PathLike) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Lightning's CSVLogger file (metrics.csv) as {metric: (steps int64, values float64)}, one
+    entry per metric with the rows where it was logged (the file interleaves step and epoch rows)."""
+    import csv
+
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or "step" not in rows[0]:
+        raise InputError(f"{path}: not a Lightning CSVLogger metrics file (no 'step' column)")
+    curves = {}
+    for key in rows[0]:
+        if key in ("step", "epoch"):
+            continue
+        points = [(int(row["step"]), float(row[key])) for row in rows if row[key] not in ("", None)]
+        if points:
+            steps, values = zip(*points, strict=True)
+            curves[key] = (np.asarray(steps, np.int64), np.asarray(values, np.float64))
+    return curves
+
+
+def plot_curves(path: str | os.PathLike, keys: list[str] | None = None, out: str | os.PathLike | None = None):
+    """Training curves from a CSVLogger metrics.csv against the optimiser step: losses in one
+    panel, scores (mIoU, IoU, aAcc, ...) in another. `keys`, e.g. ["train/loss_step", "val/loss",
+    "val/mIoU"], default: every loss and mIoU logged. Saves a PNG to `out` if given; returns the
+    matplotlib Figure."""
+    import matplotlib
+
+    if out is not None:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = read_metrics_csv(path)
+    keys = keys or [k for k in curves if k.endswith(("loss_step", "loss", "mIoU"))]
+    missing = [k for k in keys if k not in curves]
+    if missing:
+        raise InputError(f"{path}: no metric {missing}; it holds {sorted(curves)}")
+    panels = sorted({"loss" if "loss" in k else "score" for k in keys})
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.5), squeeze=False)
+    for ax, panel in zip(axes[0], panels, strict=True):
+        for key in keys:
+            if ("loss" if "loss" in key else "score") == panel:
+                steps, values = curves[key]
+                ax.plot(steps, values, marker="o" if len(steps) < 30 else None, markersize=3, label=key)
+        ax.set_xlabel("step")
+        ax.set_ylabel(panel)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    if out is not None:
+        fig.savefig(out, dpi=120)
+        plt.close(fig)
+    return fig

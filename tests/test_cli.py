@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from segattn import Segmenter
-from segattn.data.io import write_image
+from segattn.data.io import read_image, write_image
 
 from .conftest import REPO
 
@@ -78,6 +78,27 @@ def test_fit_writes_best_and_last_checkpoints(fitted):
     run_dir, _ = fitted
     names = sorted(p.name for p in run_dir.rglob("*.ckpt"))
     assert names == ["best.ckpt", "last.ckpt"]
+
+
+def test_fit_logs_curves_and_val_images_to_csv_and_tensorboard(fitted, tmp_path):
+    """One version folder: metrics.csv, TensorBoard events, and per epoch a PNG of 4 val images as
+    image | truth | prediction | the gate's α (widths [8, 16, 32] with gate_finest false: 1 gate)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from segattn.viz import plot_curves, read_metrics_csv
+
+    (version,) = (fitted[0] / "lightning_logs").iterdir()
+    pictures = sorted((version / "val_images").iterdir())
+    assert [p.name for p in pictures] == ["epoch_000.png", "epoch_001.png"]
+    picture = read_image(pictures[-1])
+    assert picture.shape == (4 * 64, 4 * 64 + 3 * 4, 3)
+    curves = read_metrics_csv(version / "metrics.csv")
+    assert len(curves["val/mIoU"][1]) == 2 and 0 <= curves["val/mIoU"][1].min() <= 1
+    plot_curves(version / "metrics.csv", out=tmp_path / "curves.png")
+    assert read_image(tmp_path / "curves.png").shape[2] == 3
+    events = EventAccumulator(str(version), size_guidance={"images": 0}).Reload()
+    assert len(events.Images("val/predictions")) == 2
+    assert [e.step for e in events.Scalars("val/mIoU")] == curves["val/mIoU"][0].tolist()
 
 
 def test_segmenter_needs_nothing_but_the_checkpoint(fitted, tmp_path):
