@@ -8,10 +8,10 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import torch
 
 from segattn.data.synthetic import draw_image
+from segattn.errors import InputError
 from segattn.inference import InputImages, Segmenter
 
 TOLERANCE = 1e-3
@@ -28,7 +28,13 @@ def export_onnx(
     """Writes the network (normalised image N×C×H×W float32 → logits N×K×H×W) as ONNX and runs
     it with onnxruntime on a real image through the checkpoint's evaluation transform (by
     default a drawn synthetic image), at the export size and, when `dynamic` (batch, H and W
-    free), at a second size. Returns the largest absolute logit difference per check."""
+    free), at a second size. Returns the largest absolute logit difference per check.
+    Needs onnx and onnxruntime: `pip install 'segattn[export]'`."""
+    try:
+        import onnx  # noqa: F401  (torch.onnx.export needs it)
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise InputError(f"export needs {exc.name}, which is not installed: pip install 'segattn[export]'") from exc
     segmenter = Segmenter.from_checkpoint(ckpt, device="cpu", precision="fp32", trust_checkpoint=trust_checkpoint)
     model = segmenter.model
     sample = image if image is not None else draw_image(np.random.default_rng(0), 160)[0]

@@ -294,3 +294,15 @@ def test_tools_are_the_same_commands():
     for tool in ("train.py", "evaluate.py", "infer.py", "export.py"):
         result = subprocess.run([sys.executable, REPO / "tools" / tool, "--help"], capture_output=True, text=True)
         assert result.returncode == 0 and ("--config" if tool == "train.py" else "--ckpt") in result.stdout
+
+
+def test_export_without_onnxruntime_fails_with_one_line(tmp_path):
+    script = (
+        "import sys; sys.modules['onnxruntime'] = None  # as if not installed\n"
+        "from segattn.cli import main; main(['export', '--ckpt', 'any.ckpt', '--onnx', 'out.onnx'])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        "segattn: error: export needs onnxruntime, which is not installed: pip install 'segattn[export]'"
+    )
