@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -53,8 +55,8 @@ class SegattnCLI(LightningCLI):
         config = self._get(self.config_init, "trainer", default={})
         if config.get("logger") in (None, True):
             root = config.get("default_root_dir") or os.getcwd()
-            tensorboard = TensorBoardLogger(root)
-            kwargs["logger"] = [tensorboard, CSVLogger(root, version=tensorboard.version)]
+            csv = CSVLogger(root)  # first: it creates the version folder, which it wants empty
+            kwargs["logger"] = [csv, TensorBoardLogger(root, version=csv.version)]
         return super().instantiate_trainer(**kwargs)
 
     def before_fit(self) -> None:
@@ -78,9 +80,18 @@ def fail(message: str) -> NoReturn:
     sys.exit(2)
 
 
+def quiet_lightning() -> None:
+    """Drops Lightning's advertisements ("💡 Tip: ... litlogger / litmodels") and its LeafSpec
+    deprecation notice (Lightning's own code against newer torch) from the command's output."""
+    for handler in logging.getLogger("lightning.pytorch").handlers:
+        handler.addFilter(lambda record: not record.getMessage().startswith("💡 Tip"))
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """The `segattn` command. argv None: sys.argv, left as it is, since Lightning's DDP launcher
     starts the other ranks with the same command line."""
+    quiet_lightning()
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         if args and args[0] in OWN_COMMANDS:

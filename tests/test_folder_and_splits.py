@@ -185,6 +185,9 @@ def test_pipeline_from_albumentations_serialised_form_in_config(tmp_path):
     assert batch["image"].shape == (2, 3, 24, 24)
     with pytest.raises(InputError, match="train_transform"):
         SegDataModule(train, val, train_transform={"transform": {"__class_fullname__": "NoSuchTransform"}})
+    spec["transform"]["transforms"][-1]["heigth"] = 24  # a typo: Albumentations would only warn
+    with pytest.raises(InputError, match=r"data\.train_transform: Argument\(s\) 'heigth' are not valid"):
+        SegDataModule(train, val, train_transform=spec)
 
 
 def coco_file(tmp_path, file_name="a.png", segmentation=None, extra_anns=()):

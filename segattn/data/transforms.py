@@ -12,6 +12,7 @@ and resample masks with nearest-neighbour interpolation: labels stay exact.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Literal
 
 import albumentations as A
@@ -181,12 +182,25 @@ def serialize(pipeline: A.Compose) -> dict[str, Any]:
     return A.to_dict(pipeline)
 
 
+# Albumentations 2.0 writes PadIfNeeded's `padding` in to_dict but does not accept it back.
+OWN_ROUND_TRIP_NOISE = "Argument(s) 'padding' are not valid for transform PadIfNeeded"
+
+
 def deserialize(spec: dict[str, Any], source: str = "transform") -> A.Compose:
-    """Rebuilds a pipeline from Albumentations' serialised form; errors name `source`."""
+    """Rebuilds a pipeline from Albumentations' serialised form; errors name `source`. An
+    argument that a transform does not take is an error (Albumentations only warns and drops it)."""
     try:
-        pipeline = A.from_dict(spec)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            pipeline = A.from_dict(spec)
     except (KeyError, ValueError, TypeError) as exc:
         raise InputError(f"{source}: not a valid Albumentations pipeline ({type(exc).__name__}: {exc})") from exc
+    for warning in caught:
+        message = str(warning.message)
+        if message.startswith("Argument(s)") and message != OWN_ROUND_TRIP_NOISE:
+            raise InputError(f"{source}: {message}")
+        if message != OWN_ROUND_TRIP_NOISE:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     if not isinstance(pipeline, A.Compose):
         pipeline = A.Compose([pipeline])
     return pipeline
