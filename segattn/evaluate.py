@@ -66,10 +66,11 @@ def evaluate_dataset(
         predictions = segmenter.predict([item["image"] for item in items], batch_size=batch_size, **predict_options)
         for index, item, pred in zip(indices, items, predictions, strict=True):
             pred_t, target_t = torch.from_numpy(pred).long()[None], torch.from_numpy(item["mask"])[None]
-            metric.update(pred_t, target_t)
+            cm = confusion_matrix(pred_t, target_t, k, per_image=True)  # 1×K×K
+            metric.update_confusion(cm)
             if distances is not None:
                 distances.update(pred_t, target_t)
-            own = scores(confusion_matrix(pred_t, target_t, k), absent, include_background)["mIoU"]
+            own = scores(cm[0], absent, include_background)["mIoU"]
             image_miou.append((index, item["name"], float(own)))
     result = to_plain(metric.compute(), segmenter.classes)
     if distances is not None:

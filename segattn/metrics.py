@@ -191,10 +191,15 @@ class SegMetrics(Metric):
     def update(self, preds: Tensor, target: Tensor) -> None:
         per_image = self.averaging == "image"
         cm = confusion_matrix(preds, target, self.num_classes, self.ignore_index, self.reduce_zero_label, per_image)
-        if not per_image:
-            self.confmat += cm
-            return
+        self.update_confusion(cm if per_image else cm[None])
+
+    def update_confusion(self, cm: Tensor) -> None:
+        """Adds images given by their confusion matrices, int64 N×K×K (rows = truth), as
+        `confusion_matrix(..., per_image=True)` returns them (with "dataset" averaging, any
+        grouping of the images will do)."""
         self.confmat += cm.sum(dim=0)
+        if self.averaging != "image":
+            return
         each = scores(cm, self.absent, self.include_background)
         per_class = torch.stack([each[key] for key in PER_CLASS], dim=1)  # N×M×K
         means = torch.stack([each[key] for key in MEANS], dim=1)  # N×S
