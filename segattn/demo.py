@@ -8,11 +8,10 @@ from pathlib import Path
 from rich.console import Console
 
 from segattn.cli import SegattnCLI
-from segattn.data.io import write_image, write_label_map
 from segattn.errors import MissingPathError
 from segattn.evaluate import evaluate_dataset, print_scores, write_report
+from segattn.infer import run_infer
 from segattn.inference import Segmenter
-from segattn.viz import overlay
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
 SHOWN_IMAGES = 4
@@ -52,13 +51,9 @@ def run_demo(
     scores = evaluation.scores
     report = write_report(evaluation, Path(out) / "eval", segmenter, val, worst=4)
 
-    predictions = Path(out) / "predictions"
-    predictions.mkdir(parents=True, exist_ok=True)
-    items = [val.load(i) for i in range(min(SHOWN_IMAGES, len(val)))]
-    for item, pred in zip(items, segmenter.predict([it["image"] for it in items]), strict=True):
-        stem = Path(item["name"]).stem
-        write_label_map(predictions / f"{stem}_mask.png", pred, segmenter.palette)
-        write_image(predictions / f"{stem}_overlay.png", overlay(item["image"], pred, segmenter.palette))
+    predictions = Path(out) / "predictions"  # what `segattn infer --overlay` writes, for a few val images
+    shown = val.image_paths[:SHOWN_IMAGES]
+    run_infer(segmenter, shown, predictions, overlay_images=True, workers=0, overwrite=True)
 
     console = Console()
     print_scores(scores, f"val, best checkpoint, {len(val)} images", console)
@@ -66,6 +61,6 @@ def run_demo(
     console.print(f"checkpoint   {best}")
     console.print(f"training log {cli.trainer.log_dir}/")
     console.print(f"evaluation   {report['metrics'].parent}/ (metrics.json, per_class.csv, confusion.png, worst/)")
-    console.print(f"predictions  {predictions}/ (label-map PNGs and overlays of {len(items)} val images)")
+    console.print(f"predictions  {predictions}/ (label-map PNGs and overlays of {len(shown)} val images)")
     console.print(f"time         {fit_seconds:.0f} s fit, {time.perf_counter() - start:.0f} s in all")
     return scores

@@ -273,7 +273,7 @@ def test_demo_quick_prints_scores_and_writes_predictions(tmp_path):
     )
     assert "val mIoU" in result.stdout and "triangle" in result.stdout
     predictions = sorted(p.name for p in (tmp_path / "demo/predictions").iterdir())
-    assert len(predictions) == 8 and "000001_mask.png" in predictions and "000001_overlay.png" in predictions
+    assert len(predictions) == 8 and "000001.png" in predictions and "000001_overlay.jpg" in predictions
     assert json.loads((tmp_path / "demo/eval/metrics.json").read_text())["IoU"].keys() >= {"circle", "square"}
 
 
