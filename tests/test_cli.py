@@ -306,3 +306,17 @@ def test_export_without_onnxruntime_fails_with_one_line(tmp_path):
     assert result.stderr.strip() == (
         "segattn: error: export needs onnxruntime, which is not installed: pip install 'segattn[export]'"
     )
+
+
+def test_figures_command_draws_the_readme_pictures(fitted, tmp_path):
+    run_dir, data_dir = fitted
+    ckpt = next(run_dir.rglob("best.ckpt"))
+    result = subprocess.run(
+        [sys.executable, "tools/figures.py", "--ckpt", ckpt, "--images", data_dir / "val", "--out", tmp_path],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert read_image(tmp_path / "overlays.png").shape == (64, 4 * 64 + 3 * 4, 3)
+    assert read_image(tmp_path / "attention.png").shape == (4 * 64, 2 * 64 + 4, 3)  # image | the one gate's α

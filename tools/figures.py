@@ -31,11 +31,11 @@ def main() -> None:
     items = expand_inputs(args.images)[: args.count]
     inputs = InputImages(items, segmenter.in_channels, segmenter.transform)
     overlays, rows = [], []
-    for index, mask in enumerate(segmenter.predict(items)):
+    for index in range(len(items)):
         image = np.asarray(inputs.load(index))
-        overlays.append(overlay(image, mask, segmenter.palette))
-        with torch.inference_mode():
-            _, maps = segmenter.model(inputs[index]["tensor"][None], return_attention=True)
+        with torch.inference_mode():  # one forward: the eval transform keeps the size, so argmax is the label map
+            logits, maps = segmenter.model(inputs[index]["tensor"][None], return_attention=True)
+        overlays.append(overlay(image, logits[0].argmax(0).numpy(), segmenter.palette))
         rows.append(attention_grid(image, {name: a[0, 0].numpy() for name, a in maps.items()}))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
