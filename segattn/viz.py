@@ -42,15 +42,13 @@ def overlay(image: np.ndarray, mask: np.ndarray, palette: list[list[int]], alpha
 
 def plot_confusion(confmat: np.ndarray, classes: list[str], path: str | os.PathLike, title: str = "") -> None:
     """Saves the row-normalised confusion matrix (rows = truth, each row sums to 1) as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: leaves a notebook's backend alone
 
     rows = confmat.sum(axis=1, keepdims=True)
     normalised = np.divide(confmat, rows, out=np.zeros(confmat.shape, float), where=rows > 0)
     size = max(4.0, 0.45 * len(classes) + 2)
-    fig, ax = plt.subplots(figsize=(size + 1, size))
+    fig = Figure(figsize=(size + 1, size))
+    ax = fig.subplots()
     image = ax.imshow(normalised, vmin=0, vmax=1, cmap="Blues")
     ax.set_xticks(range(len(classes)), classes, rotation=90)
     ax.set_yticks(range(len(classes)), classes)
@@ -65,7 +63,6 @@ def plot_confusion(confmat: np.ndarray, classes: list[str], path: str | os.PathL
     ax.set_title(title or "confusion matrix (rows normalised)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def side_by_side(image: np.ndarray, truth: np.ndarray, pred: np.ndarray, palette: list[list[int]]) -> np.ndarray:
@@ -148,12 +145,8 @@ def plot_curves(path: str | os.PathLike, keys: list[str] | None = None, out: str
     """Training curves from a CSVLogger metrics.csv against the optimiser step: losses in one
     panel, scores (mIoU, IoU, aAcc, ...) in another. `keys`, e.g. ["train/loss_step", "val/loss",
     "val/mIoU"], default: every loss and mIoU logged. Saves a PNG to `out` if given; returns the
-    matplotlib Figure."""
-    import matplotlib
-
-    if out is not None:
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    matplotlib Figure (a notebook shows it as a cell's value)."""
+    from matplotlib.figure import Figure  # not pyplot: leaves a notebook's backend alone
 
     curves = read_metrics_csv(path)
     keys = keys or [k for k in curves if k.endswith(("loss_step", "loss", "mIoU"))]
@@ -161,7 +154,8 @@ def plot_curves(path: str | os.PathLike, keys: list[str] | None = None, out: str
     if missing:
         raise InputError(f"{path}: no metric {missing}; it holds {sorted(curves)}")
     panels = sorted({"loss" if "loss" in k else "score" for k in keys})
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.5), squeeze=False)
+    fig = Figure(figsize=(5 * len(panels), 3.5))
+    axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, panel in zip(axes[0], panels, strict=True):
         for key in keys:
             if ("loss" if "loss" in key else "score") == panel:
@@ -174,5 +168,4 @@ def plot_curves(path: str | os.PathLike, keys: list[str] | None = None, out: str
     fig.tight_layout()
     if out is not None:
         fig.savefig(out, dpi=120)
-        plt.close(fig)
     return fig
