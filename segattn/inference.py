@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import glob
+import inspect
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import nullcontext
@@ -142,6 +143,25 @@ class Segmenter:
             pending.append(sample)
         if pending:
             yield from self.run_batch(pending, views, return_probs)
+
+    @torch.inference_mode()
+    def attention(self, image: ImageInput) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """One forward on one image (a path or an H×W[×C] array): its label map, as `predict`
+        gives it, and each attention gate's α, float32 H×W in [0, 1] at the image's own size
+        (bilinear from the gate's grid), by gate name in the network's order."""
+        network = getattr(self.model, "_orig_mod", self.model)  # under torch.compile
+        if "return_attention" not in inspect.signature(network.forward).parameters:
+            raise InputError(f"attention: {type(network).__name__} has no attention maps to return")
+        sample = InputImages([image], self.in_channels, self.transform)[0]
+        x = sample["tensor"][None].to(self.device).contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
+            logits, maps = self.model(x, return_attention=True)
+        size = tuple(sample["size"])
+        alphas = {
+            name: F.interpolate(a.float(), size=size, mode="bilinear", align_corners=False)[0, 0].cpu().numpy()
+            for name, a in maps.items()
+        }
+        return self.finish(logits.float(), sample, return_probs=False), alphas
 
     def samples(self, inputs: ImageInput | Sequence[ImageInput], workers: int) -> Iterable[dict[str, Any]]:
         """{"size": (H, W), "tensor": float32 C×h×w} per input, read by `workers` processes."""

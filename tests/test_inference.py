@@ -176,3 +176,15 @@ def test_attention_grid_and_overlay_pictures():
     blended = overlay(img, mask, [[0, 0, 0], [255, 0, 0]])
     np.testing.assert_array_equal(blended[0, 0], img[0, 0])  # background pixels stay as they were
     assert (blended[5:10, 5:10, 0] >= img[5:10, 5:10, 0] // 2).all()
+
+
+def test_attention_gives_the_label_map_and_every_gate_at_the_image_size():
+    seg = segmenter(AttentionUNet(num_classes=3, widths=(8, 16, 32), gate_finest=True))
+    img = image(37, 51)
+    mask, maps = seg.attention(img)
+    np.testing.assert_array_equal(mask, seg.predict(img)[0])
+    assert sorted(maps) == ["gate0", "gate1"]  # in the decoder's order, coarse to fine
+    for alpha in maps.values():
+        assert alpha.shape == (37, 51) and alpha.dtype == np.float32 and 0 <= alpha.min() <= alpha.max() <= 1
+    with pytest.raises(InputError, match="attention: Sequential has no attention maps"):
+        segmenter(nn.Sequential(nn.Conv2d(3, 3, 1))).attention(img)

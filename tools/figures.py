@@ -13,10 +13,9 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from segattn.data.io import write_image
-from segattn.inference import InputImages, Segmenter, expand_inputs
+from segattn.data.io import read_image, write_image
+from segattn.inference import Segmenter, expand_inputs
 from segattn.viz import attention_grid, overlay
 
 
@@ -28,15 +27,12 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=4)
     args = parser.parse_args()
     segmenter = Segmenter.from_checkpoint(args.ckpt, device="cpu")
-    items = expand_inputs(args.images)[: args.count]
-    inputs = InputImages(items, segmenter.in_channels, segmenter.transform)
     overlays, rows = [], []
-    for index in range(len(items)):
-        image = np.asarray(inputs.load(index))
-        with torch.inference_mode():  # one forward: the eval transform keeps the size, so argmax is the label map
-            logits, maps = segmenter.model(inputs[index]["tensor"][None], return_attention=True)
-        overlays.append(overlay(image, logits[0].argmax(0).numpy(), segmenter.palette))
-        rows.append(attention_grid(image, {name: a[0, 0].numpy() for name, a in maps.items()}))
+    for path in expand_inputs(args.images)[: args.count]:
+        image = read_image(path)
+        mask, maps = segmenter.attention(image)
+        overlays.append(overlay(image, mask, segmenter.palette))
+        rows.append(attention_grid(image, maps))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     gap = np.full((overlays[0].shape[0], 4, 3), 255, np.uint8)
