@@ -15,48 +15,122 @@ python tools/benchmark.py ablation [--steps 300] [--crop 128] [--seeds 0] [--wri
 python tools/benchmark.py data [--workers 2] [--write]
     batches/s of the COCO pipeline (configs/coco.yaml's data on ../shared/data/coco_tiny):
     first epoch (rasterising, filling the label cache) vs cached epochs vs no cache.
+python tools/benchmark.py accuracy [--quick] [--datasets drive membrane camvid] [--seeds 0 1] [--steps N] [--write]
+    segattn (the data set config's model), the same without gates, smp Unet resnet34 (± scSE) and
+    MONAI's AttentionUnet, each trained under one budget through SegmentationTask + SegDataModule
+    from configs/<data set>.yaml and scored with SegMetrics on the val split: mean ± std over the
+    seeds, parameters, training seconds, and who leads. --quick: a ≤ 10-minute version.
+python tools/benchmark.py speed [--sizes 256 512] [--batch 2] [--repeats 3] [--write]
+    the same five networks (2 classes, RGB): training img/s (forward, backward, AdamW step),
+    inference img/s, peak memory of each, parameters and GFLOPs, per input size.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import datetime
 import functools
+import logging
 import os
 import platform
 import shlex
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
+from typing import Any, NamedTuple
 
+import lightning as L
 import torch
 import yaml
+from lightning.pytorch.callbacks import Callback
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from segattn.data import SegDataModule
 from segattn.models import build_model
+from segattn.models.padding import PadToStride
+from segattn.task import SegmentationTask
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "benchmarks.md"
 DOC_INTRO = "# Benchmarks\n\nEvery figure here was printed by the command above it (tools/benchmark.py).\n"
 NUM_CLASSES = 2
+MONAI = "monai:AttentionUnet"  # a contender outside segattn's registry, built here
+MONAI_MISSING = "MONAI is not installed (pip install -e '.[bench]')"
+
+
+def load_config(name: str) -> dict[str, Any]:
+    """configs/<name>.yaml."""
+    return yaml.safe_load((REPO / "configs" / f"{name}.yaml").read_text())
 
 
 def config_model_args(name: str) -> dict:
     """The model_args of configs/<name>.yaml."""
-    return yaml.safe_load((REPO / "configs" / f"{name}.yaml").read_text())["model"]["model_args"]
+    return load_config(name)["model"]["model_args"]
 
 
-def monai_attention_unet(channels: Sequence[int]) -> nn.Module | None:
-    """MONAI's 2-D AttentionUnet with `channels` (None when MONAI is not installed)."""
+def monai_attention_unet(
+    channels: Sequence[int], in_channels: int = 3, num_classes: int = NUM_CLASSES
+) -> nn.Module | None:
+    """MONAI's 2-D AttentionUnet with `channels`, padded to its stride so that any H×W works
+    (None when MONAI is not installed)."""
     try:
         from monai.networks.nets import AttentionUnet
     except ImportError:
         return None
     strides = (2,) * (len(channels) - 1)
-    return AttentionUnet(spatial_dims=2, in_channels=3, out_channels=NUM_CLASSES, channels=channels, strides=strides)
+    net = AttentionUnet(
+        spatial_dims=2, in_channels=in_channels, out_channels=num_classes, channels=channels, strides=strides
+    )
+    return PadToStride(net, 2 ** len(strides))
+
+
+class Contender(NamedTuple):
+    """A network of the `accuracy` and `speed` benchmarks: a `build_model` name (or MONAI) and its arguments."""
+
+    name: str
+    model: str
+    model_args: dict[str, Any]
+
+
+def contenders(own: dict[str, Any]) -> list[Contender]:
+    """segattn's network of a config's `model` section, the same without gates, and its peers."""
+    r34 = {"encoder_name": "resnet34", "encoder_weights": None}
+    return [
+        Contender("segattn", own["model"], own["model_args"]),
+        Contender("segattn, gates off", own["model"], {**own["model_args"], "gates": False}),
+        Contender("smp Unet r34", "smp:Unet", r34),
+        Contender("smp Unet r34 scse", "smp:Unet", {**r34, "decoder_attention_type": "scse"}),
+        Contender("MONAI AttentionUnet", MONAI, {"channels": (32, 64, 128, 256, 512)}),
+    ]
+
+
+def build_contender(contender: Contender, num_classes: int, in_channels: int) -> nn.Module | None:
+    """The contender's network (None when its package is missing)."""
+    if contender.model == MONAI:
+        return monai_attention_unet(contender.model_args["channels"], in_channels, num_classes)
+    return build_model(contender.model, num_classes=num_classes, in_channels=in_channels, **contender.model_args)
+
+
+def build_all(builders: dict[str, Callable[[], nn.Module | None]]) -> tuple[dict[str, nn.Module], list[str]]:
+    """({name: network} of the builders that could build, a note for each that could not)."""
+    built, notes = {}, []
+    for name, builder in builders.items():
+        model = builder()
+        if model is None:
+            notes.append(f"{name}: skipped, {MONAI_MISSING}.")
+        else:
+            built[name] = model
+    return built, notes
+
+
+def millions(model: nn.Module) -> float:
+    """Parameters, in millions."""
+    return sum(p.numel() for p in model.parameters()) / 1e6
 
 
 def model_candidates() -> list[tuple[str, str, Callable[[], nn.Module | None]]]:
@@ -101,28 +175,47 @@ def median_seconds(
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
+def synchronized(call: Callable[[], object]) -> Callable[[], None]:
+    """`call`, then a wait for the GPU to finish, so that a timing includes its work."""
+
+    def run() -> None:
+        call()
+        torch.cuda.synchronize()
+
+    return run
+
+
 def forward(model: nn.Module, x: torch.Tensor) -> None:
     model.eval()
     with torch.no_grad():
         model(x)
 
 
-def train_step(model: nn.Module, x: torch.Tensor) -> None:
-    """Forward + backward (of the logits' mean) in train mode."""
+def train_step(model: nn.Module, x: torch.Tensor, optimizer: torch.optim.Optimizer | None = None) -> None:
+    """Forward + backward (of the logits' mean) in train mode, then the optimiser's step if one is given."""
     model.train()
     model.zero_grad(set_to_none=True)
     model(x).mean().backward()
+    if optimizer is not None:
+        optimizer.step()
 
 
 def measure_throughput(
-    models: dict[str, nn.Module], x: torch.Tensor, repeats: int, warmup: int
+    models: dict[str, nn.Module],
+    x: torch.Tensor,
+    repeats: int,
+    warmup: int,
+    optimizers: dict[str, torch.optim.Optimizer] | None = None,
 ) -> dict[str, tuple[float, float]]:
-    """{name: (forward img/s, forward+backward img/s)}: medians over `repeats` rounds; each round
-    runs every model once in turn (interleaved), after `warmup` untimed rounds."""
+    """{name: (forward img/s, training img/s)}: medians over `repeats` rounds; each round runs every
+    model once in turn (interleaved), after `warmup` untimed rounds. A training call is forward +
+    backward, and the model's optimiser step where `optimizers` names one."""
     calls: dict[Hashable, Callable[[], object]] = {}
     for name, model in models.items():
         calls[name, "forward"] = functools.partial(forward, model, x)
-        calls[name, "train"] = functools.partial(train_step, model, x)
+        calls[name, "train"] = functools.partial(train_step, model, x, (optimizers or {}).get(name))
+    if x.is_cuda:
+        calls = {key: synchronized(call) for key, call in calls.items()}
     seconds = median_seconds(calls, repeats, warmup)
     return {name: (len(x) / seconds[name, "forward"], len(x) / seconds[name, "train"]) for name in models}
 
@@ -134,13 +227,9 @@ def ratio(value: float, reference: float | None) -> str:
 def models_table(size: int, batch: int, repeats: int, warmup: int) -> tuple[str, list[str]]:
     """(Markdown table, notes) of the `models` benchmark."""
     torch.manual_seed(0)
-    built, groups, notes = {}, {}, []
-    for name, group, builder in model_candidates():
-        model = builder()
-        if model is None:
-            notes.append(f"{name}: skipped, MONAI is not installed (pip install -e '.[bench]').")
-            continue
-        built[name], groups[name] = model, group
+    candidates = model_candidates()
+    built, notes = build_all({name: builder for name, _, builder in candidates})
+    groups = {name: group for name, group, _ in candidates}
     flops = {name: count_gflops(model, size) for name, model in built.items()}
     load_before = os.getloadavg()[0]
     speed = measure_throughput(built, torch.randn(batch, 3, size, size), repeats, warmup)
@@ -153,11 +242,10 @@ def models_table(size: int, batch: int, repeats: int, warmup: int) -> tuple[str,
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, model in built.items():
-        params = sum(p.numel() for p in model.parameters()) / 1e6
         fwd, train = speed[name]
         peer = monai.get(groups[name])
         lines.append(
-            f"| {name} | {params:.2f} | {flops[name]:.2f} | {fwd:.2f} | {train:.2f} "
+            f"| {name} | {millions(model):.2f} | {flops[name]:.2f} | {fwd:.2f} | {train:.2f} "
             f"| {ratio(fwd, peer and peer[0])} | {ratio(train, peer and peer[1])} "
             f"| {ratio(fwd, smp_speed and smp_speed[0])} | {ratio(train, smp_speed and smp_speed[1])} |"
         )
@@ -183,6 +271,10 @@ def machine() -> str:
         names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line]
         cpu = names[0] if names else cpu
     return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, Python {platform.python_version()}"
+
+
+def device_word() -> str:
+    return "GPU" if torch.cuda.is_available() else "CPU"
 
 
 def append_section(path: Path, title: str, command: str, body: str) -> None:
@@ -253,8 +345,7 @@ def metrics_table(repeats: int, device: str) -> tuple[str, list[str]]:
         "smp get_stats + iou_score": smp_call,
     }
     if device == "cuda":
-        for name, call in list(candidates.items()):
-            candidates[name] = lambda call=call: (call(), torch.cuda.synchronize())
+        candidates = {name: synchronized(call) for name, call in candidates.items()}
     load_before = os.getloadavg()[0]
     seconds = median_seconds(candidates, repeats)
     load_after = os.getloadavg()[0]
@@ -321,7 +412,7 @@ def inference_table(images: int, size: int, repeats: int) -> tuple[str, list[str
     monai = monai_attention_unet((16, 32, 64, 128))
     notes = []
     if monai is None:
-        notes.append("MONAI rows skipped: MONAI is not installed (pip install -e '.[bench]').")
+        notes.append(f"MONAI rows skipped: {MONAI_MISSING}.")
     else:
         monai.eval()
         candidates[f"MONAI AttentionUnet 16–128, sliding_window_inference {roi}/{overlap}, plain loop"] = loop(
@@ -347,7 +438,6 @@ def inference_table(images: int, size: int, repeats: int) -> tuple[str, list[str
 
 def data_table(workers: int, epochs: int) -> tuple[str, list[str]]:
     """Batches/s of configs/coco.yaml's training pipeline: cold cache, warm cache, no cache."""
-    import tempfile
 
     from segattn.cli import load_datamodule
 
@@ -382,6 +472,110 @@ def data_table(workers: int, epochs: int) -> tuple[str, list[str]]:
     return "\n".join(lines), notes
 
 
+class Plan(NamedTuple):
+    """One data set's training budget, the same for every contender."""
+
+    steps: int
+    crop: int
+    batch: int
+    val_images: int | None = None  # score the first N val images; None: all
+
+
+class Run(NamedTuple):
+    """One trained contender: headline val scores (fractions), parameters (M), training seconds."""
+
+    contender: str
+    seed: int
+    scores: dict[str, float]
+    params: float
+    seconds: float
+
+
+class BenchmarkTask(SegmentationTask):
+    """SegmentationTask without its checkpoint callback: the benchmarks score the trained network in memory."""
+
+    def configure_callbacks(self) -> list[Callback]:
+        return []
+
+
+def headline_scores(logged: dict[str, float], classes: list[str]) -> dict[str, float]:
+    """Two classes: the foreground's Dice (= 2·IoU / (1 + IoU), exactly) and mIoU; more: mIoU and aAcc."""
+    if len(classes) == 2:
+        iou = logged[f"val/IoU/{classes[1]}"]
+        return {f"{classes[1]} Dice": 2 * iou / (1 + iou), "mIoU": logged["val/mIoU"]}
+    return {"mIoU": logged["val/mIoU"], "aAcc": logged["val/aAcc"]}
+
+
+def bench_datamodule(config: dict[str, Any], plan: Plan, tmp: Path) -> SegDataModule:
+    """The SegDataModule of the config's data section at the plan's crop and batch."""
+    from segattn.cli import load_datamodule
+
+    path = tmp / "data.yaml"
+    path.write_text(yaml.safe_dump({"data": {**config["data"], "crop_size": plan.crop, "batch_size": plan.batch}}))
+    return load_datamodule(path)
+
+
+def fit_and_score(
+    config: dict[str, Any], datamodule: SegDataModule, contender: Contender, plan: Plan, seed: int, root: Path
+) -> Run | None:
+    """Trains the contender for plan.steps optimiser steps with the config's recipe (its model section
+    but the network: loss, AdamW, warm-up + cosine; its trainer's determinism) and scores it on the
+    val split by Trainer.validate (SegMetrics); None when its package is missing."""
+    own = {**config["model"], "classes": datamodule.classes, "in_channels": datamodule.in_channels}
+    L.seed_everything(seed, verbose=False)
+    if contender.model == MONAI:
+        net = build_contender(contender, len(datamodule.classes), datamodule.in_channels)
+        if net is None:
+            return None
+        task = BenchmarkTask(**own)  # builds the config's network, replaced by MONAI's
+        task.model = net
+    else:
+        task = BenchmarkTask(**{**own, "model": contender.model, "model_args": contender.model_args})
+    L.seed_everything(seed, verbose=False)  # the same batches and augmentations for every contender
+    trainer = L.Trainer(
+        accelerator=config["trainer"].get("accelerator", "auto"),
+        devices=1,
+        deterministic=config["trainer"].get("deterministic", False),
+        max_steps=plan.steps,
+        max_epochs=-1,
+        check_val_every_n_epoch=plan.steps + 1,  # no validation while fitting
+        num_sanity_val_steps=0,
+        limit_val_batches=1.0 if plan.val_images is None else -(-plan.val_images // datamodule.val_batch_size),
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=root,
+    )
+    start = time.perf_counter()
+    trainer.fit(task, datamodule=datamodule)
+    seconds = time.perf_counter() - start
+    results = trainer.validate(task, datamodule=datamodule, verbose=False)[0]
+    logged = {key: float(value) for key, value in results.items()}
+    return Run(contender.name, seed, headline_scores(logged, datamodule.classes), millions(task.model), seconds)
+
+
+def train_contenders(
+    name: str, candidates: list[Contender], plan: Plan, seeds: list[int]
+) -> tuple[list[Run], list[str]]:
+    """Runs of every contender and seed on configs/<name>.yaml's data, printed as they finish, and
+    a note for each contender skipped."""
+    config, runs, notes = load_config(name), [], []
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    with tempfile.TemporaryDirectory() as tmp:
+        datamodule = bench_datamodule(config, plan, Path(tmp))
+        for contender in candidates:
+            for seed in seeds:
+                run = fit_and_score(config, datamodule, contender, plan, seed, Path(tmp) / f"run{len(runs)}")
+                if run is None:
+                    notes.append(f"{contender.name}: skipped, {MONAI_MISSING}.")
+                    break
+                runs.append(run)
+                scores = ", ".join(f"{key} {100 * value:.2f}" for key, value in run.scores.items())
+                print(f"  {name}, {contender.name}, seed {seed}: {run.seconds:.0f} s training; {scores}", flush=True)
+    return runs, notes
+
+
 def mean_spread(values: list[float]) -> str:
     """Mean (± sample standard deviation over ≥ 2 values) in percent."""
     spread = f" ± {100 * statistics.stdev(values):.2f}" if len(values) > 1 else ""
@@ -389,45 +583,201 @@ def mean_spread(values: list[float]) -> str:
 
 
 def ablation_table(steps: int, crop: int, batch: int, seeds: list[int]) -> tuple[str, list[str]]:
-    """Trains attunet_paper with gates on and off under one budget on DRIVE and scores the last
-    checkpoint on the 5 validation images (vessel Dice, mIoU; outside the field of view ignored)."""
-    import json
-    import tempfile
-
-    from segattn.cli import SegattnCLI
-    from segattn.evaluate import evaluate_dataset
-    from segattn.inference import Segmenter
-
+    """Trains attunet_paper with gates on and off under one budget on DRIVE and scores each on the
+    5 validation images (vessel Dice, mIoU; outside the field of view ignored)."""
     paper = config_model_args("attunet_paper")
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, model_args in (("attunet_paper", paper), ("attunet_paper, gates=False", {**paper, "gates": False})):
-            for seed in seeds:
-                root = Path(tmp) / f"{len(rows)}"
-                args = [
-                    "fit", "--config", str(REPO / "configs/drive.yaml"), "--seed_everything", str(seed),
-                    "--model.model_args", json.dumps(model_args), "--trainer.max_epochs", "-1",
-                    "--trainer.max_steps", str(steps), "--trainer.check_val_every_n_epoch", "100000",
-                    "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(root),
-                    "--data.crop_size", str(crop), "--data.batch_size", str(batch),
-                ]  # fmt: skip
-                start = time.perf_counter()
-                cli = SegattnCLI(args=args)
-                seconds = time.perf_counter() - start
-                last = next(root.rglob("last.ckpt"))
-                scores = evaluate_dataset(Segmenter.from_checkpoint(last, device="cpu"), cli.datamodule.datasets["val"])
-                rows.append((name, seed, scores.scores["Dice"]["vessel"], scores.scores["mIoU"], seconds))
+    pair = [
+        Contender("attunet_paper", "attention_unet", paper),
+        Contender("attunet_paper, gates=False", "attention_unet", {**paper, "gates": False}),
+    ]
+    runs, _ = train_contenders("drive", pair, Plan(steps, crop, batch), seeds)
     lines = ["| network | seed | vessel Dice | mIoU | train s |", "|---|---:|---:|---:|---:|"]
-    lines += [f"| {n} | {s} | {100 * d:.2f} | {100 * m:.2f} | {t:.0f} |" for n, s, d, m, t in rows]
-    for name in dict.fromkeys(r[0] for r in rows):
-        dice = [r[2] for r in rows if r[0] == name]
-        miou = [r[3] for r in rows if r[0] == name]
-        lines.append(f"| {name}, mean | – | {mean_spread(dice)} | {mean_spread(miou)} | – |")
+    lines += [
+        f"| {r.contender} | {r.seed} | {100 * r.scores['vessel Dice']:.2f} | {100 * r.scores['mIoU']:.2f} "
+        f"| {r.seconds:.0f} |"
+        for r in runs
+    ]
+    for contender in pair:
+        mine = [r for r in runs if r.contender == contender.name]
+        dice, miou = mean_spread([r.scores["vessel Dice"] for r in mine]), mean_spread([r.scores["mIoU"] for r in mine])
+        lines.append(f"| {contender.name}, mean | – | {dice} | {miou} | – |")
     notes = [
         f"configs/drive.yaml data (train 21–35, val 36–40, medical preset, ImageNet normalisation), "
         f"attunet_paper's model_args with gates on / off; {steps} optimiser steps, {crop}×{crop} crops, batch {batch}, "
         f"AdamW lr 1e-3, warm-up + cosine; seeds {seeds}. Scored on the whole val images, inside the field of view.",
         "A short CPU budget: both networks are far from converged; the gap, not the level, is the figure.",
+    ]
+    return "\n".join(lines), notes
+
+
+DATASETS = ("drive", "membrane", "camvid")
+# From step times measured on 2 CPU cores at a load of ≈ 1: a training step takes ≈ 10 µs per crop pixel (0.65 s
+# for 4 × 128², the five networks within ±30 %; data loading adds ≈ 15 %), a validation forward
+# ≈ 3.3 µs per pixel (DRIVE's or membrane's val set ≈ 5 s, CamVid's 101 images ≈ 60 s), a run's
+# set-up ≈ 4 s. full: 10 runs per data set ≈ 48 min; quick: 5 runs per data set ≈ 7.5 min.
+PLANS: dict[str, dict[str, Plan]] = {
+    "full": {"drive": Plan(100, 128, 4), "membrane": Plan(80, 128, 4), "camvid": Plan(50, 128, 8)},
+    "quick": {"drive": Plan(40, 96, 4), "membrane": Plan(40, 96, 4), "camvid": Plan(25, 96, 8, 16)},
+}
+SEEDS = {"full": [0, 1], "quick": [0]}
+
+
+def plan_text(plan: Plan, seeds: list[int]) -> str:
+    val = "all val images" if plan.val_images is None else f"the first {plan.val_images} val images"
+    return f"{plan.steps} steps, {plan.crop}×{plan.crop} crops, batch {plan.batch}, seeds {seeds}, scored on {val}"
+
+
+def leader_lines(runs: list[Run]) -> list[str]:
+    """Who leads on the first headline score, by how much, and where segattn (the first contender) ranks."""
+    key = next(iter(runs[0].scores))
+    names = list(dict.fromkeys(r.contender for r in runs))
+    per_seed = {name: [r.scores[key] for r in runs if r.contender == name] for name in names}
+    means = {name: statistics.mean(values) for name, values in per_seed.items()}
+    ranked = sorted(names, key=means.__getitem__, reverse=True)
+    if len(ranked) < 2:
+        return []
+    first, second = ranked[0], ranked[1]
+    spreads = [statistics.stdev(values) for values in per_seed.values() if len(values) > 1]
+    spread = f"; the largest std over seeds is {100 * max(spreads):.2f}" if spreads else ""
+    lines = [
+        f"Leads on {key}: **{first}** ({100 * means[first]:.2f}), by {100 * (means[first] - means[second]):.2f} "
+        f"points over {second} ({100 * means[second]:.2f}){spread}."
+    ]
+    if ranked[0] != names[0]:
+        lines.append(
+            f"{names[0]} ranks {ranked.index(names[0]) + 1} of {len(ranked)}, "
+            f"{100 * (means[first] - means[names[0]]):.2f} points behind."
+        )
+    return lines
+
+
+def accuracy_section(name: str, plan: Plan, seeds: list[int]) -> tuple[str, list[str]]:
+    """(Markdown table and leader lines, notes) of one data set of the `accuracy` benchmark."""
+    config = load_config(name)
+    images_dir = config["data"]["train"]["init_args"]["images_dir"]
+    if not Path(images_dir).is_dir():
+        return "", [f"{name}: skipped, {images_dir} not found (run from the repository root)."]
+    runs, notes = train_contenders(name, contenders(config["model"]), plan, seeds)
+    keys = list(runs[0].scores)
+    lines = [
+        f"**{name}**: {plan_text(plan, seeds)}",
+        "",
+        f"| network | params (M) | {' | '.join(keys)} | train s |",
+        "|---|---:|" + "---:|" * len(keys) + "---:|",
+    ]
+    for contender in dict.fromkeys(r.contender for r in runs):
+        mine = [r for r in runs if r.contender == contender]
+        cells = " | ".join(mean_spread([r.scores[key] for r in mine]) for key in keys)
+        lines.append(
+            f"| {contender} | {mine[0].params:.2f} | {cells} | {statistics.mean(r.seconds for r in mine):.0f} |"
+        )
+    return "\n".join([*lines, "", *leader_lines(runs)]), [f"{name}: {note}" for note in notes]
+
+
+def accuracy_report(datasets: list[str], plans: dict[str, Plan], seeds: list[int]) -> tuple[str, list[str]]:
+    """(Markdown tables, notes) of the `accuracy` benchmark over the data sets."""
+    load_before = os.getloadavg()[0]
+    sections, notes = [], []
+    for name in datasets:
+        section, skipped = accuracy_section(name, plans[name], seeds)
+        sections += [section] if section else []
+        notes += skipped
+    load_after = os.getloadavg()[0]
+    notes += [
+        "Every network is trained through SegmentationTask + SegDataModule from configs/<data set>.yaml: its "
+        "augmentation preset, normalisation, CE + Dice loss, AdamW (lr, weight decay) and warm-up + cosine "
+        "schedule over the steps; only the network differs. Same seed → same batches and crops for every network. "
+        "Steps and crops: the plan above each table, smaller than the configs' (256² crops, epochs) to fit the CPU "
+        "budget.",
+        "segattn: the config's model_args; gates off: the same with gates=False; smp Unet r34: smp.Unet, resnet34 "
+        "encoder from scratch (encoder_weights None), ± decoder_attention_type scse; MONAI AttentionUnet: channels "
+        "32–512, strides 2, padded to a multiple of 16.",
+        "Scores: SegMetrics on the val split (whole images, dataset-averaged confusion matrix) via Trainer.validate: "
+        "DRIVE inside the field of view (the rest ignored), membrane's 6 held-out slices, CamVid's val set with void "
+        "ignored. A two-class Dice is 2·IoU / (1 + IoU) of that class. Mean ± sample std over the seeds, in %.",
+        f"train s: wall seconds of Trainer.fit (data loading included) on {device_word()}, "
+        f"{torch.get_num_threads()} CPU threads; "
+        f"1-minute load average before / after: {load_before:.2f} / {load_after:.2f} ({os.cpu_count()} cores). "
+        "The runs are sequential, so other processes' load lands on some of them only: compare speed with the "
+        "`speed` subcommand (interleaved medians).",
+        "A short CPU budget: every network is far from converged; the ranking at this budget, not the level, is the "
+        "figure.",
+    ]
+    return "\n\n".join(sections), notes
+
+
+def peak_memory_mib(call: Callable[[], object], device: torch.device) -> float | None:
+    """Memory one call adds at its peak, MiB. GPU: max_memory_allocated above the memory allocated
+    before. CPU (Linux): the peak resident set above the one before, after returning freed heap
+    pages to the system (malloc_trim); None where /proc/self/clear_refs cannot reset the peak."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        before = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        call()
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - before) / 2**20
+    status = Path("/proc/self/status")
+
+    def kib(field: str) -> int:
+        line = next(line for line in status.read_text().splitlines() if line.startswith(f"{field}:"))
+        return int(line.split()[1])
+
+    try:
+        getattr(ctypes.CDLL(None), "malloc_trim", lambda pad: 0)(0)
+        before = kib("VmRSS")
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM, the peak, to the current size
+    except OSError:
+        return None
+    call()
+    return (kib("VmHWM") - before) / 1024
+
+
+def speed_table(sizes: list[int], batch: int, repeats: int, warmup: int) -> tuple[str, list[str]]:
+    """(Markdown table, notes) of the `speed` benchmark: the accuracy contenders (configs/drive.yaml's
+    segattn), 2 classes, RGB input."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.manual_seed(0)
+    candidates = contenders(load_config("drive")["model"])
+    built, notes = build_all({c.name: functools.partial(build_contender, c, NUM_CLASSES, 3) for c in candidates})
+    flops = {(name, size): count_gflops(model, size) for name, model in built.items() for size in sizes}
+    optimizers = {name: torch.optim.AdamW(model.to(device).parameters()) for name, model in built.items()}
+    lines = [
+        "| network | params (M) | input | GFLOPs | train img/s | infer img/s | train vs segattn | infer vs segattn "
+        "| train peak MiB | infer peak MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    load_before = os.getloadavg()[0]
+    for size in sizes:
+        x = torch.randn(batch, 3, size, size, device=device)
+        speed = measure_throughput(built, x, repeats, warmup, optimizers)
+        own_infer, own_train = speed.get("segattn", (None, None))
+        for name, model in built.items():
+            infer, train = speed[name]
+            memory = [
+                peak_memory_mib(functools.partial(train_step, model, x, optimizers[name]), device),
+                peak_memory_mib(functools.partial(forward, model, x), device),
+            ]
+            train_mib, infer_mib = ("–" if m is None else f"{m:.0f}" for m in memory)
+            lines.append(
+                f"| {name} | {millions(model):.2f} | {size}² | {flops[name, size]:.2f} | {train:.2f} | {infer:.2f} "
+                f"| {ratio(train, own_train)} | {ratio(infer, own_infer)} | {train_mib} | {infer_mib} |"
+            )
+    load_after = os.getloadavg()[0]
+    where = "GPU" if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    notes += [
+        f"{NUM_CLASSES} classes, RGB input, batch {batch}, {where}; segattn = configs/drive.yaml's model_args. "
+        f"img/s = batch / median seconds over {repeats} interleaved rounds after {warmup} warm-up round(s); "
+        "train = forward, backward of the logits' mean and an AdamW step, in train mode; infer = forward under "
+        "no_grad, eval mode.",
+        "GFLOPs: one image, forward, convolutions and matrix products as counted by torch.utils.flop_counter, "
+        "a multiply-add counted as 2 FLOPs.",
+        "Peak MiB: memory one warm call (batch as above) adds at its peak: on a GPU max_memory_allocated above the "
+        "allocated memory before; on the CPU the peak resident set (VmHWM, reset through /proc/self/clear_refs) "
+        "above the resident set before, freed heap returned first (malloc_trim). Weights, gradients and AdamW "
+        "state exist before the call and are not counted.",
+        f"1-minute load average before / after: {load_before:.2f} / {load_after:.2f} ({os.cpu_count()} cores); "
+        "a load above the thread count means other processes shared the CPU.",
     ]
     return "\n".join(lines), notes
 
@@ -460,6 +810,22 @@ def run_ablation(args: argparse.Namespace, command: str) -> None:
 def run_data(args: argparse.Namespace, command: str) -> None:
     table, notes = data_table(args.workers, args.epochs)
     report(args, command, f"Data: COCO pipeline, {args.workers} workers", table, notes)
+
+
+def run_accuracy(args: argparse.Namespace, command: str) -> None:
+    budget = "quick" if args.quick else "full"
+    plans = {name: PLANS[budget][name]._replace(**({"steps": args.steps} if args.steps else {})) for name in DATASETS}
+    seeds = args.seeds or SEEDS[budget]
+    for name in args.datasets:
+        print(f"plan, {name}: {plan_text(plans[name], seeds)}", flush=True)
+    table, notes = accuracy_report(args.datasets, plans, seeds)
+    report(args, command, f"Accuracy under one training budget ({budget}) on {device_word()}", table, notes)
+
+
+def run_speed(args: argparse.Namespace, command: str) -> None:
+    table, notes = speed_table(args.sizes, args.batch, args.repeats, args.warmup)
+    sizes = ", ".join(f"{size}²" for size in args.sizes)
+    report(args, command, f"Speed and memory at {sizes} on {device_word()}", table, notes)
 
 
 def command(
@@ -497,6 +863,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     data = command(sub, "data", "COCO pipeline batches/s: first epoch vs cached vs no cache", run_data)
     data.add_argument("--workers", type=int, default=2)
     data.add_argument("--epochs", type=int, default=3)
+    accuracy = command(sub, "accuracy", "segattn vs its peers trained under one budget on real data", run_accuracy)
+    accuracy.add_argument("--quick", action="store_true", help="the ≤ 10-minute budget (fewer steps, smaller crops)")
+    accuracy.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
+    accuracy.add_argument("--seeds", type=int, nargs="+", help="default: 0 1 (--quick: 0)")
+    accuracy.add_argument("--steps", type=int, help="optimiser steps on every data set (default: the plan's)")
+    speed = command(sub, "speed", "training and inference img/s, peak memory, GFLOPs of the contenders", run_speed)
+    speed.add_argument("--sizes", type=int, nargs="+", default=[256, 512], help="square input sides")
+    speed.add_argument("--batch", type=int, default=2, help="images per timed call (default 2)")
+    speed.add_argument("--repeats", type=int, default=3, help="timed rounds; the median is reported (default 3)")
+    speed.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
     args = parser.parse_args(argv)
     args.run(args, shlex.join(["python", "tools/benchmark.py", *argv]))
 
