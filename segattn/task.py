@@ -167,7 +167,8 @@ class SegmentationTask(L.LightningModule):
         for logger in self.loggers:
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_image("val/predictions", picture, self.global_step, dataformats="HWC")
-        folder = Path(self.trainer.log_dir or self.trainer.default_root_dir) / "val_images"
+        # The first logger's folder: Trainer.log_dir would broadcast, and only rank 0 is here.
+        folder = Path(getattr(self.loggers[0], "log_dir", None) or self.trainer.default_root_dir) / "val_images"
         folder.mkdir(parents=True, exist_ok=True)
         write_image(folder / f"epoch_{self.current_epoch:03d}.png", picture)
 

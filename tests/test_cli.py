@@ -20,7 +20,8 @@ SEGATTN = [sys.executable, "-m", "segattn.cli"]
 
 
 def run(*args, check=True, cwd=REPO):
-    result = subprocess.run([*SEGATTN, *map(str, args)], capture_output=True, text=True, cwd=cwd)
+    # A deadlocked run (DDP ranks waiting on each other) fails after 10 minutes instead of hanging CI.
+    result = subprocess.run([*SEGATTN, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600)
     if check and result.returncode != 0:
         raise AssertionError(f"segattn {' '.join(map(str, args))} failed:\n{result.stdout}\n{result.stderr}")
     return result
