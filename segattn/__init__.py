@@ -1,10 +1,11 @@
 """segattn: attention-based semantic segmentation.
 
 Public API: AttentionUNet, build_model, Segmenter, SegMetrics, SegmentationTask, SegDataModule,
-and the data sets in `segattn.data`.
+the data sets in `segattn.data`, `segattn.evaluate` (scoring a Segmenter on a data set) and
+`segattn.viz` (overlays, attention maps, curves).
 """
 
-from segattn import data
+from segattn import data, evaluate, viz
 from segattn.data import SegDataModule
 from segattn.errors import InputError, MissingPathError
 from segattn.inference import Segmenter
@@ -26,5 +27,7 @@ __all__ = [
     "available_models",
     "build_model",
     "data",
+    "evaluate",
     "segmentation_scores",
+    "viz",
 ]
