@@ -250,7 +250,7 @@ def load_datamodule(config: str | os.PathLike) -> SegDataModule:
         raise InputError(f"{path}: no 'data' section")
     parser = OneLineErrorParser()
     parser.add_lightning_class_args(SegDataModule, "data")
-    return parser.instantiate_classes(parser.parse_object({"data": raw["data"]})).data
+    return parser.instantiate(parser.parse_object({"data": raw["data"]})).data
 
 
 if __name__ == "__main__":
