@@ -153,12 +153,16 @@ def plot_curves(path: str | os.PathLike, keys: list[str] | None = None, out: str
     missing = [k for k in keys if k not in curves]
     if missing:
         raise InputError(f"{path}: no metric {missing}; it holds {sorted(curves)}")
-    panels = sorted({"loss" if "loss" in k else "score" for k in keys})
+
+    def panel_of(key: str) -> str:
+        return "loss" if "loss" in key else "score"
+
+    panels = sorted({panel_of(k) for k in keys})
     fig = Figure(figsize=(5 * len(panels), 3.5))
     axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, panel in zip(axes[0], panels, strict=True):
         for key in keys:
-            if ("loss" if "loss" in key else "score") == panel:
+            if panel_of(key) == panel:
                 steps, values = curves[key]
                 ax.plot(steps, values, marker="o" if len(steps) < 30 else None, markersize=3, label=key)
         ax.set_xlabel("step")

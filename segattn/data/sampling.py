@@ -39,8 +39,7 @@ class EpochSampler(DistributedSampler):
     """
 
     def __init__(self, dataset: Transformed, seed: int, num_replicas: int = 1, rank: int = 0) -> None:
-        if len(dataset) < num_replicas:
-            raise InputError(f"data.train: {len(dataset)} images cannot feed {num_replicas} processes")
+        check_enough(dataset, "train", num_replicas)
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=True)
 
     def set_epoch(self, epoch: int) -> None:
@@ -52,6 +51,11 @@ def evaluation_sampler(dataset: Transformed, split: str, num_replicas: int, rank
     """Evaluation order for `num_replicas` processes: every sample exactly once (ranks may differ
     by one sample), where PyTorch's DistributedSampler would repeat samples to even out the ranks
     and so count them twice in the metrics."""
+    check_enough(dataset, split, num_replicas)
+    return UnrepeatedDistributedSampler(dataset, num_replicas=num_replicas, rank=rank, shuffle=False)
+
+
+def check_enough(dataset: Transformed, split: str, num_replicas: int) -> None:
+    """Raises an InputError when some process would get no image of the split."""
     if len(dataset) < num_replicas:
         raise InputError(f"data.{split}: {len(dataset)} images cannot feed {num_replicas} processes")
-    return UnrepeatedDistributedSampler(dataset, num_replicas=num_replicas, rank=rank, shuffle=False)
