@@ -11,6 +11,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Literal
 
+import albumentations as A
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -39,7 +40,8 @@ class Segmenter:
     Each image goes through the checkpoint's evaluation transform; consecutive images of the same
     size are batched (the network pads to its stride and crops back). The network runs on a copy
     with batch norms folded into the convolutions, in channels_last memory format, under autocast
-    at `precision`.
+    at `precision`. On a GPU, a transform that is one mean/std Normalize runs on the device
+    (`DeviceNormalize`): images cross the bus as uint8 and the CPU does no per-pixel work.
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class Segmenter:
         self.palette = [list(c) for c in palette]
         self.transform = eval_transform
         self.in_channels = in_channels
+        self.device_normalize = DeviceNormalize.of(eval_transform, self.device)
 
     @classmethod
     def from_checkpoint(
@@ -123,7 +126,8 @@ class Segmenter:
         tta: None, "flip" (horizontal flip) or "flip+scales" (flips at every scale of `scales`);
             softmax probabilities are averaged over the views.
         slide: (window, overlap) for sliding-window inference with `blending` weights; windows
-            are batched `batch_size` at a time on the device, the image is stitched on the CPU.
+            are batched `batch_size` at a time on the device; the image is stitched on the GPU
+            when its probabilities fit in a quarter of the free memory, else on the CPU.
         return_probs: yield float32 K×H×W probabilities instead of label maps.
         workers: DataLoader processes that read and transform images while the device computes.
         """
@@ -137,7 +141,7 @@ class Segmenter:
                     self.slide_probs(sample["tensor"], views, slide, blending, batch_size), sample, return_probs
                 )
                 continue
-            if pending and (sample["tensor"].shape != pending[0]["tensor"].shape or len(pending) == batch_size):
+            if pending and (batch_key(sample) != batch_key(pending[0]) or len(pending) == batch_size):
                 yield from self.run_batch(pending, views, return_probs)
                 pending = []
             pending.append(sample)
@@ -152,8 +156,8 @@ class Segmenter:
         network = getattr(self.model, "_orig_mod", self.model)  # under torch.compile
         if "return_attention" not in inspect.signature(network.forward).parameters:
             raise InputError(f"attention: {type(network).__name__} has no attention maps to return")
-        sample = InputImages([image], self.in_channels, self.transform)[0]
-        x = sample["tensor"][None].to(self.device).contiguous(memory_format=torch.channels_last)
+        sample = self.input_images([image])[0]
+        x = self.normalized(sample["tensor"][None].to(self.device)).contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
             logits, maps = self.model(x, return_attention=True)
         size = tuple(sample["size"])
@@ -163,9 +167,18 @@ class Segmenter:
         }
         return self.finish(logits.float(), sample, return_probs=False), alphas
 
+    def input_images(self, items: list[ImageInput]) -> InputImages:
+        """The items as a Dataset: transformed on the CPU, or raw when the device normalises."""
+        return InputImages(items, self.in_channels, None if self.device_normalize else self.transform)
+
+    def normalized(self, batch: Tensor) -> Tensor:
+        """A batch from `input_images`, on the device, as the network's float input."""
+        return batch if self.device_normalize is None else self.device_normalize(batch)
+
     def samples(self, inputs: ImageInput | Sequence[ImageInput], workers: int) -> Iterable[dict[str, Any]]:
-        """{"size": (H, W), "tensor": float32 C×h×w} per input, read by `workers` processes."""
-        dataset = InputImages(expand_inputs(inputs), self.in_channels, self.transform)
+        """{"size": (H, W), "tensor": C×h×w (float32, or raw integers; see `input_images`)} per
+        input, read by `workers` processes."""
+        dataset = self.input_images(expand_inputs(inputs))
         if workers == 0:
             return (dataset[i] for i in range(len(dataset)))
         return DataLoader(dataset, batch_size=None, num_workers=workers, prefetch_factor=4)
@@ -186,21 +199,24 @@ class Segmenter:
         batch_size: int,
     ) -> Tensor:
         window, overlap = slide
+        stitch = stitch_device(self.device, len(self.classes), image.shape[-2:])
         return sliding_window(
-            image[None],
+            image[None].to(stitch),  # windows are cut where the result is summed
             lambda windows: self.probabilities(windows, views),
             window,
             overlap,
             batch_size,
             blending,
             device=self.device,
-            output_device="cpu",
+            output_device=stitch,
         )
 
     @torch.inference_mode()
     def probabilities(self, batch: Tensor, views: list[tuple[float, bool]], softmax: bool = True) -> Tensor:
-        """Softmax probabilities float32 N×K×h×w, averaged over the TTA views (scale, flip);
-        softmax=False (one view only) gives the logits, whose argmax is the same."""
+        """Softmax probabilities float32 N×K×h×w of a batch from `input_images` on the device,
+        averaged over the TTA views (scale, flip); softmax=False (one view only) gives the
+        logits, whose argmax is the same."""
+        batch = self.normalized(batch)
         height, width = batch.shape[-2:]
         autocast = torch.autocast(self.device.type, dtype=self.dtype) if self.dtype != torch.float32 else nullcontext()
         total = None
@@ -213,7 +229,7 @@ class Segmenter:
             x = x.flip(-1) if flip else x
             x = x.contiguous(memory_format=torch.channels_last)
             with autocast:
-                logits = self.model(x)
+                logits = self.forward_whole(x)
             probs = logits.float().softmax(dim=1) if softmax else logits.float()
             probs = probs.flip(-1) if flip else probs
             if probs.shape[-2:] != (height, width):
@@ -221,20 +237,36 @@ class Segmenter:
             total = probs if total is None else total + probs
         return total / len(views)
 
+    def forward_whole(self, x: Tensor) -> Tensor:
+        """The network on a batch; an input too large for the device's kernels is an InputError
+        that points to the sliding window."""
+        try:
+            return self.model(x)
+        except (torch.OutOfMemoryError, RuntimeError) as exc:
+            # CUDA kernels index with 32 bits: feature maps of 2**31 elements or more are refused
+            if not isinstance(exc, torch.OutOfMemoryError) and "INT_MAX" not in str(exc):
+                raise
+            raise InputError(
+                f"a batch of {tuple(x.shape)} is too large for one forward on {self.device} "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0]}); use sliding-window inference: "
+                "predict(..., slide=(512, 0.25)) or `segattn infer --slide 512`, or a smaller batch_size"
+            ) from exc
+
     def finish(self, probs: Tensor, sample: dict[str, Any], return_probs: bool) -> np.ndarray:
         """1×K×h×w probabilities → labels (or probabilities) at the input's own size."""
         if tuple(probs.shape[-2:]) != tuple(sample["size"]):  # an eval transform that resized
             probs = F.interpolate(probs, size=tuple(sample["size"]), mode="bilinear", align_corners=False)
         if return_probs:
             return probs[0].cpu().numpy()
-        labels = probs[0].argmax(dim=0).cpu().numpy()
-        return labels.astype(np.uint8 if len(self.classes) <= 256 else np.int32)
+        labels = probs[0].argmax(dim=0).to(torch.uint8 if len(self.classes) <= 256 else torch.int32)
+        return labels.cpu().numpy()  # narrowed on the device: 1/8 of int64's bytes cross the bus
 
 
 class InputImages(Dataset):
-    """Inputs read and transformed (so that DataLoader workers can do it)."""
+    """Inputs read and transformed (so that DataLoader workers can do it). transform None: the
+    raw pixels, C×H×W uint8, or int32 for 16-bit images (torch's uint16 has few CUDA kernels)."""
 
-    def __init__(self, items: list[ImageInput], channels: int, transform: Any) -> None:
+    def __init__(self, items: list[ImageInput], channels: int, transform: Any | None) -> None:
         self.items, self.channels, self.transform = items, channels, transform
 
     def __len__(self) -> int:
@@ -246,7 +278,43 @@ class InputImages(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         image = self.load(index)
+        if self.transform is None:
+            raw = np.ascontiguousarray(image.transpose(2, 0, 1))
+            return {
+                "size": image.shape[:2],
+                "tensor": torch.from_numpy(raw.astype(np.int32, copy=False) if raw.dtype == np.uint16 else raw),
+            }
         return {"size": image.shape[:2], "tensor": image_to_tensor(self.transform(image=image)["image"])}
+
+
+class DeviceNormalize:
+    """Albumentations' mean/std Normalize ("standard"), (x − mean·max) · 1/(std·max) in float32,
+    applied to raw N×C×H×W batches on the device. Written here because Albumentations runs on
+    NumPy only; the operations are the ones albucore does in float32, so results are equal."""
+
+    def __init__(self, mean: np.ndarray, denominator: np.ndarray, device: torch.device) -> None:
+        self.mean = torch.as_tensor(mean, dtype=torch.float32, device=device).reshape(-1, 1, 1)
+        self.denominator = torch.as_tensor(denominator, dtype=torch.float32, device=device).reshape(-1, 1, 1)
+
+    @classmethod
+    def of(cls, pipeline: Any, device: torch.device) -> DeviceNormalize | None:
+        """One for a GPU and a pipeline that is exactly one always-applied mean/std Normalize;
+        None otherwise (the CPU, per-image normalisations, anything else in the pipeline)."""
+        transforms = list(pipeline.transforms) if isinstance(pipeline, A.Compose) else [pipeline]
+        if device.type != "cuda" or len(transforms) != 1:
+            return None
+        (normalize,) = transforms
+        if not isinstance(normalize, A.Normalize) or normalize.normalization != "standard" or normalize.p < 1:
+            return None
+        return cls(normalize.mean_np, normalize.denominator, device)
+
+    def __call__(self, batch: Tensor) -> Tensor:
+        return (batch.float() - self.mean) * self.denominator
+
+
+def batch_key(sample: dict[str, Any]) -> tuple[Any, ...]:
+    """Samples with equal keys stack into one batch."""
+    return sample["tensor"].shape, sample["tensor"].dtype
 
 
 def fold_batchnorm(module: nn.Module) -> nn.Module:
@@ -262,6 +330,18 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
                     child[i], child[i + 1] = fuse_conv_bn_eval(conv, norm), nn.Identity()
         fold_batchnorm(child)
     return module
+
+
+def stitch_device(device: torch.device, num_classes: int, size: Sequence[int]) -> torch.device:
+    """Where a sliding-window result of K×H×W is summed: on the GPU when the sum and its weights
+    (K + 1 float32 planes) take at most a quarter of its free memory (one copy per window
+    instead of a host transfer), else on the CPU, so that device memory stays bounded by one
+    batch of windows however large the image."""
+    if device.type != "cuda":
+        return torch.device("cpu")
+    needed = (num_classes + 1) * size[0] * size[1] * 4
+    free, _ = torch.cuda.mem_get_info(device)
+    return device if needed <= free // 4 else torch.device("cpu")
 
 
 def load_input(item: ImageInput, channels: int) -> np.ndarray:

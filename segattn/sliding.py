@@ -50,7 +50,8 @@ def sliding_window(
 ) -> Tensor:
     """Class probabilities of a large image from overlapping windows.
 
-    image: float 1×C×H×W (kept where it is; windows are copied to `device` batch by batch).
+    image: 1×C×H×W of any dtype `predict` takes (kept where it is; windows are cut there and
+        copied to `device` batch by batch).
     predict: windows B×C×h×w on `device` → probabilities B×K×h×w.
     window: window side (or (h, w)); a window larger than the image shrinks to it.
     overlap: share of a window that overlaps its neighbour, in [0, 1).
@@ -70,6 +71,7 @@ def sliding_window(
     stride_h, stride_w = max(int(win_h * (1 - overlap)), 1), max(int(win_w * (1 - overlap)), 1)
     corners = [(y, x) for y in window_starts(height, win_h, stride_h) for x in window_starts(width, win_w, stride_w)]
     weights = blend_weights(win_h, win_w, blending, torch.device(device))
+    stitch_weights = weights.to(output_device)
     output, norm = None, torch.zeros(1, 1, height, width, device=output_device)
     for start in range(0, len(corners), batch_size):
         chunk = corners[start : start + batch_size]
@@ -79,5 +81,5 @@ def sliding_window(
             output = torch.zeros(1, probs.shape[1], height, width, device=output_device)
         for (y, x), p in zip(chunk, probs, strict=True):
             output[0, :, y : y + win_h, x : x + win_w] += p
-            norm[0, :, y : y + win_h, x : x + win_w] += weights.to(output_device)
-    return output / norm
+            norm[0, :, y : y + win_h, x : x + win_w] += stitch_weights
+    return output.div_(norm)
