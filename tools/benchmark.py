@@ -9,6 +9,10 @@ python tools/benchmark.py metrics [--repeats 7] [--write]
 python tools/benchmark.py inference [--images 8] [--size 512] [--write]
     Segmenter.predict images/s next to plain loops over MONAI's AttentionUnet (with its
     sliding_window_inference) and smp's Unet of a similar width, on the same images.
+python tools/benchmark.py inference --device cuda [--images 256] [--size 512] [--big 8192] [--batch 16] [--write]
+    Segmenter.predict on the GPU (fp32; bf16 + channels_last; + compile; + workers) against the
+    fp32 plain loop over the same network (configs/drive.yaml's), on size² images and on one big²
+    image through the sliding window, with peak GPU memory.
 python tools/benchmark.py ablation [--steps 300] [--crop 128] [--seeds 0] [--write]
     attunet_paper vs the same network with gates=False on DRIVE (configs/drive.yaml's fixed
     15 / 5 split, scored inside the field of view): same steps, crop, batch and seed.
@@ -28,6 +32,7 @@ python tools/benchmark.py speed [--sizes 256 512] [--batch 2] [--repeats 3] [--w
 from __future__ import annotations
 
 import argparse
+import copy
 import ctypes
 import datetime
 import functools
@@ -51,6 +56,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from segattn.data import SegDataModule
+from segattn.errors import InputError
 from segattn.models import build_model
 from segattn.models.padding import PadToStride
 from segattn.task import SegmentationTask
@@ -436,6 +442,124 @@ def inference_table(images: int, size: int, repeats: int) -> tuple[str, list[str
     return "\n".join(lines), notes
 
 
+def gpu_inference_table(
+    config: str, images: int, size: int, big: int, batch: int, repeats: int
+) -> tuple[str, list[str]]:
+    """Segmenter.predict on the GPU (fp32; bf16 + channels_last; + torch.compile; + DataLoader
+    workers) against the fp32 plain loop over the same network, on `images` RGB size² images and
+    on one big² image (sliding window), with peak GPU memory."""
+    import numpy as np
+
+    from segattn.data.base import image_to_tensor
+    from segattn.data.transforms import eval_pipeline
+    from segattn.inference import Segmenter
+    from segattn.sliding import sliding_window
+
+    device = torch.device("cuda")
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    arrays = [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(images)]
+    huge = rng.integers(0, 256, (big, big, 3), dtype=np.uint8)
+    transform = eval_pipeline("imagenet", 3)
+    own = load_config(config)["model"]
+    net = build_model(own["model"], num_classes=NUM_CLASSES, in_channels=3, **own["model_args"]).eval()
+    plain = copy.deepcopy(net).to(device)
+    window = (size, 0.25)
+
+    def segmenter(precision: str, compile: bool = False) -> Segmenter:
+        return Segmenter(net, ["a", "b"], transform, [[0] * 3] * 2, 3, device, precision, compile)
+
+    def normalised(image: np.ndarray) -> torch.Tensor:
+        return image_to_tensor(transform(image=image)["image"])
+
+    def plain_batches() -> None:
+        """The fp32 loop a user writes: normalise on the CPU, NCHW fp32 forward, argmax, to the CPU."""
+        with torch.inference_mode():
+            for start in range(0, images, batch):
+                x = torch.stack([normalised(a) for a in arrays[start : start + batch]]).to(device)
+                plain(x).argmax(1).cpu().numpy()
+
+    on_gpu = [torch.stack([normalised(a) for a in arrays[i : i + batch]]).to(device) for i in range(0, images, batch)]
+
+    def network_alone() -> None:
+        with torch.inference_mode():
+            for x in on_gpu:
+                plain(x).argmax(1)
+
+    def plain_slide() -> None:
+        """The same loop over windows of the big image: segattn's sliding_window, fp32 NCHW network."""
+        with torch.inference_mode():
+            probs = sliding_window(
+                normalised(huge)[None],
+                lambda w: plain(w).softmax(1),
+                size,
+                0.25,
+                batch,
+                device=device,
+                output_device=device,
+            )
+            probs[0].argmax(0).cpu().numpy()
+
+    fp32, bf16, compiled = segmenter("fp32"), segmenter("bf16"), segmenter("bf16", compile=True)
+    small: dict[Hashable, Callable[[], object]] = {
+        "fp32 plain loop (CPU normalisation, NCHW)": plain_batches,
+        "fp32 network alone (normalised batches already on the GPU)": network_alone,
+        "Segmenter.predict fp32 (BN folded, channels_last)": lambda: fp32.predict(arrays, batch_size=batch),
+        "Segmenter.predict bf16 + channels_last": lambda: bf16.predict(arrays, batch_size=batch),
+        "Segmenter.predict bf16 + channels_last + compile": lambda: compiled.predict(arrays, batch_size=batch),
+        "Segmenter.predict bf16 + channels_last, 4 workers": lambda: bf16.predict(arrays, batch_size=batch, workers=4),
+        "Segmenter.predict bf16 + channels_last + compile, 4 workers": lambda: compiled.predict(
+            arrays, batch_size=batch, workers=4
+        ),
+    }
+    large: dict[Hashable, Callable[[], object]] = {
+        f"fp32 plain loop, sliding window {size}/0.25": plain_slide,
+        f"Segmenter.predict fp32, slide {size}/0.25": lambda: fp32.predict(huge, batch_size=batch, slide=window),
+        f"Segmenter.predict bf16 + channels_last, slide {size}/0.25": lambda: bf16.predict(
+            huge, batch_size=batch, slide=window
+        ),
+        f"Segmenter.predict bf16 + channels_last + compile, slide {size}/0.25": lambda: compiled.predict(
+            huge, batch_size=batch, slide=window
+        ),
+        "Segmenter.predict bf16 + channels_last, whole image": lambda: bf16.predict(huge),
+    }
+    notes: list[str] = []
+    lines = [
+        "| input | pipeline | images/s | vs fp32 plain loop | peak GPU MiB |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for label, count, candidates in ((f"{images} × {size}²", images, small), (f"1 × {big}²", 1, large)):
+        calls = {name: synchronized(call) for name, call in candidates.items()}
+        seconds, memory, failures = {}, {}, {}
+        for name, call in calls.items():  # one at a time: a pipeline that fails is reported, not fatal
+            try:
+                memory[name] = peak_memory_mib(call, device)  # also the warm-up (compilation)
+                seconds[name] = median_seconds({name: call}, repeats, warmup=0)[name]
+            except (torch.OutOfMemoryError, InputError) as exc:
+                failures[name] = str(exc).splitlines()[0]
+                torch.cuda.empty_cache()
+        reference = count / seconds[next(iter(calls))]
+        for name in calls:
+            if name in failures:
+                lines.append(f"| {label} | {name} | fails (see notes) | – | – |")
+                notes.append(f"{label}, {name}: {failures[name]}")
+                continue
+            speed = count / seconds[name]
+            lines.append(f"| {label} | {name} | {speed:.2f} | {ratio(speed, reference)} | {memory[name]:.0f} |")
+    notes += [
+        f"Network: configs/{config}.yaml's model ({millions(net):.2f} M parameters), {NUM_CLASSES} classes, random "
+        f"weights; inputs: uint8 RGB arrays in memory (random pixels), label maps back on the CPU as numpy; batch "
+        f"{batch} (images, or windows of the sliding window with Gaussian blending).",
+        "Every pipeline normalises the same uint8 arrays with the checkpoint's evaluation transform (Albumentations "
+        "Normalize, ImageNet statistics) except 'network alone', which times the forward and argmax of batches "
+        "normalised and copied to the GPU beforehand: the ceiling of a loop that leaves the GPU no idle time.",
+        f"images/s: count / median seconds over {repeats} timed calls, each ended by torch.cuda.synchronize; a first "
+        "untimed call (which also compiles) measures peak memory: max_memory_allocated above the memory allocated "
+        "before it. The fp32 rows use PyTorch's defaults (cuDNN may use TF32 for fp32 convolutions).",
+    ]
+    return "\n".join(lines), notes
+
+
 def data_table(workers: int, epochs: int) -> tuple[str, list[str]]:
     """Batches/s of configs/coco.yaml's training pipeline: cold cache, warm cache, no cache."""
 
@@ -798,7 +922,13 @@ def run_metrics(args: argparse.Namespace, command: str) -> None:
 
 
 def run_inference(args: argparse.Namespace, command: str) -> None:
-    table, notes = inference_table(args.images, args.size, args.repeats)
+    if args.device == "cuda":
+        images = args.images or 256
+        table, notes = gpu_inference_table(args.config, images, args.size, args.big, args.batch, args.repeats)
+        title = f"Inference on the GPU: {images} × {args.size}² and one {args.big}² image"
+        report(args, command, f"{title} ({torch.cuda.get_device_name()})", table, notes)
+        return
+    table, notes = inference_table(args.images or 8, args.size, args.repeats)
     report(args, command, f"Inference at {args.size}² on CPU", table, notes)
 
 
@@ -852,9 +982,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     metrics = command(sub, "metrics", "SegMetrics vs torchmetrics vs smp.metrics", run_metrics)
     metrics.add_argument("--repeats", type=int, default=7)
     inference = command(sub, "inference", "Segmenter.predict vs MONAI and smp loops", run_inference)
-    inference.add_argument("--images", type=int, default=8)
-    inference.add_argument("--size", type=int, default=512)
+    inference.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    inference.add_argument("--images", type=int, help="images of --size (default 8 on the CPU, 256 on the GPU)")
+    inference.add_argument("--size", type=int, default=512, help="image side; on the GPU also the window side")
     inference.add_argument("--repeats", type=int, default=3)
+    inference.add_argument("--config", default="drive", help="GPU: the configs/<name>.yaml whose network runs")
+    inference.add_argument("--big", type=int, default=8192, help="GPU: side of the one large image")
+    inference.add_argument("--batch", type=int, default=16, help="GPU: images or windows per batch")
     ablation = command(sub, "ablation", "attunet_paper with and without gates on DRIVE, one budget", run_ablation)
     ablation.add_argument("--steps", type=int, default=300)
     ablation.add_argument("--crop", type=int, default=128)
