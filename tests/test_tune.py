@@ -1,0 +1,74 @@
+"""tools/tune.py: folds inside the train split, the variants file, a tiny search and its summary."""
+
+import json
+
+import pytest
+import yaml
+
+from .conftest import REPO
+
+DRIVE = REPO.parent / "shared" / "data" / "drive"  # configs/drive.yaml's relative ../shared/data
+needs_drive = pytest.mark.skipif(not DRIVE.is_dir(), reason=f"DRIVE not found at {DRIVE} (configs/drive.yaml's path)")
+
+
+@pytest.fixture
+def tune(monkeypatch):
+    """tools/tune.py as a module (it imports tools/benchmark.py as `benchmark`), run from the repository root."""
+    monkeypatch.syspath_prepend(str(REPO / "tools"))
+    monkeypatch.chdir(REPO)
+    import tune
+
+    return tune
+
+
+@needs_drive
+def test_folds_split_the_train_split_and_never_touch_val(tune):
+    config = tune.load_config("drive")
+    parts = tune.fold_keys(config["data"]["train"], 3, 0)
+    keys = [key for part in parts for key in part]
+    assert sorted(keys) == [str(i) for i in range(21, 36)] and [len(p) for p in parts] == [5, 5, 5]
+    assert parts == tune.fold_keys(config["data"]["train"], 3, 0) != tune.fold_keys(config["data"]["train"], 3, 1)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"name": "b", "model_arg": {}}, r"variant 'b': unknown key\(s\) \['model_arg'\]"),
+        ({"name": "b", "contender": "MONAI Unet"}, "unknown contender 'MONAI Unet'"),
+        ({"name": "b", "contender": "smp Unet r34", "model_args": {"gates": False}}, "not to a contender"),
+        ({"name": "b", "recipe": {"model_args": {}}}, "recipe may not set model"),
+        ({"name": "a"}, "names must be unique"),
+    ],
+)
+def test_a_bad_variants_file_is_a_clear_error(tune, tmp_path, entry, message):
+    path = tmp_path / "variants.yaml"
+    path.write_text(yaml.safe_dump([{"name": "a"}, entry]))
+    with pytest.raises(SystemExit, match=message):
+        tune.read_variants(path, tune.load_config("drive")["model"])
+
+
+@needs_drive
+def test_a_tiny_search_writes_runs_resumes_and_summarizes(tune, tmp_path, capsys):
+    variants, out = tmp_path / "variants.yaml", tmp_path / "runs.jsonl"
+    variants.write_text(
+        yaml.safe_dump(
+            [
+                {"name": "tiny", "model_args": {"widths": [8, 16, 32]}},
+                {"name": "tiny lr", "model_args": {"widths": [8, 16, 32]}, "recipe": {"lr": 0.01}},
+                {"name": "smp", "contender": "smp Unet r34"},
+            ]
+        )
+    )
+    args = ["drive", "--variants", variants, "--only", "tiny", "smp", "--folds", "2", "--seeds", "0"]
+    args += ["--steps", "1", "--crop", "32", "--batch", "2", "--val-images", "1", "--workers", "0", "--out", out]
+    tune.main([str(a) for a in args])
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    expected = [("tiny", 0, 0), ("tiny", 1, 0), ("smp", 0, 2), ("smp", 1, 2)]
+    assert [(r["variant"], r["fold"], r["index"]) for r in records] == expected
+    assert set(records[0]["scores"]) == {"vessel Dice", "mIoU"} and records[2]["model"] == "smp:Unet"
+    tune.main([str(a) for a in args])  # every run is in --out already: nothing is trained again
+    assert len(out.read_text().splitlines()) == 4
+    capsys.readouterr()
+    tune.main(["summarize", str(out)])
+    table = capsys.readouterr().out
+    assert "| tiny | 2 |" in table and "| smp | 2 |" in table and "paired over 2 fold × seed runs" in table
