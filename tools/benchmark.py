@@ -6,9 +6,10 @@ python tools/benchmark.py models [--size 256] [--batch 2] [--repeats 5] [--write
 python tools/benchmark.py metrics [--repeats 7] [--write]
     SegMetrics update+compute on 16 × 512×512 labels, 19 classes, next to torchmetrics'
     MulticlassJaccardIndex and smp.metrics (get_stats + iou_score), on the CPU (and a GPU if any).
-python tools/benchmark.py inference [--images 8] [--size 512] [--write]
-    Segmenter.predict images/s next to plain loops over MONAI's AttentionUnet (with its
-    sliding_window_inference) and smp's Unet of a similar width, on the same images.
+python tools/benchmark.py inference [--config attunet_small] [--images 8] [--size 512] [--write]
+    Segmenter.predict images/s of the config's network next to plain loops over MONAI's
+    AttentionUnet of the same widths (with its sliding_window_inference) and smp's Unet of a
+    similar width, on the same images.
 python tools/benchmark.py inference --device cuda [--images 256] [--size 512] [--big 8192] [--batch 16] [--write]
     Segmenter.predict on the GPU (fp32; bf16 + channels_last; + compile; + workers) against the
     fp32 plain loop over the same network (configs/drive.yaml's), on size² images and on one big²
@@ -371,9 +372,10 @@ def metrics_table(repeats: int, device: str) -> tuple[str, list[str]]:
     return "\n".join(lines), notes
 
 
-def inference_table(images: int, size: int, repeats: int) -> tuple[str, list[str]]:
-    """Segmenter.predict vs plain loops over MONAI AttentionUnet (+ sliding_window_inference) and
-    smp Unet, on the same `images` RGB images of size×size, CPU."""
+def inference_table(config: str, images: int, size: int, repeats: int) -> tuple[str, list[str]]:
+    """Segmenter.predict of configs/<config>.yaml's network vs plain loops over MONAI AttentionUnet
+    of the same widths (+ sliding_window_inference) and smp Unet, on the same `images` RGB images
+    of size×size, CPU."""
     import numpy as np
     import segmentation_models_pytorch as smp
 
@@ -386,11 +388,17 @@ def inference_table(images: int, size: int, repeats: int) -> tuple[str, list[str
     arrays = [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(images)]
     transform = eval_pipeline("imagenet", 3)
     tensors = [image_to_tensor(transform(image=a)["image"]) for a in arrays]
-    small = config_model_args("attunet_small")
-    segmenter = Segmenter(
-        build_model("attention_unet", num_classes=NUM_CLASSES, **small), ["a", "b"], transform, [[0] * 3] * 2, 3, "cpu"
-    )
-    smp_unet = smp.Unet("resnet18", encoder_weights=None, classes=NUM_CLASSES, decoder_channels=(128, 64, 32, 16, 16))
+    own = load_config(config)["model"]
+    net = build_model(own["model"], num_classes=NUM_CLASSES, in_channels=3, **own["model_args"])
+    segmenter = Segmenter(net, ["a", "b"], transform, [[0] * 3] * 2, 3, "cpu")
+    widths = tuple(own["model_args"]["widths"])
+    monai_name = f"MONAI AttentionUnet {widths[0]}–{widths[-1]}"
+    # smp's Unet nearest in width: r18 with a 128–16 decoder next to widths up to 128, else the
+    # accuracy benchmark's r34 (its default 256–16 decoder)
+    small = widths[-1] <= 128
+    smp_name = "smp Unet resnet18 (decoder 128–16)" if small else "smp Unet resnet34"
+    smp_args = {"decoder_channels": (128, 64, 32, 16, 16)} if small else {}
+    smp_unet = smp.Unet("resnet18" if small else "resnet34", encoder_weights=None, classes=NUM_CLASSES, **smp_args)
     smp_unet.eval()
     roi, overlap = size // 2, 0.25
 
@@ -410,22 +418,20 @@ def inference_table(images: int, size: int, repeats: int) -> tuple[str, list[str
         return call
 
     candidates: dict[str, Callable[[], object]] = {
-        "segattn Segmenter.predict, attunet_small (batch 4)": lambda: segmenter.predict(arrays, batch_size=4),
-        f"segattn Segmenter.predict, attunet_small, slide {roi}/{overlap}": lambda: segmenter.predict(
+        f"segattn Segmenter.predict, {config} (batch 4)": lambda: segmenter.predict(arrays, batch_size=4),
+        f"segattn Segmenter.predict, {config}, slide {roi}/{overlap}": lambda: segmenter.predict(
             arrays, batch_size=4, slide=(roi, overlap)
         ),
     }
-    monai = monai_attention_unet((16, 32, 64, 128))
+    monai = monai_attention_unet(widths)
     notes = []
     if monai is None:
         notes.append(f"MONAI rows skipped: {MONAI_MISSING}.")
     else:
         monai.eval()
-        candidates[f"MONAI AttentionUnet 16–128, sliding_window_inference {roi}/{overlap}, plain loop"] = loop(
-            monai, True
-        )
-        candidates["MONAI AttentionUnet 16–128, whole image, plain loop"] = loop(monai, False)
-    candidates["smp Unet resnet18 (decoder 128–16), whole image, plain loop"] = loop(smp_unet, False)
+        candidates[f"{monai_name}, sliding_window_inference {roi}/{overlap}, plain loop"] = loop(monai, True)
+        candidates[f"{monai_name}, whole image, plain loop"] = loop(monai, False)
+    candidates[f"{smp_name}, whole image, plain loop"] = loop(smp_unet, False)
     load_before = os.getloadavg()[0]
     seconds = median_seconds(candidates, repeats)
     load_after = os.getloadavg()[0]
@@ -924,11 +930,13 @@ def run_metrics(args: argparse.Namespace, command: str) -> None:
 def run_inference(args: argparse.Namespace, command: str) -> None:
     if args.device == "cuda":
         images = args.images or 256
-        table, notes = gpu_inference_table(args.config, images, args.size, args.big, args.batch, args.repeats)
+        table, notes = gpu_inference_table(
+            args.config or "drive", images, args.size, args.big, args.batch, args.repeats
+        )
         title = f"Inference on the GPU: {images} × {args.size}² and one {args.big}² image"
         report(args, command, f"{title} ({torch.cuda.get_device_name()})", table, notes)
         return
-    table, notes = inference_table(args.images or 8, args.size, args.repeats)
+    table, notes = inference_table(args.config or "attunet_small", args.images or 8, args.size, args.repeats)
     report(args, command, f"Inference at {args.size}² on CPU", table, notes)
 
 
@@ -986,7 +994,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     inference.add_argument("--images", type=int, help="images of --size (default 8 on the CPU, 256 on the GPU)")
     inference.add_argument("--size", type=int, default=512, help="image side; on the GPU also the window side")
     inference.add_argument("--repeats", type=int, default=3)
-    inference.add_argument("--config", default="drive", help="GPU: the configs/<name>.yaml whose network runs")
+    inference.add_argument(
+        "--config", help="configs/<name>.yaml whose network runs (default attunet_small on the CPU, drive on the GPU)"
+    )
     inference.add_argument("--big", type=int, default=8192, help="GPU: side of the one large image")
     inference.add_argument("--batch", type=int, default=16, help="GPU: images or windows per batch")
     ablation = command(sub, "ablation", "attunet_paper with and without gates on DRIVE, one budget", run_ablation)
