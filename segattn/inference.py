@@ -242,7 +242,7 @@ class Segmenter:
         that points to the sliding window."""
         try:
             return self.model(x)
-        except (torch.OutOfMemoryError, RuntimeError) as exc:
+        except RuntimeError as exc:  # torch.OutOfMemoryError is one
             # CUDA kernels index with 32 bits: feature maps of 2**31 elements or more are refused
             if not isinstance(exc, torch.OutOfMemoryError) and "INT_MAX" not in str(exc):
                 raise
