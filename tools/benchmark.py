@@ -372,26 +372,49 @@ def metrics_table(repeats: int, device: str) -> tuple[str, list[str]]:
     return "\n".join(lines), notes
 
 
-def inference_table(config: str, images: int, size: int, repeats: int) -> tuple[str, list[str]]:
-    """Segmenter.predict of configs/<config>.yaml's network vs plain loops over MONAI AttentionUnet
-    of the same widths (+ sliding_window_inference) and smp Unet, on the same `images` RGB images
-    of size×size, CPU."""
-    import numpy as np
-    import segmentation_models_pytorch as smp
+class InferenceSetup(NamedTuple):
+    """What both inference tables run on: seeded random uint8 RGB arrays, the ImageNet eval
+    transform, configs/<config>.yaml's network (2 classes, random weights, eval mode) and that
+    config's model section; `rng` draws further inputs."""
 
-    from segattn.data.base import image_to_tensor
+    rng: Any
+    arrays: list[Any]
+    transform: Any
+    net: nn.Module
+    model_section: dict[str, Any]
+
+    def segmenter(self, device: str | torch.device, precision: str = "auto", compile: bool = False) -> Any:
+        from segattn.inference import Segmenter
+
+        return Segmenter(self.net, ["a", "b"], self.transform, [[0] * 3] * 2, 3, device, precision, compile)
+
+
+def inference_setup(config: str, images: int, size: int) -> InferenceSetup:
+    import numpy as np
+
     from segattn.data.transforms import eval_pipeline
-    from segattn.inference import Segmenter
 
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     arrays = [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(images)]
-    transform = eval_pipeline("imagenet", 3)
-    tensors = [image_to_tensor(transform(image=a)["image"]) for a in arrays]
     own = load_config(config)["model"]
-    net = build_model(own["model"], num_classes=NUM_CLASSES, in_channels=3, **own["model_args"])
-    segmenter = Segmenter(net, ["a", "b"], transform, [[0] * 3] * 2, 3, "cpu")
-    widths = tuple(own["model_args"]["widths"])
+    net = build_model(own["model"], num_classes=NUM_CLASSES, in_channels=3, **own["model_args"]).eval()
+    return InferenceSetup(rng, arrays, eval_pipeline("imagenet", 3), net, own)
+
+
+def inference_table(config: str, images: int, size: int, repeats: int) -> tuple[str, list[str]]:
+    """Segmenter.predict of configs/<config>.yaml's network vs plain loops over MONAI AttentionUnet
+    of the same widths (+ sliding_window_inference) and smp Unet, on the same `images` RGB images
+    of size×size, CPU."""
+    import segmentation_models_pytorch as smp
+
+    from segattn.data.base import image_to_tensor
+
+    setup = inference_setup(config, images, size)
+    arrays = setup.arrays
+    tensors = [image_to_tensor(setup.transform(image=a)["image"]) for a in arrays]
+    segmenter = setup.segmenter("cpu")
+    widths = tuple(setup.model_section["model_args"]["widths"])
     monai_name = f"MONAI AttentionUnet {widths[0]}–{widths[-1]}"
     # smp's Unet nearest in width: r18 with a 128–16 decoder next to widths up to 128, else the
     # accuracy benchmark's r34 (its default 256–16 decoder)
@@ -457,26 +480,17 @@ def gpu_inference_table(
     import numpy as np
 
     from segattn.data.base import image_to_tensor
-    from segattn.data.transforms import eval_pipeline
-    from segattn.inference import Segmenter
     from segattn.sliding import sliding_window
 
     device = torch.device("cuda")
-    torch.manual_seed(0)
-    rng = np.random.default_rng(0)
-    arrays = [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(images)]
-    huge = rng.integers(0, 256, (big, big, 3), dtype=np.uint8)
-    transform = eval_pipeline("imagenet", 3)
-    own = load_config(config)["model"]
-    net = build_model(own["model"], num_classes=NUM_CLASSES, in_channels=3, **own["model_args"]).eval()
+    setup = inference_setup(config, images, size)
+    arrays, net = setup.arrays, setup.net
+    huge = setup.rng.integers(0, 256, (big, big, 3), dtype=np.uint8)
     plain = copy.deepcopy(net).to(device)
     window = (size, 0.25)
 
-    def segmenter(precision: str, compile: bool = False) -> Segmenter:
-        return Segmenter(net, ["a", "b"], transform, [[0] * 3] * 2, 3, device, precision, compile)
-
     def normalised(image: np.ndarray) -> torch.Tensor:
-        return image_to_tensor(transform(image=image)["image"])
+        return image_to_tensor(setup.transform(image=image)["image"])
 
     def plain_batches() -> None:
         """The fp32 loop a user writes: normalise on the CPU, NCHW fp32 forward, argmax, to the CPU."""
@@ -506,7 +520,8 @@ def gpu_inference_table(
             )
             probs[0].argmax(0).cpu().numpy()
 
-    fp32, bf16, compiled = segmenter("fp32"), segmenter("bf16"), segmenter("bf16", compile=True)
+    fp32, bf16 = setup.segmenter(device, "fp32"), setup.segmenter(device, "bf16")
+    compiled = setup.segmenter(device, "bf16", compile=True)
     small: dict[Hashable, Callable[[], object]] = {
         "fp32 plain loop (CPU normalisation, NCHW)": plain_batches,
         "fp32 network alone (normalised batches already on the GPU)": network_alone,
