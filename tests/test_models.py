@@ -30,7 +30,8 @@ FACTORS = {
     "bottleneck_attention": [None, "nonlocal"],
     "norm": ["batch", "instance", "group"],
     "gates": [True, False],
-    "upsample": ["reduce", "full"],
+    "upsample": ["reduce", "full", "transposed"],
+    "decoder_convs": [1, 2],
     "in_channels": [1, 3],
     "size": [(97, 131), (45, 70)],
 }
@@ -130,6 +131,21 @@ def test_logits_at_input_size(in_channels, size):
 def test_options_keep_shapes(options):
     model = AttentionUNet(in_channels=3, num_classes=3, widths=SMALL, **options)
     assert model(torch.randn(2, 3, 45, 70)).shape == (2, 3, 45, 70)
+
+
+def test_strided_encoder_gives_the_pooled_encoders_feature_shapes_and_trains():
+    x = torch.randn(2, 3, 45, 70)
+    pooled, strided = (
+        AttentionUNet(widths=SMALL, gate_finest=True, downsample=d, upsample="transposed", decoder_convs=1)
+        for d in ("pool", "conv")
+    )
+    assert not any(isinstance(m, torch.nn.MaxPool2d) for m in strided.modules())
+    padded = torch.randn(2, 3, 48, 72)
+    assert [f.shape for f in strided.encoder(padded)] == [f.shape for f in pooled.encoder(padded)]
+    logits = strided(x)
+    assert logits.shape == (2, 2, 45, 70)
+    logits.square().mean().backward()
+    assert all(p.grad is not None for p in strided.parameters())
 
 
 def test_stride_covers_the_encoder_and_each_gates_grid():
@@ -365,7 +381,10 @@ def test_training_step_uses_deep_supervision_when_the_model_has_it():
         ({"spatial_attention": "se"}, "spatial_attention"),
         ({"bottleneck_attention": "transformer"}, "bottleneck_attention"),
         ({"norm": "layer"}, "norm"),
-        ({"upsample": "transposed"}, "upsample"),
+        ({"upsample": "nearest"}, "upsample"),
+        ({"downsample": "stride"}, "downsample"),
+        ({"encoder": "resnet18", "widths": None, "downsample": "conv"}, "downsample"),
+        ({"decoder_convs": 0}, "decoder_convs"),
         ({"sub_sample": 3}, "sub_sample"),
         ({"widths": [8]}, "widths"),
         ({"decoder_widths": [8, 16]}, "decoder_widths"),

@@ -61,11 +61,15 @@ def test_a_tiny_search_writes_runs_resumes_and_summarizes(tune, tmp_path, capsys
     )
     args = ["drive", "--variants", variants, "--only", "tiny", "smp", "--folds", "2", "--seeds", "0"]
     args += ["--steps", "1", "--crop", "32", "--batch", "2", "--val-images", "1", "--workers", "0", "--out", out]
-    tune.main([str(a) for a in args])
+    with pytest.raises(SystemExit, match=r"--only-folds: \[2\] outside folds 0–1"):
+        tune.main([str(a) for a in [*args, "--only-folds", "2"]])
+    tune.main([str(a) for a in [*args, "--only-folds", "1"]])
+    assert [json.loads(line)["fold"] for line in out.read_text().splitlines()] == [1, 1]
+    tune.main([str(a) for a in args])  # the rest: fold 0 of each variant
     records = [json.loads(line) for line in out.read_text().splitlines()]
-    expected = [("tiny", 0, 0), ("tiny", 1, 0), ("smp", 0, 2), ("smp", 1, 2)]
+    expected = [("tiny", 1, 0), ("smp", 1, 2), ("tiny", 0, 0), ("smp", 0, 2)]
     assert [(r["variant"], r["fold"], r["index"]) for r in records] == expected
-    assert set(records[0]["scores"]) == {"vessel Dice", "mIoU"} and records[2]["model"] == "smp:Unet"
+    assert set(records[0]["scores"]) == {"vessel Dice", "mIoU"} and records[1]["model"] == "smp:Unet"
     tune.main([str(a) for a in args])  # every run is in --out already: nothing is trained again
     assert len(out.read_text().splitlines()) == 4
     capsys.readouterr()

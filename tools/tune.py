@@ -14,7 +14,7 @@ to the baseline can be read per (fold, seed) pair.
 Usage:
     python tools/tune.py DATASET --variants FILE.yaml [--folds 3] [--fold-seed 0] [--seeds 0 1]
         [--steps N | --epochs E] [--crop C] [--batch B] [--val-images N] [--workers W]
-        [--only NAME ...] [--out runs/tune/DATASET.jsonl]
+        [--only NAME ...] [--only-folds F ...] [--out runs/tune/DATASET.jsonl]
     python tools/tune.py summarize FILE.jsonl [FILE.jsonl ...]
 
 DATASET: configs/DATASET.yaml (run from the repository root: the configs' data paths are relative).
@@ -196,6 +196,9 @@ def search(args: argparse.Namespace) -> None:
     if unknown:
         raise fail(f"--only: no variant named {unknown} in {args.variants}")
     selected = [v for v in variants if not args.only or v.contender.name in args.only]
+    outside = [f for f in args.only_folds or [] if not 0 <= f < args.folds]
+    if outside:
+        raise fail(f"--only-folds: {outside} outside folds 0–{args.folds - 1}")
     setup = setup_of(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     done = done_runs(args.out, setup)
@@ -216,6 +219,8 @@ def search(args: argparse.Namespace) -> None:
             print(f"fold {f}: {sizes}; {plan.steps} steps, {plan.crop}² crops, batch {plan.batch}", flush=True)
         for variant in selected:
             for f, (dm, plan) in enumerate(zip(modules, plans, strict=True)):
+                if args.only_folds and f not in args.only_folds:
+                    continue
                 for seed in args.seeds:
                     if (variant.contender.name, f, seed) not in done:
                         record = train_variant(config, variant, dm, plan, f, seed, Path(tmp))
@@ -357,6 +362,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--val-images", type=int, help="score only the first N held-out images (quick checks)")
     parser.add_argument("--workers", type=int, help="DataLoader workers (default: the config's)")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these variants")
+    parser.add_argument("--only-folds", type=int, nargs="+", metavar="F", help="run only these folds (0-based)")
     parser.add_argument("--out", type=Path, help="JSONL file the runs go to (default runs/tune/DATASET.jsonl)")
     args = parser.parse_args(argv)
     if not (REPO / "configs" / f"{args.dataset}.yaml").is_file():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from segattn.errors import check_choice
-from segattn.models.options import Norm
+from segattn.models.options import Downsample, Norm
 
 
 def make_norm(kind: Norm, channels: int) -> nn.Module:
@@ -24,32 +24,50 @@ def make_norm(kind: Norm, channels: int) -> nn.Module:
 
 
 class ConvBlock(nn.Sequential):
-    """Two (3×3 conv → norm → ReLU) layers: N×C_in×H×W → N×C_out×H×W."""
+    """`convs` (3×3 conv → norm → ReLU) layers: N×C_in×H×W → N×C_out×H/stride×W/stride; the
+    first conv carries the stride."""
 
-    def __init__(self, in_channels: int, out_channels: int, norm: Norm = "batch") -> None:
-        super().__init__(
-            nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
-            make_norm(norm, out_channels),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
-            make_norm(norm, out_channels),
-            nn.ReLU(inplace=True),
-        )
+    def __init__(
+        self, in_channels: int, out_channels: int, norm: Norm = "batch", stride: int = 1, convs: int = 2
+    ) -> None:
+        layers = []
+        for i in range(convs):
+            layers += [
+                nn.Conv2d(
+                    in_channels if i == 0 else out_channels,
+                    out_channels,
+                    3,
+                    stride=stride if i == 0 else 1,
+                    padding=1,
+                    bias=False,
+                ),
+                make_norm(norm, out_channels),
+                nn.ReLU(inplace=True),
+            ]
+        super().__init__(*layers)
 
 
 class NativeEncoder(nn.Module):
-    """The U-Net contracting path: a ConvBlock per level, 2×2 max-pool between levels.
+    """The U-Net contracting path: a ConvBlock per level, a 2×2 max-pool between levels
+    (`downsample="pool"`, Ronneberger et al.) or a stride-2 first conv ("conv", as MONAI's
+    AttentionUnet).
 
     `forward(x)` returns one feature map per level, finest first: level i has `widths[i]`
     channels at stride 2**i.
     """
 
-    def __init__(self, in_channels: int, widths: tuple[int, ...], norm: Norm = "batch") -> None:
+    def __init__(
+        self, in_channels: int, widths: tuple[int, ...], norm: Norm = "batch", downsample: Downsample = "pool"
+    ) -> None:
         super().__init__()
+        check_choice("downsample", downsample, Downsample)
         self.out_channels = tuple(widths)
         chans = (in_channels, *widths)
-        self.stages = nn.ModuleList(ConvBlock(chans[i], chans[i + 1], norm) for i in range(len(widths)))
-        self.pool = nn.MaxPool2d(2)
+        strided = downsample == "conv"
+        self.stages = nn.ModuleList(
+            ConvBlock(chans[i], chans[i + 1], norm, stride=2 if strided and i > 0 else 1) for i in range(len(widths))
+        )
+        self.pool = nn.Identity() if strided else nn.MaxPool2d(2)
 
     @property
     def output_stride(self) -> int:

@@ -17,7 +17,7 @@ from torch import nn
 
 from segattn.errors import InputError
 from segattn.models.blocks import NativeEncoder
-from segattn.models.options import Norm
+from segattn.models.options import Downsample, Norm
 
 DEFAULT_WIDTHS = (32, 64, 128, 256, 512)
 DEFAULT_SMP_DEPTH = 5
@@ -30,6 +30,7 @@ def build_encoder(
     depth: int | None = None,
     weights: str | None = None,
     norm: Norm = "batch",
+    downsample: Downsample = "pool",
 ) -> tuple[nn.Module, tuple[int, ...]]:
     """(encoder, channels per level finest first, 0 = no skip at that level).
 
@@ -46,9 +47,11 @@ def build_encoder(
         widths = tuple(int(w) for w in (DEFAULT_WIDTHS if widths is None else widths))
         if len(widths) < 2 or min(widths) < 1:
             raise InputError(f"widths: expected at least 2 positive channel counts, got {list(widths)}")
-        return NativeEncoder(in_channels, widths, norm), widths
+        return NativeEncoder(in_channels, widths, norm, downsample), widths
     if widths is not None:
         raise InputError(f"widths: only for encoder='native'; encoder {name!r} has its own (set decoder_widths)")
+    if downsample != "pool":
+        raise InputError(f"downsample: only for encoder='native'; encoder {name!r} downsamples its own way")
     depth = DEFAULT_SMP_DEPTH if depth is None else depth
     if depth not in range(1, 6):
         raise InputError(f"encoder_depth: expected 1 to 5, got {depth!r}")

@@ -25,9 +25,10 @@ class DecoderBlock(nn.Sequential):
         norm: Norm,
         channel: ChannelAttention | None = None,
         spatial: SpatialAttention | None = None,
+        convs: int = 2,
     ) -> None:
         super().__init__(
-            ConvBlock(in_channels, out_channels, norm),
+            ConvBlock(in_channels, out_channels, norm, convs=convs),
             channel_attention(channel, out_channels),
             spatial_attention(spatial),
         )
@@ -67,6 +68,7 @@ class AttentionUNetDecoder(nn.Module):
         channel: ChannelAttention | None = None,
         spatial: SpatialAttention | None = None,
         upsample: Upsample = "reduce",
+        convs: int = 2,
     ) -> None:
         super().__init__()
         self.skip_channels = tuple(skip_channels)
@@ -78,17 +80,24 @@ class AttentionUNetDecoder(nn.Module):
         # channels before the upsampling (the U-Net's channel-halving up-convolution, at the coarse
         # resolution, so it is cheap); "full": it is upsampled with all its channels, as in Oktay et
         # al.'s reference code (UnetUp: upsample, concatenate, conv).
+        # "transposed": a 3×3 stride-2 transposed conv + norm + ReLU to widths[i] (MONAI's UpConv).
         self.reduce = nn.ModuleList(
             nn.Sequential(
                 nn.Conv2d(above[i], widths[i], 1, bias=False), make_norm(norm, widths[i]), nn.ReLU(inplace=True)
             )
             if upsample == "reduce"
+            else nn.Sequential(
+                nn.ConvTranspose2d(above[i], widths[i], 3, stride=2, padding=1, output_padding=1, bias=False),
+                make_norm(norm, widths[i]),
+                nn.ReLU(inplace=True),
+            )
+            if upsample == "transposed"
             else nn.Identity()
             for i in levels
         )
-        upsampled = widths if upsample == "reduce" else above
+        upsampled = above if upsample == "full" else widths
         self.blocks = nn.ModuleList(
-            DecoderBlock(self.skip_channels[i] + upsampled[i], widths[i], norm, channel, spatial) for i in levels
+            DecoderBlock(self.skip_channels[i] + upsampled[i], widths[i], norm, channel, spatial, convs) for i in levels
         )
         finest = min((i for i in levels if self.skip_channels[i] > 0), default=len(widths))
         self.gated_levels = tuple(
@@ -125,7 +134,9 @@ class AttentionUNetDecoder(nn.Module):
             if name in self.gates:
                 skip, alpha = self.gates[name](skip, self.select_signals(coarser))
                 maps.update(name_maps(name, alpha, self.gates_per_skip))
-            x = F.interpolate(self.reduce[i](x), size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = self.reduce[i](x)
+            if x.shape[-2:] != skip.shape[-2:]:
+                x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = self.blocks[i](torch.cat([skip, x], dim=1) if self.skip_channels[i] else x)
             coarser.append(x)
         return coarser[:0:-1], maps  # the decoder outputs, finest first

@@ -14,6 +14,7 @@ from segattn.models.encoders import build_encoder
 from segattn.models.options import (
     BottleneckAttention,
     ChannelAttention,
+    Downsample,
     Gating,
     Norm,
     SpatialAttention,
@@ -67,8 +68,13 @@ class AttentionUNet(nn.Module):
         upsample: how a decoder level takes the coarser output: "reduce" (default; a 1×1 conv
             + norm + ReLU to the level's width at the coarse resolution, then bilinear
             upsampling: the U-Net's channel-halving up-convolution, about a third fewer decoder
-            FLOPs) or "full" (bilinear upsampling of all its channels, as in Oktay et al.'s
-            reference code).
+            FLOPs), "full" (bilinear upsampling of all its channels, as in Oktay et al.'s
+            reference code) or "transposed" (a learned 3×3 stride-2 transposed conv + norm +
+            ReLU to the level's width, as MONAI's AttentionUnet).
+        downsample: native encoder only: "pool" (2×2 max-pool between levels, Ronneberger et
+            al.) or "conv" (the first conv of each level has stride 2, as MONAI's AttentionUnet).
+        decoder_convs: 3×3 conv + norm + ReLU layers in each decoder block: 2 (U-Net) or 1 (as
+            MONAI's AttentionUnet; about a fifth fewer FLOPs).
 
     `forward(x)`: x float N×C×H×W, any H×W → logits float N×K×H×W (padded to `stride` inside,
     cropped back), in train and eval mode. Extra outputs follow in this order:
@@ -98,6 +104,8 @@ class AttentionUNet(nn.Module):
         spatial_attention: SpatialAttention | None = None,
         bottleneck_attention: BottleneckAttention | None = None,
         upsample: Upsample = "reduce",
+        downsample: Downsample = "pool",
+        decoder_convs: int = 2,
     ) -> None:
         super().__init__()
         check_choice("gating", gating, Gating)
@@ -105,7 +113,11 @@ class AttentionUNet(nn.Module):
         check_choice("bottleneck_attention", bottleneck_attention, BottleneckAttention, optional=True)
         if not isinstance(gates_per_skip, int) or gates_per_skip < 1:
             raise InputError(f"gates_per_skip: expected an integer ≥ 1, got {gates_per_skip!r}")
-        self.encoder, channels = build_encoder(encoder, in_channels, widths, encoder_depth, encoder_weights, norm)
+        if not isinstance(decoder_convs, int) or decoder_convs < 1:
+            raise InputError(f"decoder_convs: expected an integer ≥ 1, got {decoder_convs!r}")
+        self.encoder, channels = build_encoder(
+            encoder, in_channels, widths, encoder_depth, encoder_weights, norm, downsample
+        )
         levels = len(channels) - 1
         if decoder_widths is None:
             decoder_widths = channels[:-1] if encoder == "native" else SMP_DECODER_WIDTHS[:levels]
@@ -129,6 +141,7 @@ class AttentionUNet(nn.Module):
             channel_attention,
             spatial_attention,
             upsample,
+            decoder_convs,
         )
         self.deep_supervision = deep_supervision
         self.head = (
