@@ -25,5 +25,11 @@ def check_choice(key: str, value: object, choices: Any, optional: bool = False) 
     raise InputError(f"{key}: unknown value {value!r}; expected one of {expected}")
 
 
+def check_count(key: str, value: object) -> None:
+    """Raises an InputError naming `key` unless `value` is an integer ≥ 1."""
+    if not isinstance(value, int) or value < 1:
+        raise InputError(f"{key}: expected an integer ≥ 1, got {value!r}")
+
+
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; training stops and keeps its last good checkpoint."""

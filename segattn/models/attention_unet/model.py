@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from segattn.errors import InputError, check_choice
+from segattn.errors import InputError, check_choice, check_count
 from segattn.models.attention import NonLocal
 from segattn.models.attention_unet.decoder import AttentionUNetDecoder
 from segattn.models.attention_unet.heads import DeepSupervisionHead
@@ -111,10 +111,8 @@ class AttentionUNet(nn.Module):
         check_choice("gating", gating, Gating)
         check_choice("upsample", upsample, Upsample)
         check_choice("bottleneck_attention", bottleneck_attention, BottleneckAttention, optional=True)
-        if not isinstance(gates_per_skip, int) or gates_per_skip < 1:
-            raise InputError(f"gates_per_skip: expected an integer ≥ 1, got {gates_per_skip!r}")
-        if not isinstance(decoder_convs, int) or decoder_convs < 1:
-            raise InputError(f"decoder_convs: expected an integer ≥ 1, got {decoder_convs!r}")
+        check_count("gates_per_skip", gates_per_skip)
+        check_count("decoder_convs", decoder_convs)
         self.encoder, channels = build_encoder(
             encoder, in_channels, widths, encoder_depth, encoder_weights, norm, downsample
         )
