@@ -76,25 +76,7 @@ class AttentionUNetDecoder(nn.Module):
         self.gates_per_skip = gates_per_skip
         above = (*widths[1:], bottleneck_channels)  # channels of the output that level i upsamples
         levels = range(len(widths))
-        # upsample="reduce": a 1×1 conv + norm + ReLU brings the coarser output to widths[i]
-        # channels before the upsampling (the U-Net's channel-halving up-convolution, at the coarse
-        # resolution, so it is cheap); "full": it is upsampled with all its channels, as in Oktay et
-        # al.'s reference code (UnetUp: upsample, concatenate, conv).
-        # "transposed": a 3×3 stride-2 transposed conv + norm + ReLU to widths[i] (MONAI's UpConv).
-        self.reduce = nn.ModuleList(
-            nn.Sequential(
-                nn.Conv2d(above[i], widths[i], 1, bias=False), make_norm(norm, widths[i]), nn.ReLU(inplace=True)
-            )
-            if upsample == "reduce"
-            else nn.Sequential(
-                nn.ConvTranspose2d(above[i], widths[i], 3, stride=2, padding=1, output_padding=1, bias=False),
-                make_norm(norm, widths[i]),
-                nn.ReLU(inplace=True),
-            )
-            if upsample == "transposed"
-            else nn.Identity()
-            for i in levels
-        )
+        self.reduce = nn.ModuleList(up_path(upsample, above[i], widths[i], norm) for i in levels)
         upsampled = above if upsample == "full" else widths
         self.blocks = nn.ModuleList(
             DecoderBlock(self.skip_channels[i] + upsampled[i], widths[i], norm, channel, spatial, convs) for i in levels
@@ -140,6 +122,23 @@ class AttentionUNetDecoder(nn.Module):
             x = self.blocks[i](torch.cat([skip, x], dim=1) if self.skip_channels[i] else x)
             coarser.append(x)
         return coarser[:0:-1], maps  # the decoder outputs, finest first
+
+
+def up_path(upsample: Upsample, in_channels: int, out_channels: int, norm: Norm) -> nn.Module:
+    """What a decoder level applies to the coarser output before it is resized to the skip:
+    "reduce": a 1×1 conv + norm + ReLU to `out_channels` at the coarse resolution (the U-Net's
+    channel-halving up-convolution, cheap there), then bilinear upsampling; "full": nothing, all
+    channels are upsampled, as in Oktay et al.'s reference code (UnetUp: upsample, concatenate,
+    conv); "transposed": a 3×3 stride-2 transposed conv + norm + ReLU to `out_channels`, which
+    already doubles the size (MONAI's UpConv).
+    """
+    if upsample == "full":
+        return nn.Identity()
+    if upsample == "reduce":
+        conv = nn.Conv2d(in_channels, out_channels, 1, bias=False)
+    else:
+        conv = nn.ConvTranspose2d(in_channels, out_channels, 3, stride=2, padding=1, output_padding=1, bias=False)
+    return nn.Sequential(conv, make_norm(norm, out_channels), nn.ReLU(inplace=True))
 
 
 def make_gate(count: int, skip_channels: int, gating_channels: list[int], sub_sample: int, norm: Norm) -> nn.Module:
