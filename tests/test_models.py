@@ -10,7 +10,7 @@ from segmentation_models_pytorch.encoders import get_encoder
 from segattn import AttentionUNet, InputError, SegmentationTask, available_models, build_model
 from segattn.losses import CEDiceLoss, DeepSupervisionLoss
 from segattn.models import MultiScaleAttention
-from segattn.models.gates import OPEN_GATE_BIAS
+from segattn.models.gates import OPEN_GATE_BIAS, AttentionGate, MultiAttentionGate
 
 from .conftest import REPO
 
@@ -164,6 +164,18 @@ def test_attention_maps_cover_each_gated_skip_and_start_open():
         level = int(name[-1])
         assert alpha.shape == (1, 1, math.ceil(97 / 2**level), math.ceil(131 / 2**level))
         assert torch.allclose(alpha, torch.full_like(alpha, OPEN))
+
+
+def test_fresh_gates_pass_the_skip_through():
+    # ψ = 0 with a positive bias and W = identity: a new gate (eval, fresh norm statistics) gives
+    # 0.95·x up to the norm's eps; several gates per skip are fused as their mean, then norm + ReLU
+    torch.manual_seed(0)
+    x, g = torch.rand(2, 8, 12, 10), torch.randn(2, 16, 6, 5)  # x ≥ 0, like a skip's ReLU features
+    norm = 1 / math.sqrt(1 + 1e-5)
+    y, _ = AttentionGate(8, 16).eval()(x, g)
+    assert torch.allclose(y, OPEN * norm * x, atol=1e-6)
+    y, _ = MultiAttentionGate(3, 8, [16, 4]).eval()(x, [g, torch.randn(2, 4, 3, 3)])
+    assert torch.allclose(y, OPEN * norm * norm * x, atol=1e-6)
 
 
 def test_several_gates_per_skip_are_named_and_trained_maps_stay_in_unit_range():

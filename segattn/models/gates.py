@@ -30,7 +30,8 @@ class AttentionGate(nn.Module):
     before the ReLU, each through its own φ_j. `gating_channels` is C_g for one signal or the
     list of C_j. `forward(x, g)` takes a tensor or a list of m tensors and returns
     (y: N×C_x×H×W, α: N×1×H×W in [0, 1]). ψ starts with zero weights and a positive bias, so
-    α = sigmoid(3) ≈ 0.95 everywhere at initialisation (the gate starts open).
+    α = sigmoid(3) ≈ 0.95 everywhere at initialisation (the gate starts open), and W's conv as the
+    identity, so y starts as norm(0.95·x): training starts as a plain U-Net, its skips re-normalised.
     """
 
     def __init__(
@@ -53,6 +54,10 @@ class AttentionGate(nn.Module):
         self.out = nn.Sequential(nn.Conv2d(skip_channels, skip_channels, 1), make_norm(norm, skip_channels))
         nn.init.zeros_(self.psi.weight)
         nn.init.constant_(self.psi.bias, OPEN_GATE_BIAS)
+        # a random W would mix the skip's channels before anything is learnt: on DRIVE (100 steps) that
+        # made training seed-dependent (docs/benchmarks.md, "gate W starts as the identity")
+        nn.init.dirac_(self.out[0].weight)
+        nn.init.zeros_(self.out[0].bias)
 
     def forward(self, x: Tensor, g: Tensor | Sequence[Tensor]) -> tuple[Tensor, Tensor]:
         signals = [g] if isinstance(g, Tensor) else list(g)
@@ -74,7 +79,8 @@ class MultiAttentionGate(nn.Module):
     1×1 conv + norm + ReLU: the "multi-dimensional attention coefficients" of Oktay et al. 2018
     (sec. 2), the MultiAttentionBlock of their code.
 
-    `forward(x, g)` → (y: N×C_x×H×W, α: N×count×H×W in [0, 1], channel j = gate j).
+    `forward(x, g)` → (y: N×C_x×H×W, α: N×count×H×W in [0, 1], channel j = gate j). The fusing conv
+    starts as the mean of the gates' outputs, so like one gate the block starts as an identity.
     """
 
     def __init__(
@@ -94,6 +100,9 @@ class MultiAttentionGate(nn.Module):
             make_norm(norm, skip_channels),
             nn.ReLU(inplace=True),
         )
+        with torch.no_grad():
+            mean = torch.eye(skip_channels).repeat(1, count) / count  # C × count·C
+            self.combine[0].weight.copy_(mean[:, :, None, None])
 
     def forward(self, x: Tensor, g: Tensor | Sequence[Tensor]) -> tuple[Tensor, Tensor]:
         outputs, alphas = zip(*(gate(x, g) for gate in self.gates), strict=True)
