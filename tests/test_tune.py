@@ -76,3 +76,18 @@ def test_a_tiny_search_writes_runs_resumes_and_summarizes(tune, tmp_path, capsys
     tune.main(["summarize", str(out)])
     table = capsys.readouterr().out
     assert "| tiny | 2 |" in table and "| smp | 2 |" in table and "paired over 2 fold × seed runs" in table
+    default = table_rows(table)
+    assert default["tiny"][-3:-1] == ["–", "–"] and default["smp"][-3] != "–"
+    tune.main(["summarize", str(out), "--baseline", "smp"])
+    against_smp = table_rows(capsys.readouterr().out)
+    assert against_smp["smp"][-3:-1] == ["–", "–"]
+    smp_minus_tiny, tiny_minus_smp = (float(rows[-3].split(" ± ")[0]) for rows in (default["smp"], against_smp["tiny"]))
+    assert smp_minus_tiny == pytest.approx(-tiny_minus_smp, abs=0.011)  # 2 decimals each
+    with pytest.raises(SystemExit, match=r"--baseline: no runs of 'tiny lr'"):
+        tune.main(["summarize", str(out), "--baseline", "tiny lr"])
+
+
+def table_rows(table: str) -> dict[str, list[str]]:
+    """variant → the cells after its name, of a Markdown table printed by `summarize`."""
+    lines = [line.split("|") for line in table.splitlines() if line.startswith("| ") and "---" not in line]
+    return {cells[1].strip(): [cell.strip() for cell in cells[2:-1]] for cells in lines[1:]}

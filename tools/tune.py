@@ -15,7 +15,7 @@ Usage:
     python tools/tune.py DATASET --variants FILE.yaml [--folds 3] [--fold-seed 0] [--seeds 0 1]
         [--steps N | --epochs E] [--crop C] [--batch B] [--val-images N] [--workers W]
         [--only NAME ...] [--only-folds F ...] [--out runs/tune/DATASET.jsonl]
-    python tools/tune.py summarize FILE.jsonl [FILE.jsonl ...]
+    python tools/tune.py summarize FILE.jsonl [FILE.jsonl ...] [--baseline NAME]
 
 DATASET: configs/DATASET.yaml (run from the repository root: the configs' data paths are relative).
 Variants file: a YAML list; the first entry is the baseline. Each entry takes `name` and either
@@ -291,15 +291,19 @@ def setup_text(setup: dict[str, Any]) -> str:
     )
 
 
-def summary(records: list[dict[str, Any]]) -> str:
-    """Markdown table (best first), the leader's margin and notes of a search's runs."""
+def summary(records: list[dict[str, Any]], baseline: str | None = None) -> str:
+    """Markdown table (best first), the leader's margin and notes of a search's runs; Δ against
+    `baseline` (default: the variant first in the variants file)."""
     setups = {json.dumps(r["setup"], sort_keys=True) for r in records}
     if len(setups) != 1:
         raise fail(f"the files hold runs of {len(setups)} different setups: {sorted(setups)}")
     keys = list(records[0]["scores"])
     names = sorted({r["variant"]: r["index"] for r in records}.items(), key=lambda item: item[1])
     runs = {name: [r for r in records if r["variant"] == name] for name, _ in names}
-    baseline = names[0][0]
+    if baseline is not None and baseline not in runs:
+        raise fail(f"--baseline: no runs of {baseline!r}; the files hold {[name for name, _ in names]}")
+    baseline = baseline or names[0][0]
+    where = "the first entry of the variants file" if baseline == names[0][0] else "given by --baseline"
     means = {name: statistics.mean(r["scores"][keys[0]] for r in mine) for name, mine in runs.items()}
     ranked = sorted(runs, key=means.__getitem__, reverse=True)
     lines = [
@@ -334,7 +338,7 @@ def summary(records: list[dict[str, Any]]) -> str:
         "",
         "Scores: mean ± sample std over folds × seeds, in %, each run scored on its held-out fold of the train split "
         "(the config's val split untouched). Δ: paired difference to the baseline "
-        f"({baseline}, the first entry of the variants file) over the (fold, seed) runs both have, mean ± std, in "
+        f"({baseline}, {where}) over the (fold, seed) runs both have, mean ± std, in "
         "points; folds differ more than variants, so judge a variant by Δ and its spread. train s: mean wall seconds "
         "of Trainer.fit.",
     ]
@@ -346,7 +350,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if argv[:1] == ["summarize"]:
         parser = argparse.ArgumentParser(prog=f"{PROG} summarize", description="Markdown table of a search's runs")
         parser.add_argument("files", type=Path, nargs="+", help="JSONL files written by --out")
-        print(summary(read_records(parser.parse_args(argv[1:]).files)))
+        parser.add_argument("--baseline", metavar="NAME", help="the variant Δ refers to (default: the first entry)")
+        args = parser.parse_args(argv[1:])
+        print(summary(read_records(args.files), args.baseline))
         return
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("dataset", help="configs/DATASET.yaml (or `summarize FILE.jsonl ...`)")
