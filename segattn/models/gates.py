@@ -55,7 +55,7 @@ class AttentionGate(nn.Module):
         nn.init.zeros_(self.psi.weight)
         nn.init.constant_(self.psi.bias, OPEN_GATE_BIAS)
         # a random W would mix the skip's channels before anything is learnt: on DRIVE (100 steps) that
-        # made training seed-dependent (docs/benchmarks.md, "gate W starts as the identity")
+        # made training seed-dependent (docs/benchmarks.md, "Why seed 1 failed")
         nn.init.dirac_(self.out[0].weight)
         nn.init.zeros_(self.out[0].bias)
 
