@@ -45,7 +45,8 @@ class SegmentationTask(L.LightningModule):
             image | truth | prediction | each gate's attention α, to every logger: a PNG per epoch
             in <log_dir>/val_images/ and an image in TensorBoard ("val/predictions"). 0 = none.
 
-    Logged: train/loss, val/loss, val/mIoU, val/aAcc and val/IoU/<class>. Checkpoints: the best
+    Logged: train/loss, train/alpha/<gate> (each gate's mean α over the batch, every logged step;
+    gates start open at about 0.95), val/loss, val/mIoU, val/aAcc and val/IoU/<class>. Checkpoints: the best
     by val/mIoU ("best.ckpt") and the last ("last.ckpt"), each self-describing for `Segmenter`.
     """
 
@@ -102,15 +103,30 @@ class SegmentationTask(L.LightningModule):
             )
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        if getattr(self.model, "deep_supervision", False):
-            logits, deep = self.model(batch["image"], return_deep=True)
-            loss = self.deep_loss(logits, deep, batch["mask"])
+        logits, maps, deep = self.forward_train(batch["image"])
+        if deep is None:
+            loss = self.loss(logits, batch["mask"])
         else:
-            loss = self.loss(self.model(batch["image"]), batch["mask"])
+            loss = self.deep_loss(logits, deep, batch["mask"])
         if not torch.isfinite(loss):  # one host sync per step: a diverged run must not go on silently
             self.stop_diverged(loss, batch)
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(batch["image"]))
+        size = len(batch["image"])
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=size)
+        # Whether the gates have left their open start (α ≈ 0.95) is the first thing to read about them.
+        for name, alpha in maps.items():
+            self.log(f"train/alpha/{name}", alpha.detach().mean(), on_step=True, on_epoch=False, batch_size=size)
         return loss
+
+    def forward_train(self, image: Tensor) -> tuple[Tensor, dict[str, Tensor], list[Tensor] | None]:
+        """(logits N×K×H×W, {gate name: α N×1×h×w} or {} for a model without gates, the per-scale
+        logits of a deep-supervision model or None)."""
+        deep = getattr(self.model, "deep_supervision", False)
+        options = {"return_attention": self.returns_attention, "return_deep": deep}
+        outputs = self.model(image, **{key: True for key, wanted in options.items() if wanted})
+        if not (self.returns_attention or deep):
+            return outputs, {}, None
+        maps = outputs[1] if self.returns_attention else {}
+        return outputs[0], maps, outputs[-1] if deep else None
 
     def stop_diverged(self, loss: Tensor, batch: dict[str, Any]) -> None:
         """Raises TrainingDiverged naming the step, the batch and the checkpoint that is kept."""

@@ -143,21 +143,22 @@ def read_metrics_csv(path: str | os.PathLike) -> dict[str, tuple[np.ndarray, np.
 
 def plot_curves(path: str | os.PathLike, keys: list[str] | None = None, out: str | os.PathLike | None = None):
     """Training curves from a CSVLogger metrics.csv against the optimiser step: losses in one
-    panel, scores (mIoU, IoU, aAcc, ...) in another. `keys`, e.g. ["train/loss_step", "val/loss",
-    "val/mIoU"], default: every loss and mIoU logged. Saves a PNG to `out` if given; returns the
-    matplotlib Figure (a notebook shows it as a cell's value)."""
+    panel, scores (mIoU, IoU, aAcc, ...) in another, each gate's mean α (train/alpha/<gate>) in a
+    third. `keys`, e.g. ["train/loss_step", "val/loss", "val/mIoU"], default: every loss, mIoU and
+    gate α logged. Saves a PNG to `out` if given; returns the matplotlib Figure (a notebook shows
+    it as a cell's value)."""
     from matplotlib.figure import Figure  # not pyplot: leaves a notebook's backend alone
 
     curves = read_metrics_csv(path)
-    keys = keys or [k for k in curves if k.endswith(("loss_step", "loss", "mIoU"))]
+    keys = keys or [k for k in curves if k.endswith(("loss_step", "loss", "mIoU")) or "/alpha/" in k]
     missing = [k for k in keys if k not in curves]
     if missing:
         raise InputError(f"{path}: no metric {missing}; it holds {sorted(curves)}")
 
     def panel_of(key: str) -> str:
-        return "loss" if "loss" in key else "score"
+        return "loss" if "loss" in key else "gate mean α" if "/alpha/" in key else "score"
 
-    panels = sorted({panel_of(k) for k in keys})
+    panels = [panel for panel in ("loss", "score", "gate mean α") if any(panel_of(k) == panel for k in keys)]
     fig = Figure(figsize=(5 * len(panels), 3.5))
     axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, panel in zip(axes[0], panels, strict=True):

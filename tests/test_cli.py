@@ -69,9 +69,9 @@ def data_config(tmp_path: Path, data_dir: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
-    """A 2-epoch fit through the CLI: (run folder, data folder)."""
+    """A 2-epoch fit (2 steps each, every step logged) through the CLI: (run folder, data folder)."""
     root = tmp_path_factory.mktemp("fit")
-    run(*small_fit_args(root / "run", root / "data"))
+    run(*small_fit_args(root / "run", root / "data"), "--trainer.log_every_n_steps", 1)
     return root / "run", root / "data"
 
 
@@ -95,8 +95,12 @@ def test_fit_logs_curves_and_val_images_to_csv_and_tensorboard(fitted, tmp_path)
     assert picture.shape == (4 * 64, 4 * 64 + 3 * 4, 3)
     curves = read_metrics_csv(version / "metrics.csv")
     assert len(curves["val/mIoU"][1]) == 2 and 0 <= curves["val/mIoU"][1].min() <= 1
+    alphas = {key: values for key, (_, values) in curves.items() if key.startswith("train/alpha/")}
+    assert list(alphas) == ["train/alpha/gate1"]  # the one gate, its mean α at each of the 4 steps
+    alpha = alphas["train/alpha/gate1"]
+    assert len(alpha) == 4 and ((alpha > 0) & (alpha < 1)).all()
     plot_curves(version / "metrics.csv", out=tmp_path / "curves.png")
-    assert read_image(tmp_path / "curves.png").shape[2] == 3
+    assert read_image(tmp_path / "curves.png").shape[1:] == (3 * 5 * 120, 3)  # loss | score | gate α panels
     events = EventAccumulator(str(version), size_guidance={"images": 0}).Reload()
     assert len(events.Images("val/predictions")) == 2
     assert [e.step for e in events.Scalars("val/mIoU")] == curves["val/mIoU"][0].tolist()

@@ -45,3 +45,27 @@ def test_sync_batchnorm_on_the_cpu_is_a_clear_error():
     task.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(task.model)  # what DDP + sync_batchnorm does
     with pytest.raises(InputError, match=r"sync_batchnorm.*GPUs only.*norm: group"):
         task.on_fit_start()
+
+
+@pytest.mark.parametrize(
+    "model_args, gates",
+    [
+        ({"widths": [8, 16, 32], "deep_supervision": True, "gates_per_skip": 2}, ["gate1.0", "gate1.1"]),
+        ({"widths": [8, 16, 32], "gates": False}, []),
+    ],
+)
+def test_training_forward_returns_what_the_model_does_with_each_gates_alpha(model_args, gates):
+    """The training step's one forward: logits, the gates' α (logged as train/alpha/<gate>), the
+    per-scale logits when the model has deep supervision."""
+    task = SegmentationTask(["bg", "fg"], model_args={**model_args, "gate_finest": False})
+    x = torch.randn(2, 3, 32, 32)
+    torch.manual_seed(0)
+    logits, maps, deep = task.forward_train(x)
+    assert sorted(maps) == gates and all(a.shape == (2, 1, 16, 16) for a in maps.values())
+    if model_args.get("deep_supervision"):
+        torch.manual_seed(0)
+        expected, expected_maps, expected_deep = task.model(x, return_attention=True, return_deep=True)
+        assert torch.equal(logits, expected) and len(deep) == len(expected_deep) == 2
+        assert all(torch.equal(maps[name], expected_maps[name]) for name in gates)
+    else:
+        assert deep is None and torch.equal(logits, task.model(x))

@@ -70,6 +70,10 @@ def test_a_tiny_search_writes_runs_resumes_and_summarizes(tune, tmp_path, capsys
     expected = [("tiny", 1, 0), ("smp", 1, 2), ("tiny", 0, 0), ("smp", 0, 2)]
     assert [(r["variant"], r["fold"], r["index"]) for r in records] == expected
     assert set(records[0]["scores"]) == {"vessel Dice", "mIoU"} and records[1]["model"] == "smp:Unet"
+    gates = records[0]["alpha"]  # each gate's mean α at the last step; smp has no gates
+    assert gates and all(name.startswith("gate") and 0 < a < 1 for name, a in gates.items())
+    assert records[1]["alpha"] == {}
+    assert "mean α at the last step: gate" in capsys.readouterr().out
     tune.main([str(a) for a in args])  # every run is in --out already: nothing is trained again
     assert len(out.read_text().splitlines()) == 4
     capsys.readouterr()

@@ -627,13 +627,15 @@ class Plan(NamedTuple):
 
 
 class Run(NamedTuple):
-    """One trained contender: headline val scores (fractions), parameters (M), training seconds."""
+    """One trained contender: headline val scores (fractions), parameters (M), training seconds,
+    each segattn gate's mean α at the last training step ({} for networks without gates)."""
 
     contender: str
     seed: int
     scores: dict[str, float]
     params: float
     seconds: float
+    alpha: dict[str, float]
 
 
 class BenchmarkTask(SegmentationTask):
@@ -695,9 +697,11 @@ def fit_and_score(
     start = time.perf_counter()
     trainer.fit(task, datamodule=datamodule)
     seconds = time.perf_counter() - start
+    prefix = "train/alpha/"
+    alpha = {k.removeprefix(prefix): float(v) for k, v in trainer.callback_metrics.items() if k.startswith(prefix)}
     results = trainer.validate(task, datamodule=datamodule, verbose=False)[0]
     logged = {key: float(value) for key, value in results.items()}
-    return Run(contender.name, seed, headline_scores(logged, datamodule.classes), millions(task.model), seconds)
+    return Run(contender.name, seed, headline_scores(logged, datamodule.classes), millions(task.model), seconds, alpha)
 
 
 def train_contenders(

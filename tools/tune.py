@@ -250,6 +250,7 @@ def train_variant(
         "scores": run.scores,
         "params": run.params,
         "seconds": run.seconds,
+        "alpha": run.alpha,
     }
 
 
@@ -257,7 +258,8 @@ def run_line(dataset: str, record: dict[str, Any]) -> str:
     """One finished run, for the log."""
     scores = ", ".join(f"{key} {100 * value:.2f}" for key, value in record["scores"].items())
     run = f"{dataset}, {record['variant']}, fold {record['fold']}, seed {record['seed']}"
-    return f"{run}: {record['seconds']:.0f} s; {scores}"
+    alpha = ", ".join(f"{name} {value:.3f}" for name, value in record["alpha"].items())
+    return f"{run}: {record['seconds']:.0f} s; {scores}" + (f"; mean α at the last step: {alpha}" if alpha else "")
 
 
 def read_records(paths: Sequence[Path]) -> list[dict[str, Any]]:
