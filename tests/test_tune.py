@@ -95,3 +95,27 @@ def table_rows(table: str) -> dict[str, list[str]]:
     """variant → the cells after its name, of a Markdown table printed by `summarize`."""
     lines = [line.split("|") for line in table.splitlines() if line.startswith("| ") and "---" not in line]
     return {cells[1].strip(): [cell.strip() for cell in cells[2:-1]] for cells in lines[1:]}
+
+
+@pytest.mark.parametrize("records", sorted((REPO / "docs" / "tune").glob("*.jsonl")), ids=lambda p: p.stem)
+def test_every_recorded_run_is_the_network_its_variants_file_builds_now(tune, records):
+    """docs/tune/<data set>[-<probe>]-<budget>.jsonl came from configs/tune/<data set>[-<probe>].yaml:
+    each variant must still build the network its runs recorded (same parameter count), whatever the
+    data set's config has become since, or the docs' commands no longer reproduce their tables."""
+    import benchmark
+
+    stem = records.stem.rsplit("-", 2)[0]
+    config = benchmark.load_config(stem.split("-")[0])
+    variants = {
+        v.contender.name: v.contender for v in tune.read_variants(REPO / f"configs/tune/{stem}.yaml", config["model"])
+    }
+    classes = len(config["data"]["train"]["init_args"]["classes"])
+    built = {}
+    for line in records.read_text().splitlines():
+        run = json.loads(line)
+        name = run["variant"]
+        if name not in built:
+            built[name] = benchmark.build_contender(variants[name], classes, 3)  # None: MONAI not installed
+        if built[name] is not None:
+            assert benchmark.millions(built[name]) == pytest.approx(run["params"], abs=1e-6), f"{records.name}: {name}"
+    assert any(net is not None for net in built.values())
