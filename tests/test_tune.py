@@ -53,8 +53,12 @@ def test_a_tiny_search_writes_runs_resumes_and_summarizes(tune, tmp_path, capsys
     variants.write_text(
         yaml.safe_dump(
             [
-                {"name": "tiny", "model_args": {"widths": [8, 16, 32]}},
-                {"name": "tiny lr", "model_args": {"widths": [8, 16, 32]}, "recipe": {"lr": 0.01}},
+                {"name": "tiny", "model_args": {"widths": [8, 16, 32], "decoder_widths": [8, 16]}},
+                {
+                    "name": "tiny lr",
+                    "model_args": {"widths": [8, 16, 32], "decoder_widths": [8, 16]},
+                    "recipe": {"lr": 0.01},
+                },
                 {"name": "smp", "contender": "smp Unet r34"},
             ]
         )
