@@ -79,7 +79,6 @@ class SegmentationTask(L.LightningModule):
         self.model_args = dict(model_args or {})
         self.model = build_model(model, num_classes=len(classes), in_channels=in_channels, **self.model_args)
         self.log_images = log_images
-        self.returns_attention = "return_attention" in inspect.signature(self.model.forward).parameters
         self.loss = CEDiceLoss(ce_weight, dice_weight, ignore_index)
         self.deep_loss = DeepSupervisionLoss(self.loss, deep_supervision_weights)
         self.val_metrics = SegMetrics(len(classes), ignore_index)
@@ -92,6 +91,11 @@ class SegmentationTask(L.LightningModule):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)
+
+    @property
+    def returns_attention(self) -> bool:
+        """Whether the network takes `return_attention` (asked each time: the model may be swapped)."""
+        return "return_attention" in inspect.signature(self.model.forward).parameters
 
     def on_fit_start(self) -> None:
         # Lightning converts BatchNorm for trainer.sync_batchnorm under DDP; PyTorch's
@@ -120,12 +124,12 @@ class SegmentationTask(L.LightningModule):
     def forward_train(self, image: Tensor) -> tuple[Tensor, dict[str, Tensor], list[Tensor] | None]:
         """(logits N×K×H×W, {gate name: α N×1×h×w} or {} for a model without gates, the per-scale
         logits of a deep-supervision model or None)."""
-        deep = getattr(self.model, "deep_supervision", False)
-        options = {"return_attention": self.returns_attention, "return_deep": deep}
+        attention, deep = self.returns_attention, getattr(self.model, "deep_supervision", False)
+        options = {"return_attention": attention, "return_deep": deep}
         outputs = self.model(image, **{key: True for key, wanted in options.items() if wanted})
-        if not (self.returns_attention or deep):
+        if not (attention or deep):
             return outputs, {}, None
-        maps = outputs[1] if self.returns_attention else {}
+        maps = outputs[1] if attention else {}
         return outputs[0], maps, outputs[-1] if deep else None
 
     def stop_diverged(self, loss: Tensor, batch: dict[str, Any]) -> None:

@@ -69,3 +69,12 @@ def test_training_forward_returns_what_the_model_does_with_each_gates_alpha(mode
         assert all(torch.equal(maps[name], expected_maps[name]) for name in gates)
     else:
         assert deep is None and torch.equal(logits, task.model(x))
+
+
+def test_a_network_swapped_in_after_construction_trains_without_attention_maps():
+    """tools/benchmark.py puts MONAI's network into a task built for segattn's: no gates to log."""
+    task = SegmentationTask(["bg", "fg"], model_args={"widths": [8, 16]})
+    task.model = torch.nn.Conv2d(3, 2, 3, padding=1)  # forward(x) only
+    x = torch.randn(2, 3, 16, 16)
+    logits, maps, deep = task.forward_train(x)
+    assert maps == {} and deep is None and torch.equal(logits, task.model(x))
