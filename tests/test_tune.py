@@ -86,9 +86,15 @@ def test_a_tiny_search_writes_runs_resumes_and_summarizes(tune, tmp_path, capsys
     assert "| tiny | 2 |" in table and "| smp | 2 |" in table and "paired over 2 fold × seed runs" in table
     default = table_rows(table)
     assert default["tiny"][-3:-1] == ["–", "–"] and default["smp"][-3] != "–"
+    assert "baseline (tiny, the first entry of the variants file)" in table
     tune.main(["summarize", str(out), "--baseline", "smp"])
-    against_smp = table_rows(capsys.readouterr().out)
-    assert against_smp["smp"][-3:-1] == ["–", "–"]
+    table = capsys.readouterr().out
+    against_smp = table_rows(table)
+    assert against_smp["smp"][-3:-1] == ["–", "–"] and "baseline (smp, given by --baseline)" in table
+    smp_only = tmp_path / "smp.jsonl"
+    smp_only.write_text("".join(f"{json.dumps(r)}\n" for r in records if r["variant"] == "smp"))
+    tune.main(["summarize", str(smp_only)])
+    assert "baseline (smp, the first of the variants file with runs here)" in capsys.readouterr().out
     smp_minus_tiny, tiny_minus_smp = (float(rows[-3].split(" ± ")[0]) for rows in (default["smp"], against_smp["tiny"]))
     assert smp_minus_tiny == pytest.approx(-tiny_minus_smp, abs=0.011)  # 2 decimals each
     with pytest.raises(SystemExit, match=r"--baseline: no runs of 'tiny lr'"):

@@ -295,7 +295,7 @@ def setup_text(setup: dict[str, Any]) -> str:
 
 def summary(records: list[dict[str, Any]], baseline: str | None = None) -> str:
     """Markdown table (best first), the leader's margin and notes of a search's runs; Δ against
-    `baseline` (default: the variant first in the variants file)."""
+    `baseline` (default: of the variants with runs, the one first in the variants file)."""
     setups = {json.dumps(r["setup"], sort_keys=True) for r in records}
     if len(setups) != 1:
         raise fail(f"the files hold runs of {len(setups)} different setups: {sorted(setups)}")
@@ -304,8 +304,11 @@ def summary(records: list[dict[str, Any]], baseline: str | None = None) -> str:
     runs = {name: [r for r in records if r["variant"] == name] for name, _ in names}
     if baseline is not None and baseline not in runs:
         raise fail(f"--baseline: no runs of {baseline!r}; the files hold {[name for name, _ in names]}")
-    baseline = baseline or names[0][0]
-    where = "the first entry of the variants file" if baseline == names[0][0] else "given by --baseline"
+    if baseline is not None:
+        where = "given by --baseline"
+    else:
+        baseline, index = names[0]
+        where = "the first of the variants file with runs here" if index else "the first entry of the variants file"
     means = {name: statistics.mean(r["scores"][keys[0]] for r in mine) for name, mine in runs.items()}
     ranked = sorted(runs, key=means.__getitem__, reverse=True)
     lines = [
