@@ -188,15 +188,25 @@ class SegMetrics(Metric):
             self.add_state("mean_sum", torch.zeros(len(MEANS), dtype=torch.float64), dist_reduce_fx="sum")
             self.add_state("mean_count", torch.zeros(len(MEANS), dtype=torch.float64), dist_reduce_fx="sum")
 
-    def update(self, preds: Tensor, target: Tensor) -> None:
-        per_image = self.averaging == "image"
-        cm = confusion_matrix(preds, target, self.num_classes, self.ignore_index, self.reduce_zero_label, per_image)
-        self.update_confusion(cm if per_image else cm[None])
+    def update(
+        self, preds: Tensor | None = None, target: Tensor | None = None, *, confusion: Tensor | None = None
+    ) -> None:
+        """Adds preds and target, or (`update_confusion`) images given by their confusion matrices."""
+        if confusion is None:
+            per_image = self.averaging == "image"
+            cm = confusion_matrix(preds, target, self.num_classes, self.ignore_index, self.reduce_zero_label, per_image)
+            confusion = cm if per_image else cm[None]
+        self.add_confusion(confusion)
 
     def update_confusion(self, cm: Tensor) -> None:
         """Adds images given by their confusion matrices, int64 N×K×K (rows = truth), as
         `confusion_matrix(..., per_image=True)` returns them (with "dataset" averaging, any
-        grouping of the images will do)."""
+        grouping of the images will do). Goes through `update`, so torchmetrics counts the update
+        and drops its cached `compute()` result."""
+        self.update(confusion=cm)
+
+    def add_confusion(self, cm: Tensor) -> None:
+        """The state update of `update` and `update_confusion`: cm int64 N×K×K."""
         self.confmat += cm.sum(dim=0)
         if self.averaging != "image":
             return

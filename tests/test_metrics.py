@@ -1,5 +1,7 @@
 """SegMetrics against independent numpy computations and torchmetrics."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -174,3 +176,19 @@ def test_two_process_gloo_ddp_equals_one_process(tmp_path):
         single.update(*random_batch(seed))
     for key, value in single.compute().items():
         torch.testing.assert_close(distributed[key], value, equal_nan=True, rtol=0, atol=1e-12)
+
+
+def test_update_confusion_counts_as_an_update_and_refreshes_compute():
+    """evaluate_dataset feeds confusion matrices: torchmetrics must see an update (no "compute before
+    update" warning) and drop its cached result, so a second compute includes the new images."""
+    g = torch.Generator().manual_seed(7)
+    pred, target = torch.randint(0, 3, (2, 8, 8), generator=g), torch.randint(0, 3, (2, 8, 8), generator=g)
+    cms = [torch.from_numpy(numpy_confusion(p.numpy(), t.numpy(), 3))[None] for p, t in zip(pred, target, strict=True)]
+    metric = SegMetrics(3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        metric.update_confusion(cms[0])
+        first = metric.compute()["mIoU"]
+    metric.update_confusion(cms[1])
+    both = numpy_scores(numpy_confusion(pred.numpy(), target.numpy(), 3))["mIoU"]
+    assert float(metric.compute()["mIoU"]) == pytest.approx(both) and float(first) != pytest.approx(both)
