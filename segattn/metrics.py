@@ -193,10 +193,21 @@ class SegMetrics(Metric):
     ) -> None:
         """Adds preds and target, or (`update_confusion`) images given by their confusion matrices."""
         if confusion is None:
+            if preds is None or target is None:
+                raise InputError("SegMetrics.update: expected preds and target, or confusion=N×K×K matrices")
             per_image = self.averaging == "image"
             cm = confusion_matrix(preds, target, self.num_classes, self.ignore_index, self.reduce_zero_label, per_image)
             confusion = cm if per_image else cm[None]
-        self.add_confusion(confusion)
+        self.confmat += confusion.sum(dim=0)
+        if self.averaging != "image":
+            return
+        each = scores(confusion, self.absent, self.include_background)
+        per_class = torch.stack([each[key] for key in PER_CLASS], dim=1)  # N×M×K
+        means = torch.stack([each[key] for key in MEANS], dim=1)  # N×S
+        self.class_sum += per_class.nan_to_num().sum(dim=0)
+        self.class_count += (~per_class.isnan()).sum(dim=0)
+        self.mean_sum += means.nan_to_num().sum(dim=0)
+        self.mean_count += (~means.isnan()).sum(dim=0)
 
     def update_confusion(self, cm: Tensor) -> None:
         """Adds images given by their confusion matrices, int64 N×K×K (rows = truth), as
@@ -204,19 +215,6 @@ class SegMetrics(Metric):
         grouping of the images will do). Goes through `update`, so torchmetrics counts the update
         and drops its cached `compute()` result."""
         self.update(confusion=cm)
-
-    def add_confusion(self, cm: Tensor) -> None:
-        """The state update of `update` and `update_confusion`: cm int64 N×K×K."""
-        self.confmat += cm.sum(dim=0)
-        if self.averaging != "image":
-            return
-        each = scores(cm, self.absent, self.include_background)
-        per_class = torch.stack([each[key] for key in PER_CLASS], dim=1)  # N×M×K
-        means = torch.stack([each[key] for key in MEANS], dim=1)  # N×S
-        self.class_sum += per_class.nan_to_num().sum(dim=0)
-        self.class_count += (~per_class.isnan()).sum(dim=0)
-        self.mean_sum += means.nan_to_num().sum(dim=0)
-        self.mean_count += (~means.isnan()).sum(dim=0)
 
     def compute(self) -> dict[str, Tensor]:
         if self.averaging == "dataset":

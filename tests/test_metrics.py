@@ -192,3 +192,8 @@ def test_update_confusion_counts_as_an_update_and_refreshes_compute():
     metric.update_confusion(cms[1])
     both = numpy_scores(numpy_confusion(pred.numpy(), target.numpy(), 3))["mIoU"]
     assert float(metric.compute()["mIoU"]) == pytest.approx(both) and float(first) != pytest.approx(both)
+
+
+def test_update_without_preds_target_or_confusion_is_a_clear_error():
+    with pytest.raises(InputError, match="expected preds and target, or confusion="):
+        SegMetrics(3).update(torch.zeros(1, 4, 4, dtype=torch.long))
