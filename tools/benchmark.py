@@ -20,11 +20,13 @@ python tools/benchmark.py ablation [--steps 300] [--crop 128] [--seeds 0] [--wri
 python tools/benchmark.py data [--workers 2] [--write]
     batches/s of the COCO pipeline (configs/coco.yaml's data on ../shared/data/coco_tiny):
     first epoch (rasterising, filling the label cache) vs cached epochs vs no cache.
-python tools/benchmark.py accuracy [--quick] [--datasets drive membrane camvid] [--seeds 0 1] [--steps N] [--write]
+python tools/benchmark.py accuracy [--quick | --config-length] [--datasets drive membrane camvid] [--seeds 0 1]
+        [--steps N] [--write]
     segattn (the data set config's model), the same without gates, smp Unet resnet34 (± scSE) and
     MONAI's AttentionUnet, each trained under one budget through SegmentationTask + SegDataModule
     from configs/<data set>.yaml and scored with SegMetrics on the val split: mean ± std over the
-    seeds, parameters, training seconds, and who leads. --quick: a ≤ 10-minute version.
+    seeds, parameters, training seconds, and who leads. --quick: a ≤ 10-minute version;
+    --config-length: each config's own epochs, crop and batch (a GPU's work).
 python tools/benchmark.py speed [--sizes 256 512] [--batch 2] [--repeats 3] [--write]
     the same five networks (2 classes, RGB): training img/s (forward, backward, AdamW step),
     inference img/s, peak memory of each, parameters and GFLOPs, per input size.
@@ -823,8 +825,25 @@ def accuracy_section(name: str, plan: Plan, seeds: list[int]) -> tuple[str, list
     return "\n".join([*lines, "", *leader_lines(runs)]), [f"{name}: {note}" for note in notes]
 
 
-def accuracy_report(datasets: list[str], plans: dict[str, Plan], seeds: list[int]) -> tuple[str, list[str]]:
-    """(Markdown tables, notes) of the `accuracy` benchmark over the data sets."""
+def config_plan(name: str) -> Plan:
+    """configs/<name>.yaml's own length: trainer.max_epochs passes over its train split (whole batches),
+    at its crop_size and batch_size."""
+    config = load_config(name)
+    data = config["data"]
+    images_dir = data["train"]["init_args"]["images_dir"]
+    if not Path(images_dir).is_dir():
+        raise SystemExit(f"accuracy --config-length: {name}: {images_dir} not found (run from the repository root)")
+    plan = Plan(0, data["crop_size"], data["batch_size"])
+    with tempfile.TemporaryDirectory() as tmp:
+        batches = len(bench_datamodule(config, plan, Path(tmp)).train_dataloader())
+    return plan._replace(steps=config["trainer"]["max_epochs"] * batches)
+
+
+def accuracy_report(
+    datasets: list[str], plans: dict[str, Plan], seeds: list[int], budget: str
+) -> tuple[str, list[str]]:
+    """(Markdown tables, notes) of the `accuracy` benchmark over the data sets; budget: "full",
+    "quick" or "config length"."""
     load_before = os.getloadavg()[0]
     sections, notes = [], []
     for name in datasets:
@@ -836,8 +855,13 @@ def accuracy_report(datasets: list[str], plans: dict[str, Plan], seeds: list[int
         "Every network is trained through SegmentationTask + SegDataModule from configs/<data set>.yaml: its "
         "augmentation preset, normalisation, CE + Dice loss, AdamW (lr, weight decay) and warm-up + cosine "
         "schedule over the steps; only the network differs. Same seed → same batches and crops for every network. "
-        "Steps and crops: the plan above each table, smaller than the configs' (256² crops, epochs) to fit the CPU "
-        "budget.",
+        + (
+            "Steps, crops and batch: each config's own (trainer.max_epochs over its train split, data.crop_size, "
+            "data.batch_size)."
+            if budget == "config length"
+            else "Steps and crops: the plan above each table, smaller than the configs' (256² crops, epochs) to fit "
+            "the CPU budget."
+        ),
         "segattn: the config's model_args; gates off: the same with gates=False; smp Unet r34: smp.Unet, resnet34 "
         "encoder from scratch (encoder_weights None), ± decoder_attention_type scse; MONAI AttentionUnet: channels "
         "32–512, strides 2, padded to a multiple of 16.",
@@ -849,9 +873,12 @@ def accuracy_report(datasets: list[str], plans: dict[str, Plan], seeds: list[int
         f"1-minute load average before / after: {load_before:.2f} / {load_after:.2f} ({os.cpu_count()} cores). "
         "The runs are sequential, so other processes' load lands on some of them only: compare speed with the "
         "`speed` subcommand (interleaved medians).",
-        "A short CPU budget: every network is far from converged; the ranking at this budget, not the level, is the "
-        "figure.",
     ]
+    if budget != "config length":
+        notes.append(
+            "A short CPU budget: every network is far from converged; the ranking at this budget, not the level, is "
+            "the figure."
+        )
     return "\n\n".join(sections), notes
 
 
@@ -970,12 +997,18 @@ def run_data(args: argparse.Namespace, command: str) -> None:
 
 
 def run_accuracy(args: argparse.Namespace, command: str) -> None:
-    budget = "quick" if args.quick else "full"
-    plans = {name: PLANS[budget][name]._replace(**({"steps": args.steps} if args.steps else {})) for name in DATASETS}
-    seeds = args.seeds or SEEDS[budget]
+    if args.config_length and args.steps:
+        raise SystemExit("tools/benchmark.py accuracy: --steps and --config-length exclude each other")
+    budget = "config length" if args.config_length else "quick" if args.quick else "full"
+    if args.config_length:
+        plans = {name: config_plan(name) for name in args.datasets}
+    else:
+        steps = {"steps": args.steps} if args.steps else {}
+        plans = {name: PLANS[budget][name]._replace(**steps) for name in args.datasets}
+    seeds = args.seeds or SEEDS["quick" if args.quick else "full"]
     for name in args.datasets:
         print(f"plan, {name}: {plan_text(plans[name], seeds)}", flush=True)
-    table, notes = accuracy_report(args.datasets, plans, seeds)
+    table, notes = accuracy_report(args.datasets, plans, seeds, budget)
     report(args, command, f"Accuracy under one training budget ({budget}) on {device_word()}", table, notes)
 
 
@@ -1027,7 +1060,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     data.add_argument("--workers", type=int, default=2)
     data.add_argument("--epochs", type=int, default=3)
     accuracy = command(sub, "accuracy", "segattn vs its peers trained under one budget on real data", run_accuracy)
-    accuracy.add_argument("--quick", action="store_true", help="the ≤ 10-minute budget (fewer steps, smaller crops)")
+    length = accuracy.add_mutually_exclusive_group()
+    length.add_argument("--quick", action="store_true", help="the ≤ 10-minute budget (fewer steps, smaller crops)")
+    length.add_argument(
+        "--config-length",
+        action="store_true",
+        help="each config's own length, crop and batch (trainer.max_epochs; for a GPU: hours on a CPU)",
+    )
     accuracy.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
     accuracy.add_argument("--seeds", type=int, nargs="+", help="default: 0 1 (--quick: 0)")
     accuracy.add_argument("--steps", type=int, help="optimiser steps on every data set (default: the plan's)")
