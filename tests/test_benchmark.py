@@ -8,7 +8,7 @@ DRIVE = REPO.parent / "shared" / "data" / "drive"  # configs/drive.yaml's relati
 
 
 @pytest.fixture
-def benchmark(monkeypatch):
+def bench(monkeypatch):  # not `benchmark`: pytest-benchmark's fixture has that name
     """tools/benchmark.py as a module, run from the repository root (the configs' data paths are relative)."""
     monkeypatch.syspath_prepend(str(REPO / "tools"))
     monkeypatch.chdir(REPO)
@@ -18,13 +18,13 @@ def benchmark(monkeypatch):
 
 
 @pytest.mark.skipif(not DRIVE.is_dir(), reason=f"DRIVE not found at {DRIVE} (configs/drive.yaml's path)")
-def test_config_length_is_the_configs_epochs_over_whole_batches(benchmark):
+def test_config_length_is_the_configs_epochs_over_whole_batches(bench):
     # configs/drive.yaml: 15 training images, batch 4 (the last, partial batch dropped), 100 epochs, 256² crops
-    assert benchmark.config_plan("drive") == benchmark.Plan(100 * 3, 256, 4)
+    assert bench.config_plan("drive") == bench.Plan(100 * 3, 256, 4)
 
 
-def test_config_length_refuses_a_step_count_it_would_ignore(benchmark):
+def test_config_length_refuses_a_step_count_it_would_ignore(bench):
     with pytest.raises(SystemExit, match="--steps and --config-length exclude each other"):
-        benchmark.main(["accuracy", "--config-length", "--steps", "5"])
+        bench.main(["accuracy", "--config-length", "--steps", "5"])
     with pytest.raises(SystemExit):  # argparse: --quick and --config-length are one choice
-        benchmark.main(["accuracy", "--config-length", "--quick"])
+        bench.main(["accuracy", "--config-length", "--quick"])

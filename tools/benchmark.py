@@ -21,7 +21,7 @@ python tools/benchmark.py data [--workers 2] [--write]
     batches/s of the COCO pipeline (configs/coco.yaml's data on ../shared/data/coco_tiny):
     first epoch (rasterising, filling the label cache) vs cached epochs vs no cache.
 python tools/benchmark.py accuracy [--quick | --config-length] [--datasets drive membrane camvid] [--seeds 0 1]
-        [--steps N] [--write]
+        [--steps N] [--workers W] [--write]
     segattn (the data set config's model), the same without gates, smp Unet resnet34 (± scSE) and
     MONAI's AttentionUnet, each trained under one budget through SegmentationTask + SegDataModule
     from configs/<data set>.yaml and scored with SegMetrics on the val split: mean ± std over the
@@ -626,6 +626,7 @@ class Plan(NamedTuple):
     crop: int
     batch: int
     val_images: int | None = None  # score the first N val images; None: all
+    workers: int | None = None  # DataLoader workers; None: the config's data.num_workers
 
 
 class Run(NamedTuple):
@@ -659,8 +660,11 @@ def bench_datamodule(config: dict[str, Any], plan: Plan, tmp: Path) -> SegDataMo
     """The SegDataModule of the config's data section at the plan's crop and batch."""
     from segattn.cli import load_datamodule
 
+    data = {**config["data"], "crop_size": plan.crop, "batch_size": plan.batch}
+    if plan.workers is not None:
+        data["num_workers"] = plan.workers
     path = tmp / "data.yaml"
-    path.write_text(yaml.safe_dump({"data": {**config["data"], "crop_size": plan.crop, "batch_size": plan.batch}}))
+    path.write_text(yaml.safe_dump({"data": data}))
     return load_datamodule(path)
 
 
@@ -775,7 +779,9 @@ SEEDS = {"full": [0, 1], "quick": [0]}
 
 def plan_text(plan: Plan, seeds: list[int]) -> str:
     val = "all val images" if plan.val_images is None else f"the first {plan.val_images} val images"
-    return f"{plan.steps} steps, {plan.crop}×{plan.crop} crops, batch {plan.batch}, seeds {seeds}, scored on {val}"
+    workers = "" if plan.workers is None else f", {plan.workers} DataLoader workers"
+    budget = f"{plan.steps} steps, {plan.crop}×{plan.crop} crops, batch {plan.batch}{workers}"
+    return f"{budget}, seeds {seeds}, scored on {val}"
 
 
 def leader_lines(runs: list[Run]) -> list[str]:
@@ -1005,6 +1011,7 @@ def run_accuracy(args: argparse.Namespace, command: str) -> None:
     else:
         steps = {"steps": args.steps} if args.steps else {}
         plans = {name: PLANS[budget][name]._replace(**steps) for name in args.datasets}
+    plans = {name: plan._replace(workers=args.workers) for name, plan in plans.items()}
     seeds = args.seeds or SEEDS["quick" if args.quick else "full"]
     for name in args.datasets:
         print(f"plan, {name}: {plan_text(plans[name], seeds)}", flush=True)
@@ -1070,6 +1077,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     accuracy.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
     accuracy.add_argument("--seeds", type=int, nargs="+", help="default: 0 1 (--quick: 0)")
     accuracy.add_argument("--steps", type=int, help="optimiser steps on every data set (default: the plan's)")
+    accuracy.add_argument("--workers", type=int, help="DataLoader workers (default: the config's data.num_workers)")
     speed = command(sub, "speed", "training and inference img/s, peak memory, GFLOPs of the contenders", run_speed)
     speed.add_argument("--sizes", type=int, nargs="+", default=[256, 512], help="square input sides")
     speed.add_argument("--batch", type=int, default=2, help="images per timed call (default 2)")
