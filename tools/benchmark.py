@@ -808,13 +808,15 @@ def leader_lines(runs: list[Run]) -> list[str]:
     return lines
 
 
-def accuracy_section(name: str, plan: Plan, seeds: list[int]) -> tuple[str, list[str]]:
-    """(Markdown table and leader lines, notes) of one data set of the `accuracy` benchmark."""
+def accuracy_section(name: str, plan: Plan, seeds: list[int], only: list[str] | None) -> tuple[str, list[str]]:
+    """(Markdown table and leader lines, notes) of one data set of the `accuracy` benchmark; only:
+    the contenders' names to train (None: all)."""
     config = load_config(name)
     images_dir = config["data"]["train"]["init_args"]["images_dir"]
     if not Path(images_dir).is_dir():
         return "", [f"{name}: skipped, {images_dir} not found (run from the repository root)."]
-    runs, notes = train_contenders(name, contenders(config["model"]), plan, seeds)
+    chosen = [c for c in contenders(config["model"]) if only is None or c.name in only]
+    runs, notes = train_contenders(name, chosen, plan, seeds)
     keys = list(runs[0].scores)
     lines = [
         f"**{name}**: {plan_text(plan, seeds)}",
@@ -846,14 +848,14 @@ def config_plan(name: str) -> Plan:
 
 
 def accuracy_report(
-    datasets: list[str], plans: dict[str, Plan], seeds: list[int], budget: str
+    datasets: list[str], plans: dict[str, Plan], seeds: list[int], budget: str, only: list[str] | None = None
 ) -> tuple[str, list[str]]:
     """(Markdown tables, notes) of the `accuracy` benchmark over the data sets; budget: "full",
     "quick" or "config length"."""
     load_before = os.getloadavg()[0]
     sections, notes = [], []
     for name in datasets:
-        section, skipped = accuracy_section(name, plans[name], seeds)
+        section, skipped = accuracy_section(name, plans[name], seeds, only)
         sections += [section] if section else []
         notes += skipped
     load_after = os.getloadavg()[0]
@@ -1015,7 +1017,11 @@ def run_accuracy(args: argparse.Namespace, command: str) -> None:
     seeds = args.seeds or SEEDS["quick" if args.quick else "full"]
     for name in args.datasets:
         print(f"plan, {name}: {plan_text(plans[name], seeds)}", flush=True)
-    table, notes = accuracy_report(args.datasets, plans, seeds, budget)
+    names = [c.name for c in contenders(load_config("drive")["model"])]
+    unknown = sorted(set(args.contenders or []) - set(names))
+    if unknown:
+        raise SystemExit(f"tools/benchmark.py accuracy: --contenders: unknown {unknown}; known: {names}")
+    table, notes = accuracy_report(args.datasets, plans, seeds, budget, args.contenders)
     report(args, command, f"Accuracy under one training budget ({budget}) on {device_word()}", table, notes)
 
 
@@ -1078,6 +1084,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     accuracy.add_argument("--seeds", type=int, nargs="+", help="default: 0 1 (--quick: 0)")
     accuracy.add_argument("--steps", type=int, help="optimiser steps on every data set (default: the plan's)")
     accuracy.add_argument("--workers", type=int, help="DataLoader workers (default: the config's data.num_workers)")
+    accuracy.add_argument("--contenders", nargs="+", metavar="NAME", help="train only these (default: all five)")
     speed = command(sub, "speed", "training and inference img/s, peak memory, GFLOPs of the contenders", run_speed)
     speed.add_argument("--sizes", type=int, nargs="+", default=[256, 512], help="square input sides")
     speed.add_argument("--batch", type=int, default=2, help="images per timed call (default 2)")
