@@ -38,6 +38,7 @@ def test_folds_split_the_train_split_and_never_touch_val(tune):
         ({"name": "b", "contender": "smp Unet r34", "model_args": {"gates": False}}, "not to a contender"),
         ({"name": "b", "recipe": {"model_args": {}}}, "recipe may not set model"),
         ({"name": "a"}, "names must be unique"),
+        ({"name": "b", "epochs": 0}, "variant 'b': epochs must be a positive integer, got 0"),
     ],
 )
 def test_a_bad_variants_file_is_a_clear_error(tune, tmp_path, entry, message):
@@ -60,6 +61,11 @@ def test_a_tiny_search_writes_runs_resumes_and_summarizes(tune, tmp_path, capsys
                     "recipe": {"lr": 0.01},
                 },
                 {"name": "smp", "contender": "smp Unet r34"},
+                {
+                    "name": "tiny, 1 epoch",
+                    "model_args": {"widths": [8, 16, 32], "decoder_widths": [8, 16]},
+                    "epochs": 1,
+                },
             ]
         )
     )
@@ -99,6 +105,11 @@ def test_a_tiny_search_writes_runs_resumes_and_summarizes(tune, tmp_path, capsys
     assert smp_minus_tiny == pytest.approx(-tiny_minus_smp, abs=0.011)  # 2 decimals each
     with pytest.raises(SystemExit, match=r"--baseline: no runs of 'tiny lr'"):
         tune.main(["summarize", str(out), "--baseline", "tiny lr"])
+    # a variant's own `epochs` overrides the search's --steps: fold 0 trains on the 7 images of fold 1,
+    # 3 whole batches of 2 per epoch
+    tune.main([str(a) for a in [*args[:4], "tiny, 1 epoch", *args[6:], "--only-folds", "0"]])
+    own = json.loads(out.read_text().splitlines()[-1])
+    assert (own["variant"], own["epochs"], own["steps"]) == ("tiny, 1 epoch", 1, 3) and records[0]["steps"] == 1
 
 
 def table_rows(table: str) -> dict[str, list[str]]:

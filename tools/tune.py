@@ -21,7 +21,9 @@ DATASET: configs/DATASET.yaml (run from the repository root: the configs' data p
 Variants file: a YAML list; the first entry is the baseline. Each entry takes `name` and either
 `model_args` (merged into the config's model.model_args) or `contender` (a network of
 benchmark.contenders(), e.g. "MONAI AttentionUnet", "smp Unet r34"), and optionally `recipe`
-(merged into the config's model section, e.g. {lr: 0.003}). See configs/tune/.
+(merged into the config's model section, e.g. {lr: 0.003}) and `epochs` (this variant's own length
+in epochs of each fold's train part, whatever the search's budget: e.g. to spend the training time
+a faster network saves). See configs/tune/.
 Budget: --steps N optimiser steps, or --epochs E passes over each fold's training part (default:
 the config's trainer.max_epochs); crop and batch default to the config's data.crop_size and
 batch_size; --val-images N scores the first N images of the held-out fold only (rounded up to whole
@@ -67,16 +69,18 @@ from segattn.cli import load_datamodule, quiet_lightning
 from segattn.data import SegDataModule
 from segattn.errors import InputError
 
-ENTRY_KEYS = ("name", "model_args", "recipe", "contender")
+ENTRY_KEYS = ("name", "model_args", "recipe", "contender", "epochs")
 PROG = "tools/tune.py"
 
 
 class Variant(NamedTuple):
-    """One entry of a variants file: its position (0 = the baseline), network and recipe overrides."""
+    """One entry of a variants file: its position (0 = the baseline), network and recipe overrides,
+    and its own length in epochs (None: the search's budget)."""
 
     index: int
     contender: Contender
     recipe: dict[str, Any]
+    epochs: int | None = None
 
 
 def fail(message: str) -> SystemExit:
@@ -117,7 +121,10 @@ def read_variants(path: Path, own: dict[str, Any]) -> list[Variant]:
             contender = peers[entry["contender"]]._replace(name=str(entry["name"]))
         else:
             contender = Contender(str(entry["name"]), own["model"], {**own["model_args"], **model_args})
-        variants.append(Variant(index, contender, recipe))
+        epochs = entry.get("epochs")
+        if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
+            raise fail(f"{where}: epochs must be a positive integer, got {epochs!r}")
+        variants.append(Variant(index, contender, recipe, epochs))
     names = [v.contender.name for v in variants]
     if len(set(names)) < len(names):
         raise fail(f"{path}: variant names must be unique, got {names}")
@@ -223,7 +230,12 @@ def search(args: argparse.Namespace) -> None:
                     continue
                 for seed in args.seeds:
                     if (variant.contender.name, f, seed) not in done:
-                        record = train_variant(config, variant, dm, plan, f, seed, Path(tmp))
+                        own = (
+                            plan
+                            if variant.epochs is None
+                            else plan._replace(steps=variant.epochs * len(dm.train_dataloader()))
+                        )
+                        record = train_variant(config, variant, dm, own, f, seed, Path(tmp))
                         with args.out.open("a") as out:  # one write per line: parallel appends stay whole
                             out.write(json.dumps({"setup": setup, **record}) + "\n")
                         print(run_line(args.dataset, record), flush=True)
@@ -246,6 +258,7 @@ def train_variant(
         "recipe": variant.recipe,
         "fold": fold,
         "seed": seed,
+        "epochs": variant.epochs,
         "steps": plan.steps,
         "scores": run.scores,
         "params": run.params,
