@@ -28,3 +28,17 @@ def test_config_length_refuses_a_step_count_it_would_ignore(bench):
         bench.main(["accuracy", "--config-length", "--steps", "5"])
     with pytest.raises(SystemExit):  # argparse: --quick and --config-length are one choice
         bench.main(["accuracy", "--config-length", "--quick"])
+
+
+def test_the_printed_section_is_the_one_written(bench, tmp_path, monkeypatch, capsys):
+    """A run's output can be pasted into docs/benchmarks.md: it prints heading, command, machine and date
+    too, exactly the text --write appends."""
+    doc = tmp_path / "benchmarks.md"
+    monkeypatch.setattr(bench, "DOC", doc)
+    args = bench.argparse.Namespace(write=True)
+    bench.report(args, "python tools/benchmark.py x --write", "Title", "| a |\n|---|\n| 1 |", ["a note"])
+    printed = capsys.readouterr().out
+    assert printed.startswith("## Title\n\nCommand: `python tools/benchmark.py x --write`  \nMachine: ")
+    written = doc.read_text()
+    assert written.startswith(bench.DOC_INTRO) and written.endswith("| 1 |\n\n- a note\n")
+    assert written.removeprefix(bench.DOC_INTRO).strip() in printed

@@ -286,27 +286,27 @@ def device_word() -> str:
     return "GPU" if torch.cuda.is_available() else "CPU"
 
 
-def append_section(path: Path, title: str, command: str, body: str) -> None:
-    """Appends a section (heading, command, machine, date, body) to `path`, created with an intro if absent."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = path.read_text() if path.is_file() else DOC_INTRO
-    section = (
-        f"\n## {title}\n\n"
+def section(title: str, command: str, body: str) -> str:
+    """A docs/benchmarks.md section: heading, command, machine, date, body."""
+    return (
+        f"## {title}\n\n"
         f"Command: `{command}`  \n"
         f"Machine: {machine()}  \n"
         f"Date: {datetime.date.today().isoformat()}\n\n"
         f"{body}\n"
     )
-    path.write_text(text + section)
+
+
+def append_section(path: Path, text: str) -> None:
+    """Appends a section to `path`, created with an intro if absent."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    before = path.read_text() if path.is_file() else DOC_INTRO
+    path.write_text(before + "\n" + text)
 
 
 def run_models(args: argparse.Namespace, command: str) -> None:
     table, notes = models_table(args.size, args.batch, args.repeats, args.warmup)
-    body = table + "\n\n" + "\n".join(f"- {note}" for note in notes)
-    print(body)
-    if args.write:
-        append_section(DOC, f"Models at {args.size}² on CPU", command, body)
-        print(f"\nappended to {DOC.relative_to(REPO)}")
+    report(args, command, f"Models at {args.size}² on CPU", table, notes)
 
 
 def timing_notes(repeats: int, load_before: float, load_after: float) -> list[str]:
@@ -967,11 +967,13 @@ def speed_table(sizes: list[int], batch: int, repeats: int, warmup: int) -> tupl
 
 
 def report(args: argparse.Namespace, command: str, title: str, table: str, notes: list[str]) -> None:
-    body = table + "\n\n" + "\n".join(f"- {note}" for note in notes)
-    print(body)
+    """Prints the section (heading, command, machine, date, table, notes), the whole of what --write
+    appends to docs/benchmarks.md, so that a run without --write can be pasted too."""
+    text = section(title, command, table + "\n\n" + "\n".join(f"- {note}" for note in notes))
+    print(text)
     if args.write:
-        append_section(DOC, title, command, body)
-        print(f"\nappended to {DOC.relative_to(REPO)}")
+        append_section(DOC, text)
+        print(f"appended to {os.path.relpath(DOC, REPO)}")
 
 
 def run_metrics(args: argparse.Namespace, command: str) -> None:
