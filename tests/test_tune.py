@@ -110,6 +110,8 @@ def test_a_tiny_search_writes_runs_resumes_and_summarizes(tune, tmp_path, capsys
     tune.main([str(a) for a in [*args[:4], "tiny, 1 epoch", *args[6:], "--only-folds", "0"]])
     own = json.loads(out.read_text().splitlines()[-1])
     assert (own["variant"], own["epochs"], own["steps"]) == ("tiny, 1 epoch", 1, 3) and records[0]["steps"] == 1
+    tune.main(["summarize", str(out)])
+    assert "not the budget above: tiny, 1 epoch: 1 epochs." in capsys.readouterr().out
 
 
 def table_rows(table: str) -> dict[str, list[str]]:

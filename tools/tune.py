@@ -336,6 +336,10 @@ def summary(records: list[dict[str, Any]], baseline: str | None = None) -> str:
         cells += ["–" if name == baseline else mean_spread(paired(mine, runs[baseline], key)) for key in keys]
         seconds = statistics.mean(r["seconds"] for r in mine)
         lines.append(f"| {name} | {len(mine)} | {mine[0]['params']:.2f} | {' | '.join(cells)} | {seconds:.0f} |")
+    own = {name: mine[0]["epochs"] for name, mine in runs.items() if mine[0].get("epochs")}  # older runs: no key
+    if own:
+        lengths = ", ".join(f"{name}: {epochs} epochs" for name, epochs in own.items())
+        lines += ["", f"Trained for their own length (the variants file's `epochs`), not the budget above: {lengths}."]
     most = max(len(mine) for mine in runs.values())
     complete = [name for name in ranked if len(runs[name]) == most]  # a partial search is not ranked for the lead
     if len(complete) < len(ranked):
