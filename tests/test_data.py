@@ -167,16 +167,33 @@ def test_batches_do_not_depend_on_the_number_of_workers(synthetic_root):
         assert a["name"] == b["name"] and torch.equal(a["image"], b["image"])
 
 
+def test_persistent_workers_see_each_epoch(synthetic_root):
+    """The training loader keeps its workers across epochs, and still gives each epoch its own order and
+    augmentation, equal to those loaded in the main process."""
+
+    def two_epochs(workers):
+        L.seed_everything(1)
+        loader = small_datamodule(synthetic_root, workers).train_dataloader()
+        images = []
+        for epoch in (0, 1):
+            loader.sampler.set_epoch(epoch)  # as Lightning does before each epoch
+            images.append(torch.cat([batch["image"] for batch in loader]))
+        return loader, images
+
+    loader, in_workers = two_epochs(2)
+    _, in_process = two_epochs(0)
+    assert loader.persistent_workers and not torch.equal(in_workers[0], in_workers[1])
+    assert all(torch.equal(a, b) for a, b in zip(in_workers, in_process, strict=True))
+
+
 def test_augmentation_follows_seed_epoch_and_index(synthetic_root):
     """The same image at two indices, or in two epochs, is augmented differently; the same
     (seed, epoch, index) always gives the same item, whatever was drawn before."""
     dataset = Transformed(_Repeat(synthetic(synthetic_root)), train_pipeline(32, "imagenet", 3, "natural"), seed=7)
-    first = dataset[1]["image"]
-    assert not torch.equal(dataset[0]["image"], first)
-    dataset.set_epoch(1)
-    assert not torch.equal(dataset[1]["image"], first)
-    dataset.set_epoch(0)
-    assert torch.equal(dataset[1]["image"], first)
+    first = dataset[0, 1]["image"]
+    assert not torch.equal(dataset[0, 0]["image"], first)
+    assert not torch.equal(dataset[1, 1]["image"], first)
+    assert torch.equal(dataset[0, 1]["image"], first) and torch.equal(dataset[1]["image"], first)  # bare: epoch 0
 
 
 def test_epoch_sampler_deals_each_sample_once_and_matches_one_process():
@@ -187,13 +204,14 @@ def test_epoch_sampler_deals_each_sample_once_and_matches_one_process():
     for epoch in (0, 1):
         for sampler in (one, *ranks):
             sampler.set_epoch(epoch)
-        per_rank = [list(s) for s in ranks]
+        keys = [list(s) for s in (one, *ranks)]
+        assert {e for keys_of in keys for e, _ in keys_of} == {epoch}  # every key carries its epoch
+        order, *per_rank = [[index for _, index in keys_of] for keys_of in keys]
         assert not set(per_rank[0]) & set(per_rank[1]) and len(per_rank[0]) == len(per_rank[1]) == 5
-        order = list(one)
         for step in range(2):
             together = per_rank[0][2 * step : 2 * step + 2] + per_rank[1][2 * step : 2 * step + 2]
             assert sorted(together) == sorted(order[4 * step : 4 * step + 4])
-    assert list(one) != sorted(one) and dataset.epoch == 1
+    assert order != sorted(order)
     evaluation = [list(evaluation_sampler(dataset, "val", 2, r)) for r in (0, 1)]
     assert sorted(evaluation[0] + evaluation[1]) == list(range(11))
     with pytest.raises(InputError, match=r"data\.val: 11 images cannot feed 12 processes"):

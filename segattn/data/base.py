@@ -46,25 +46,24 @@ class SegDataset(Dataset):
 class Transformed(Dataset):
     """A SegDataset seen through an Albumentations pipeline: items as `to_tensors` returns them.
 
-    With a `seed`, the pipeline (an `A.Compose`) is reseeded before each item from (seed, epoch,
-    index), see `segattn.data.sampling`: an item's augmentation then depends on nothing else.
+    Items are read by index, or by an (epoch, index) key as `EpochSampler` yields them (a bare
+    index is epoch 0). With a `seed`, the pipeline (an `A.Compose`) is reseeded before each item
+    from (seed, epoch, index), see `segattn.data.sampling`: an item's augmentation then depends on
+    nothing else.
     """
 
     def __init__(self, dataset: SegDataset, transform: Callable[..., dict], seed: int | None = None) -> None:
         self.dataset = dataset
         self.transform = transform
         self.seed = seed
-        self.epoch = 0
 
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __getitem__(self, index: int) -> Sample:
+    def __getitem__(self, key: int | tuple[int, int]) -> Sample:
+        epoch, index = key if isinstance(key, tuple) else (0, key)
         if self.seed is not None:
-            self.transform.set_random_seed(sample_seed(self.seed, self.epoch, index))
+            self.transform.set_random_seed(sample_seed(self.seed, epoch, index))
         return to_tensors(self.transform, self.dataset.load(index))
 
 

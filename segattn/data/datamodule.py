@@ -92,9 +92,9 @@ class SegDataModule(L.LightningDataModule):
         seed = self.shared_seed()
         world_size, rank = self.processes()
         dataset = Transformed(self.datasets["train"], self.train_transform, seed=seed)
-        sampler = EpochSampler(dataset, seed, world_size, rank)
-        # Not persistent: workers must copy the data set anew each epoch to see its epoch.
-        return self.loader(dataset, self.batch_size, sampler, drop_last=len(sampler) > self.batch_size)
+        sampler = EpochSampler(dataset, seed, world_size, rank)  # its keys carry the epoch: workers may persist
+        drop_last = len(sampler) > self.batch_size
+        return self.loader(dataset, self.batch_size, sampler, drop_last, persistent=self.num_workers > 0)
 
     def val_dataloader(self) -> DataLoader:
         return self.evaluation_loader("val")

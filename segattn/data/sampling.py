@@ -9,6 +9,7 @@ the uninterrupted run would have, and the number of DataLoader workers changes n
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -33,18 +34,19 @@ class EpochSampler(DistributedSampler):
     in an epoch across processes. With one process the order is the permutation itself, so a
     1-process batch of size k·b holds exactly the samples of the k processes' batches of size b.
 
-    `set_epoch` (Lightning calls it before each epoch) also sets the data set's epoch, from which
-    its augmentation seeds follow; the training DataLoader must therefore not keep persistent
-    workers. A DistributedSampler, so Lightning's DDP keeps it rather than replacing it.
+    It yields (epoch, index) keys, not bare indices: each sample's augmentation seed follows from
+    its key (see `Transformed`), so DataLoader workers need no epoch of their own and may persist
+    across epochs. `set_epoch` (Lightning calls it before each epoch) picks the epoch. A
+    DistributedSampler, so Lightning's DDP keeps it rather than replacing it.
     """
 
     def __init__(self, dataset: Transformed, seed: int, num_replicas: int = 1, rank: int = 0) -> None:
         check_enough(dataset, "train", num_replicas)
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=True)
 
-    def set_epoch(self, epoch: int) -> None:
-        super().set_epoch(epoch)
-        self.dataset.set_epoch(epoch)
+    def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
+        epoch = self.epoch
+        return ((epoch, index) for index in super().__iter__())
 
 
 def evaluation_sampler(dataset: Transformed, split: str, num_replicas: int, rank: int) -> DistributedSampler:
