@@ -19,8 +19,8 @@ def bench(monkeypatch):  # not `benchmark`: pytest-benchmark's fixture has that 
 
 @pytest.mark.skipif(not DRIVE.is_dir(), reason=f"DRIVE not found at {DRIVE} (configs/drive.yaml's path)")
 def test_config_length_is_the_configs_epochs_over_whole_batches(bench):
-    # configs/drive.yaml: 15 training images, batch 4 (the last, partial batch dropped), 100 epochs, 256² crops
-    assert bench.config_plan("drive") == bench.Plan(100 * 3, 256, 4)
+    # configs/drive.yaml: 15 training images, batch 4 (the last, partial batch dropped), 120 epochs, 256² crops
+    assert bench.config_plan("drive") == bench.Plan(120 * 3, 256, 4)
 
 
 def test_config_length_refuses_a_step_count_it_would_ignore(bench):
