@@ -92,9 +92,9 @@ class SegDataModule(L.LightningDataModule):
         seed = self.shared_seed()
         world_size, rank = self.processes()
         dataset = Transformed(self.datasets["train"], self.train_transform, seed=seed)
-        sampler = EpochSampler(dataset, seed, world_size, rank)  # its keys carry the epoch: workers may persist
+        sampler = EpochSampler(dataset, seed, world_size, rank)
         drop_last = len(sampler) > self.batch_size
-        return self.loader(dataset, self.batch_size, sampler, drop_last, persistent=self.num_workers > 0)
+        return self.loader(dataset, self.batch_size, sampler, drop_last)
 
     def val_dataloader(self) -> DataLoader:
         return self.evaluation_loader("val")
@@ -112,7 +112,7 @@ class SegDataModule(L.LightningDataModule):
         dataset = Transformed(self.datasets[split], self.eval_transform)
         world_size, rank = self.processes()
         sampler = evaluation_sampler(dataset, split, world_size, rank) if world_size > 1 else None
-        return self.loader(dataset, self.val_batch_size, sampler, persistent=self.num_workers > 0)
+        return self.loader(dataset, self.val_batch_size, sampler)
 
     def loader(
         self,
@@ -120,7 +120,6 @@ class SegDataModule(L.LightningDataModule):
         batch_size: int,
         sampler: Sampler | None,
         drop_last: bool = False,
-        persistent: bool = False,
     ) -> DataLoader:
         return DataLoader(
             dataset,
@@ -128,7 +127,7 @@ class SegDataModule(L.LightningDataModule):
             sampler=sampler,
             drop_last=drop_last,
             num_workers=self.num_workers,
-            persistent_workers=persistent,
+            persistent_workers=self.num_workers > 0,  # training too: EpochSampler's keys carry the epoch
             pin_memory=torch.cuda.is_available(),
             collate_fn=pad_collate,  # evaluation images may differ in size
         )
