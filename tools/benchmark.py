@@ -1009,6 +1009,10 @@ def run_data(args: argparse.Namespace, command: str) -> None:
 def run_accuracy(args: argparse.Namespace, command: str) -> None:
     if args.config_length and args.steps:
         raise SystemExit("tools/benchmark.py accuracy: --steps and --config-length exclude each other")
+    names = [c.name for c in contenders(load_config("drive")["model"])]  # the same five for every config
+    unknown = sorted(set(args.contenders or []) - set(names))
+    if unknown:
+        raise SystemExit(f"tools/benchmark.py accuracy: --contenders: unknown {unknown}; known: {names}")
     budget = "config length" if args.config_length else "quick" if args.quick else "full"
     if args.config_length:
         plans = {name: config_plan(name) for name in args.datasets}
@@ -1019,10 +1023,6 @@ def run_accuracy(args: argparse.Namespace, command: str) -> None:
     seeds = args.seeds or SEEDS["quick" if args.quick else "full"]
     for name in args.datasets:
         print(f"plan, {name}: {plan_text(plans[name], seeds)}", flush=True)
-    names = [c.name for c in contenders(load_config("drive")["model"])]
-    unknown = sorted(set(args.contenders or []) - set(names))
-    if unknown:
-        raise SystemExit(f"tools/benchmark.py accuracy: --contenders: unknown {unknown}; known: {names}")
     table, notes = accuracy_report(args.datasets, plans, seeds, budget, args.contenders)
     report(args, command, f"Accuracy under one training budget ({budget}) on {device_word()}", table, notes)
 

@@ -216,10 +216,8 @@ def search(args: argparse.Namespace) -> None:
         modules = [
             fold_datamodule(config, rest(parts, f), parts[f], args, Path(tmp) / f"{f}.yaml") for f in range(args.folds)
         ]
-        plans = [
-            Plan(args.steps or args.epochs * len(dm.train_dataloader()), args.crop, args.batch, args.val_images)
-            for dm in modules
-        ]
+        batches = [len(dm.train_dataloader()) for dm in modules]  # per epoch of each fold's train part
+        plans = [Plan(args.steps or args.epochs * n, args.crop, args.batch, args.val_images) for n in batches]
         check_variants(config, selected, modules[0].classes, modules[0].in_channels)
         for f, (dm, plan) in enumerate(zip(modules, plans, strict=True)):
             sizes = f"{len(dm.datasets['train'])} train, {len(dm.datasets['val'])} held out"
@@ -228,13 +226,9 @@ def search(args: argparse.Namespace) -> None:
             for f, (dm, plan) in enumerate(zip(modules, plans, strict=True)):
                 if args.only_folds and f not in args.only_folds:
                     continue
+                own = plan if variant.epochs is None else plan._replace(steps=variant.epochs * batches[f])
                 for seed in args.seeds:
                     if (variant.contender.name, f, seed) not in done:
-                        own = (
-                            plan
-                            if variant.epochs is None
-                            else plan._replace(steps=variant.epochs * len(dm.train_dataloader()))
-                        )
                         record = train_variant(config, variant, dm, own, f, seed, Path(tmp))
                         with args.out.open("a") as out:  # one write per line: parallel appends stay whole
                             out.write(json.dumps({"setup": setup, **record}) + "\n")
