@@ -7,6 +7,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SEGATTN_SHARED_DATA", REPO.parent / "shared" / "data"))
+CONFIG_DRIVE = REPO.parent / "shared" / "data" / "drive"  # configs/drive.yaml's relative ../shared/data
+needs_config_drive = pytest.mark.skipif(
+    not CONFIG_DRIVE.is_dir(), reason=f"DRIVE not found at {CONFIG_DRIVE} (configs/drive.yaml's path)"
+)
 
 
 @pytest.fixture(scope="session")

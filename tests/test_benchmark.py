@@ -2,9 +2,7 @@
 
 import pytest
 
-from .conftest import REPO
-
-DRIVE = REPO.parent / "shared" / "data" / "drive"  # configs/drive.yaml's relative ../shared/data
+from .conftest import REPO, needs_config_drive
 
 
 @pytest.fixture
@@ -17,7 +15,7 @@ def bench(monkeypatch):  # not `benchmark`: pytest-benchmark's fixture has that 
     return benchmark
 
 
-@pytest.mark.skipif(not DRIVE.is_dir(), reason=f"DRIVE not found at {DRIVE} (configs/drive.yaml's path)")
+@needs_config_drive
 def test_config_length_is_the_configs_epochs_over_whole_batches(bench):
     # configs/drive.yaml: 15 training images, batch 4 (the last, partial batch dropped), 120 epochs, 256² crops
     assert bench.config_plan("drive") == bench.Plan(120 * 3, 256, 4)

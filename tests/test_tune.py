@@ -5,10 +5,7 @@ import json
 import pytest
 import yaml
 
-from .conftest import REPO
-
-DRIVE = REPO.parent / "shared" / "data" / "drive"  # configs/drive.yaml's relative ../shared/data
-needs_drive = pytest.mark.skipif(not DRIVE.is_dir(), reason=f"DRIVE not found at {DRIVE} (configs/drive.yaml's path)")
+from .conftest import REPO, needs_config_drive
 
 
 @pytest.fixture
@@ -21,7 +18,7 @@ def tune(monkeypatch):
     return tune
 
 
-@needs_drive
+@needs_config_drive
 def test_folds_split_the_train_split_and_never_touch_val(tune):
     config = tune.load_config("drive")
     parts = tune.fold_keys(config["data"]["train"], 3, 0)
@@ -48,7 +45,7 @@ def test_a_bad_variants_file_is_a_clear_error(tune, tmp_path, entry, message):
         tune.read_variants(path, tune.load_config("drive")["model"])
 
 
-@needs_drive
+@needs_config_drive
 def test_a_tiny_search_writes_runs_resumes_and_summarizes(tune, tmp_path, capsys):
     variants, out = tmp_path / "variants.yaml", tmp_path / "runs.jsonl"
     variants.write_text(
