@@ -1,11 +1,14 @@
 """tools/tune.py: folds inside the train split, the variants file, a tiny search and its summary."""
 
+import importlib.util
 import json
 
 import pytest
 import yaml
 
 from .conftest import REPO, needs_config_drive
+
+VARIANTS_FILES = sorted((REPO / "configs" / "tune").glob("*.yaml"))
 
 
 @pytest.fixture
@@ -119,12 +122,12 @@ def table_rows(table: str) -> dict[str, list[str]]:
 
 @pytest.mark.parametrize("records", sorted((REPO / "docs" / "tune").glob("*.jsonl")), ids=lambda p: p.stem)
 def test_every_recorded_run_is_the_network_its_variants_file_builds_now(tune, records):
-    """docs/tune/<data set>[-<probe>]-<budget>.jsonl came from configs/tune/<data set>[-<probe>].yaml:
-    each variant must still build the network its runs recorded (same parameter count), whatever the
-    data set's config has become since, or the docs' commands no longer reproduce their tables."""
+    """docs/tune/<variants file>-<what>.jsonl came from configs/tune/<variants file>.yaml (the longest
+    such prefix): each variant must still build the network its runs recorded (same parameter count),
+    whatever the data set's config has become since, or the docs' commands no longer reproduce their tables."""
     import benchmark
 
-    stem = records.stem.rsplit("-", 2)[0]
+    stem = max((p.stem for p in VARIANTS_FILES if records.stem.startswith(f"{p.stem}-")), key=len)
     config = benchmark.load_config(stem.split("-")[0])
     variants = {
         v.contender.name: v.contender for v in tune.read_variants(REPO / f"configs/tune/{stem}.yaml", config["model"])
@@ -139,3 +142,19 @@ def test_every_recorded_run_is_the_network_its_variants_file_builds_now(tune, re
         if built[name] is not None:
             assert benchmark.millions(built[name]) == pytest.approx(run["params"], abs=1e-6), f"{records.name}: {name}"
     assert any(net is not None for net in built.values())
+
+
+@pytest.mark.parametrize("path", VARIANTS_FILES, ids=lambda p: p.stem)
+def test_every_variants_file_builds_every_network(tune, path):
+    """A search stops on an entry whose network or recipe does not build (check_variants), before any
+    training; this finds such an entry before a GPU session is spent on it. MONAI's entries are
+    checked where MONAI is installed (.[bench])."""
+    config = tune.load_config(path.stem.split("-")[0])
+    classes = config["data"]["train"]["init_args"]["classes"]
+    variants = tune.read_variants(path, config["model"])
+    if importlib.util.find_spec("monai") is None:
+        variants = [v for v in variants if v.contender.model != tune.MONAI]
+    tune.check_variants(config, variants, classes, 3)
+    broken = variants[0]._replace(contender=variants[0].contender._replace(model_args={"decoder_convs": 0}))
+    with pytest.raises(SystemExit, match=f"variant {variants[0].contender.name!r}: .*decoder_convs"):
+        tune.check_variants(config, [broken], classes, 3)
