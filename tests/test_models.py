@@ -6,6 +6,7 @@ import torch.nn.functional as F
 import yaml
 from safetensors.torch import save_file
 from segmentation_models_pytorch.encoders import get_encoder
+from torch import nn
 
 from segattn import AttentionUNet, InputError, SegmentationTask, available_models, build_model
 from segattn.losses import CEDiceLoss, DeepSupervisionLoss
@@ -176,6 +177,26 @@ def test_fresh_gates_pass_the_skip_through():
     assert torch.allclose(y, OPEN * norm * x, atol=1e-6)
     y, _ = MultiAttentionGate(3, 8, [16, 4]).eval()(x, [g, torch.randn(2, 4, 3, 3)])
     assert torch.allclose(y, OPEN * norm * norm * x, atol=1e-6)
+
+
+def count_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_a_gate_without_its_transform_gives_alpha_times_the_skip():
+    torch.manual_seed(0)
+    gate = AttentionGate(8, 16, transform=False)
+    nn.init.normal_(gate.psi.weight)  # as if trained: α varies over the image
+    x, g = torch.randn(2, 8, 12, 10), torch.randn(2, 16, 6, 5)
+    y, alpha = gate(x, g)
+    assert alpha.shape == (2, 1, 12, 10) and alpha.std() > 0.01
+    assert torch.equal(y, alpha * x)
+    w_params = 8 * 8 + 8 + 2 * 8  # W's 1×1 conv (weight, bias) and its norm's scale and shift
+    assert count_params(AttentionGate(8, 16)) - count_params(gate) == w_params
+    full = AttentionUNet(3, 2, widths=[8, 16, 32], gate_finest=True)
+    light = AttentionUNet(3, 2, widths=[8, 16, 32], gate_finest=True, gate_transform=False)
+    assert count_params(full) - count_params(light) == sum(c * c + c + 2 * c for c in (8, 16))
+    assert light(torch.randn(1, 3, 30, 22)).shape == (1, 2, 30, 22)
 
 
 def test_several_gates_per_skip_are_named_and_trained_maps_stay_in_unit_range():

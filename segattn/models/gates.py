@@ -24,7 +24,7 @@ class AttentionGate(nn.Module):
         φ_jg = W_φj ∗ g_j              1×1 conv, resampled bilinearly to θx's grid
         q    = ψ ∗ ReLU(θx + Σ_j φ_jg)  ψ: 1×1 conv to one channel                  (eq. 1)
         α    = sigmoid(q)              resampled bilinearly to H×W                   (eq. 2)
-        y    = W(α · x)                W: 1×1 conv + norm
+        y    = W(α · x)                W: 1×1 conv + norm; with transform=False, y = α · x
 
     The paper has one gating signal (m = 1); several (segattn's "multi" gating) are summed
     before the ReLU, each through its own φ_j. `gating_channels` is C_g for one signal or the
@@ -32,6 +32,8 @@ class AttentionGate(nn.Module):
     (y: N×C_x×H×W, α: N×1×H×W in [0, 1]). ψ starts with zero weights and a positive bias, so
     α = sigmoid(3) ≈ 0.95 everywhere at initialisation (the gate starts open), and W's conv as the
     identity, so y starts as norm(0.95·x): training starts as a plain U-Net, its skips re-normalised.
+    `transform=False` leaves W out, as MONAI's AttentionBlock does: at full resolution W is a
+    C_x→C_x conv and a norm, about half a gate's training time.
     """
 
     def __init__(
@@ -41,6 +43,7 @@ class AttentionGate(nn.Module):
         inter_channels: int | None = None,
         sub_sample: int = 2,
         norm: Norm = "batch",
+        transform: bool = True,
     ) -> None:
         super().__init__()
         if sub_sample not in (1, 2, 4):
@@ -51,13 +54,15 @@ class AttentionGate(nn.Module):
         self.theta = nn.Conv2d(skip_channels, inter, sub_sample, stride=sub_sample, bias=False)
         self.phi = nn.ModuleList(nn.Conv2d(c, inter, 1, bias=True) for c in gating)
         self.psi = nn.Conv2d(inter, 1, 1, bias=True)
-        self.out = nn.Sequential(nn.Conv2d(skip_channels, skip_channels, 1), make_norm(norm, skip_channels))
         nn.init.zeros_(self.psi.weight)
         nn.init.constant_(self.psi.bias, OPEN_GATE_BIAS)
-        # a random W would mix the skip's channels before anything is learnt: on DRIVE (100 steps) that
-        # made training seed-dependent (docs/benchmarks.md, "Why seed 1 failed")
-        nn.init.dirac_(self.out[0].weight)
-        nn.init.zeros_(self.out[0].bias)
+        self.out = nn.Identity()
+        if transform:
+            self.out = nn.Sequential(nn.Conv2d(skip_channels, skip_channels, 1), make_norm(norm, skip_channels))
+            # a random W would mix the skip's channels before anything is learnt: on DRIVE (100 steps) that
+            # made training seed-dependent (docs/benchmarks.md, "Why seed 1 failed")
+            nn.init.dirac_(self.out[0].weight)
+            nn.init.zeros_(self.out[0].bias)
 
     def forward(self, x: Tensor, g: Tensor | Sequence[Tensor]) -> tuple[Tensor, Tensor]:
         signals = [g] if isinstance(g, Tensor) else list(g)
@@ -90,10 +95,12 @@ class MultiAttentionGate(nn.Module):
         gating_channels: int | Sequence[int],
         sub_sample: int = 2,
         norm: Norm = "batch",
+        transform: bool = True,
     ) -> None:
         super().__init__()
         self.gates = nn.ModuleList(
-            AttentionGate(skip_channels, gating_channels, sub_sample=sub_sample, norm=norm) for _ in range(count)
+            AttentionGate(skip_channels, gating_channels, sub_sample=sub_sample, norm=norm, transform=transform)
+            for _ in range(count)
         )
         self.combine = nn.Sequential(
             nn.Conv2d(count * skip_channels, skip_channels, 1, bias=False),

@@ -48,7 +48,8 @@ class AttentionUNetDecoder(nn.Module):
         "multi"       f_D and every decoder output coarser than level i, each through its own φ.
 
     Gated: every level with a skip, except the finest skip unless `gate_finest`; none without
-    `gates`. `gates_per_skip` > 1 puts a MultiAttentionGate on each gated skip.
+    `gates`. `gates_per_skip` > 1 puts a MultiAttentionGate on each gated skip; `gate_transform`
+    is each gate's W (AttentionGate's `transform`).
 
     `forward(features)` → (decoder outputs finest first: level i N×widths[i]×H/2**i×W/2**i,
     {name: α N×1×H_i×W_i}); names are "gate{i}", or "gate{i}.{j}" for gate j of several.
@@ -69,6 +70,7 @@ class AttentionUNetDecoder(nn.Module):
         spatial: SpatialAttention | None = None,
         upsample: Upsample = "reduce",
         convs: int = 2,
+        gate_transform: bool = True,
     ) -> None:
         super().__init__()
         self.skip_channels = tuple(skip_channels)
@@ -88,7 +90,12 @@ class AttentionUNetDecoder(nn.Module):
         self.gates = nn.ModuleDict(
             {
                 f"gate{i}": make_gate(
-                    gates_per_skip, self.skip_channels[i], self.gating_channels(i, above), sub_sample, norm
+                    gates_per_skip,
+                    self.skip_channels[i],
+                    self.gating_channels(i, above),
+                    sub_sample,
+                    norm,
+                    gate_transform,
                 )
                 for i in self.gated_levels
             }
@@ -141,11 +148,13 @@ def up_path(upsample: Upsample, in_channels: int, out_channels: int, norm: Norm)
     return nn.Sequential(conv, make_norm(norm, out_channels), nn.ReLU(inplace=True))
 
 
-def make_gate(count: int, skip_channels: int, gating_channels: list[int], sub_sample: int, norm: Norm) -> nn.Module:
+def make_gate(
+    count: int, skip_channels: int, gating_channels: list[int], sub_sample: int, norm: Norm, transform: bool
+) -> nn.Module:
     """An AttentionGate, or a MultiAttentionGate of `count` gates."""
     if count == 1:
-        return AttentionGate(skip_channels, gating_channels, sub_sample=sub_sample, norm=norm)
-    return MultiAttentionGate(count, skip_channels, gating_channels, sub_sample=sub_sample, norm=norm)
+        return AttentionGate(skip_channels, gating_channels, sub_sample, norm=norm, transform=transform)
+    return MultiAttentionGate(count, skip_channels, gating_channels, sub_sample, norm, transform)
 
 
 def name_maps(name: str, alpha: Tensor, count: int) -> dict[str, Tensor]:

@@ -49,6 +49,8 @@ class AttentionUNet(nn.Module):
             options are then unused).
         gate_finest: also gate the finest skip (the paper does not).
         sub_sample: θ's stride in each gate (1, 2 or 4), Oktay et al. eq. 1.
+        gate_transform: each gate's output transform W (1×1 conv + norm on the gated skip, as
+            Oktay et al.); False gives α·x alone, as MONAI's AttentionUnet (see AttentionGate).
         gating: the gating signal of each gate: "coarser" (the next-coarser decoder output, as
             in the paper's code), "bottleneck" (the bottleneck feature, the paper's fig. 1), or
             "multi" (the bottleneck and every coarser decoder output, each through its own φ
@@ -106,6 +108,7 @@ class AttentionUNet(nn.Module):
         upsample: Upsample = "reduce",
         downsample: Downsample = "pool",
         decoder_convs: int = 2,
+        gate_transform: bool = True,
     ) -> None:
         super().__init__()
         check_choice("gating", gating, Gating)
@@ -140,6 +143,7 @@ class AttentionUNet(nn.Module):
             spatial_attention,
             upsample,
             decoder_convs,
+            gate_transform,
         )
         self.deep_supervision = deep_supervision
         self.head = (
