@@ -153,8 +153,10 @@ def make_gate(
 ) -> nn.Module:
     """An AttentionGate, or a MultiAttentionGate of `count` gates."""
     if count == 1:
-        return AttentionGate(skip_channels, gating_channels, sub_sample, norm=norm, transform=transform)
-    return MultiAttentionGate(count, skip_channels, gating_channels, sub_sample, norm, transform)
+        return AttentionGate(skip_channels, gating_channels, sub_sample=sub_sample, norm=norm, transform=transform)
+    return MultiAttentionGate(
+        count, skip_channels, gating_channels, sub_sample=sub_sample, norm=norm, transform=transform
+    )
 
 
 def name_maps(name: str, alpha: Tensor, count: int) -> dict[str, Tensor]:
