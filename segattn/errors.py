@@ -31,5 +31,12 @@ def check_count(key: str, value: object) -> None:
         raise InputError(f"{key}: expected an integer ≥ 1, got {value!r}")
 
 
+def check_flag(key: str, value: object) -> None:
+    """Raises an InputError naming `key` unless `value` is True or False (a string such as "no"
+    would otherwise count as true)."""
+    if not isinstance(value, bool):
+        raise InputError(f"{key}: expected true or false, got {value!r}")
+
+
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; training stops and keeps its last good checkpoint."""

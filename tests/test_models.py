@@ -418,6 +418,8 @@ def test_training_step_uses_deep_supervision_when_the_model_has_it():
         ({"downsample": "stride"}, "downsample"),
         ({"encoder": "resnet18", "widths": None, "downsample": "conv"}, "downsample"),
         ({"decoder_convs": 0}, "decoder_convs"),
+        ({"gate_transform": "no"}, r"gate_transform: expected true or false, got 'no'"),
+        ({"deep_supervision": 1}, "deep_supervision"),
         ({"sub_sample": 3}, "sub_sample"),
         ({"widths": [8]}, "widths"),
         ({"decoder_widths": [8, 16]}, "decoder_widths"),

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from segattn.errors import InputError, check_choice, check_count
+from segattn.errors import InputError, check_choice, check_count, check_flag
 from segattn.models.attention import NonLocal
 from segattn.models.attention_unet.decoder import AttentionUNetDecoder
 from segattn.models.attention_unet.heads import DeepSupervisionHead
@@ -116,6 +116,13 @@ class AttentionUNet(nn.Module):
         check_choice("bottleneck_attention", bottleneck_attention, BottleneckAttention, optional=True)
         check_count("gates_per_skip", gates_per_skip)
         check_count("decoder_convs", decoder_convs)
+        for key, flag in [
+            ("gates", gates),
+            ("gate_finest", gate_finest),
+            ("deep_supervision", deep_supervision),
+            ("gate_transform", gate_transform),
+        ]:
+            check_flag(key, flag)
         self.encoder, channels = build_encoder(
             encoder, in_channels, widths, encoder_depth, encoder_weights, norm, downsample
         )
