@@ -1,5 +1,7 @@
 """tools/benchmark.py accuracy: the budget a user asks for is the one that runs."""
 
+from importlib.util import find_spec
+
 import pytest
 
 from .conftest import REPO, needs_config_drive
@@ -40,3 +42,28 @@ def test_the_printed_section_is_the_one_written(bench, tmp_path, monkeypatch, ca
     written = doc.read_text()
     assert written.startswith(bench.DOC_INTRO) and written.endswith("| 1 |\n\n- a note\n")
     assert written.removeprefix(bench.DOC_INTRO).strip() in printed
+
+
+def test_speed_runs_every_network_under_one_precision_and_memory_format(bench):
+    """`speed --precision bf16 --channels-last` (the GPU comparison with MONAI under Segmenter's own
+    inference settings) trains and infers every contender under autocast on channels_last inputs."""
+    table, notes = bench.speed_table([32], 2, 1, 0, "bf16", channels_last=True, device=bench.torch.device("cpu"))
+    rows = [line.split(" | ") for line in table.splitlines()[2:]]
+    names = [c.name for c in bench.contenders(bench.load_config("drive")["model"])]
+    expected = [n for n in names if n != "MONAI AttentionUnet" or find_spec("monai")]  # MONAI: the bench extra
+    assert [row[0].removeprefix("| ") for row in rows] == expected
+    assert all(float(row[4]) > 0 and float(row[5]) > 0 for row in rows)  # train and infer img/s
+    assert "Every network alike: autocast to bf16, float32 weights, channels_last weights and inputs." in notes
+
+
+def test_the_gpu_inference_table_compares_each_monai_row_with_the_loop_it_mirrors(bench):
+    rates = {
+        "fp32 network alone": 10.0,
+        "bf16 network alone": 30.0,
+        "Segmenter.predict bf16": 24.0,
+        "MONAI AttentionUnet, fp32 network alone": 8.0,
+        "MONAI AttentionUnet, bf16 network alone": 20.0,
+    }
+    note = bench.monai_comparison(rates, 512)
+    assert "fp32 network alone 1.25×; bf16 network alone 1.50×." in note
+    assert "MONAI's fastest row (bf16 network alone): Segmenter.predict bf16 1.20×." in note

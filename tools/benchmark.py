@@ -13,7 +13,8 @@ python tools/benchmark.py inference [--config attunet_small] [--images 8] [--siz
 python tools/benchmark.py inference --device cuda [--images 256] [--size 512] [--big 8192] [--batch 16] [--write]
     Segmenter.predict on the GPU (fp32; bf16 + channels_last; + compile; + workers) against the
     fp32 plain loop over the same network (configs/drive.yaml's), on size² images and on one big²
-    image through the sliding window, with peak GPU memory.
+    image through the sliding window, with peak GPU memory; MONAI's AttentionUnet of the same
+    widths through the same loops (fp32, bf16 + channels_last), and the ratios to it.
 python tools/benchmark.py ablation [--steps 300] [--crop 128] [--seeds 0] [--write]
     attunet_paper vs the same network with gates=False on DRIVE (configs/drive.yaml's fixed
     15 / 5 split, scored inside the field of view): same steps, crop, batch and seed.
@@ -27,9 +28,11 @@ python tools/benchmark.py accuracy [--quick | --config-length] [--datasets drive
     from configs/<data set>.yaml and scored with SegMetrics on the val split: mean ± std over the
     seeds, parameters, training seconds, and who leads. --quick: a ≤ 10-minute version;
     --config-length: each config's own epochs, crop and batch (a GPU's work).
-python tools/benchmark.py speed [--sizes 256 512] [--batch 2] [--repeats 3] [--write]
+python tools/benchmark.py speed [--sizes 256 512] [--batch 2] [--repeats 3] [--precision bf16] [--channels-last]
+        [--write]
     the same five networks (2 classes, RGB): training img/s (forward, backward, AdamW step),
-    inference img/s, peak memory of each, parameters and GFLOPs, per input size.
+    inference img/s, peak memory of each, parameters and GFLOPs, per input size; every network
+    under the same precision (autocast) and memory format.
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ DOC_INTRO = "# Benchmarks\n\nEvery figure here was printed by the command above 
 NUM_CLASSES = 2
 MONAI = "monai:AttentionUnet"  # a contender outside segattn's registry, built here
 MONAI_MISSING = "MONAI is not installed (pip install -e '.[bench]')"
+MONAI_ROW = "MONAI AttentionUnet, "  # the GPU inference table's MONAI rows: this + the segattn row they mirror
 
 
 def load_config(name: str) -> dict[str, Any]:
@@ -194,17 +198,30 @@ def synchronized(call: Callable[[], object]) -> Callable[[], None]:
     return run
 
 
-def forward(model: nn.Module, x: torch.Tensor) -> None:
+def autocast(x: torch.Tensor, dtype: torch.dtype) -> Any:
+    """torch.autocast to `dtype` on x's device; a no-op for float32."""
+    return torch.autocast(x.device.type, dtype=dtype, enabled=dtype != torch.float32)
+
+
+def forward(model: nn.Module, x: torch.Tensor, dtype: torch.dtype = torch.float32) -> None:
     model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), autocast(x, dtype):
         model(x)
 
 
-def train_step(model: nn.Module, x: torch.Tensor, optimizer: torch.optim.Optimizer | None = None) -> None:
-    """Forward + backward (of the logits' mean) in train mode, then the optimiser's step if one is given."""
+def train_step(
+    model: nn.Module,
+    x: torch.Tensor,
+    optimizer: torch.optim.Optimizer | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> None:
+    """Forward (under autocast to `dtype`) + backward (of the logits' mean) in train mode, then the
+    optimiser's step if one is given; float32 weights and gradients, as Lightning's bf16-mixed."""
     model.train()
     model.zero_grad(set_to_none=True)
-    model(x).mean().backward()
+    with autocast(x, dtype):
+        loss = model(x).float().mean()
+    loss.backward()
     if optimizer is not None:
         optimizer.step()
 
@@ -215,14 +232,15 @@ def measure_throughput(
     repeats: int,
     warmup: int,
     optimizers: dict[str, torch.optim.Optimizer] | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> dict[str, tuple[float, float]]:
     """{name: (forward img/s, training img/s)}: medians over `repeats` rounds; each round runs every
     model once in turn (interleaved), after `warmup` untimed rounds. A training call is forward +
-    backward, and the model's optimiser step where `optimizers` names one."""
+    backward, and the model's optimiser step where `optimizers` names one; both under autocast to `dtype`."""
     calls: dict[Hashable, Callable[[], object]] = {}
     for name, model in models.items():
-        calls[name, "forward"] = functools.partial(forward, model, x)
-        calls[name, "train"] = functools.partial(train_step, model, x, (optimizers or {}).get(name))
+        calls[name, "forward"] = functools.partial(forward, model, x, dtype)
+        calls[name, "train"] = functools.partial(train_step, model, x, (optimizers or {}).get(name), dtype)
     if x.is_cuda:
         calls = {key: synchronized(call) for key, call in calls.items()}
     seconds = median_seconds(calls, repeats, warmup)
@@ -478,7 +496,9 @@ def gpu_inference_table(
 ) -> tuple[str, list[str]]:
     """Segmenter.predict on the GPU (fp32; bf16 + channels_last; + torch.compile; + DataLoader
     workers) against the fp32 plain loop over the same network, on `images` RGB size² images and
-    on one big² image (sliding window), with peak GPU memory."""
+    on one big² image (sliding window), with peak GPU memory; MONAI's AttentionUnet of the same
+    widths through the same loops (fp32 plain loop, network alone in fp32 and in bf16 +
+    channels_last) on the size² images."""
     import numpy as np
 
     from segattn.data.base import image_to_tensor
@@ -490,23 +510,55 @@ def gpu_inference_table(
     huge = setup.rng.integers(0, 256, (big, big, 3), dtype=np.uint8)
     plain = copy.deepcopy(net).to(device)
     window = (size, 0.25)
+    notes: list[str] = []
 
     def normalised(image: np.ndarray) -> torch.Tensor:
         return image_to_tensor(setup.transform(image=image)["image"])
 
-    def plain_batches() -> None:
+    def plain_batches(model: nn.Module) -> Callable[[], None]:
         """The fp32 loop a user writes: normalise on the CPU, NCHW fp32 forward, argmax, to the CPU."""
-        with torch.inference_mode():
-            for start in range(0, images, batch):
-                x = torch.stack([normalised(a) for a in arrays[start : start + batch]]).to(device)
-                plain(x).argmax(1).cpu().numpy()
+
+        def call() -> None:
+            with torch.inference_mode():
+                for start in range(0, images, batch):
+                    x = torch.stack([normalised(a) for a in arrays[start : start + batch]]).to(device)
+                    model(x).argmax(1).cpu().numpy()
+
+        return call
 
     on_gpu = [torch.stack([normalised(a) for a in arrays[i : i + batch]]).to(device) for i in range(0, images, batch)]
 
-    def network_alone() -> None:
-        with torch.inference_mode():
-            for x in on_gpu:
-                plain(x).argmax(1)
+    def network_alone(model: nn.Module, dtype: torch.dtype = torch.float32) -> Callable[[], None]:
+        """Forward + argmax of the normalised batches already on the GPU, under autocast to `dtype`;
+        a channels_last network gets channels_last batches."""
+        channels_last = next(model.parameters()).is_contiguous(memory_format=torch.channels_last)
+        layout = torch.channels_last if channels_last else torch.contiguous_format
+        batches = [x.contiguous(memory_format=layout) for x in on_gpu]
+
+        def call() -> None:
+            with torch.inference_mode(), autocast(batches[0], dtype):
+                for x in batches:
+                    model(x).argmax(1)
+
+        return call
+
+    # MONAI's network of the same widths through the same loops; each MONAI row is named after the
+    # segattn row it mirrors, MONAI_ROW + that row's name
+    monai = monai_attention_unet(tuple(setup.model_section["model_args"]["widths"]))
+    mirrored: dict[str, Callable[[nn.Module], Callable[[], None]]] = {
+        "fp32 plain loop (CPU normalisation, NCHW)": plain_batches,
+        "fp32 network alone (normalised batches already on the GPU)": network_alone,
+        "bf16 + channels_last network alone (BN not folded)": lambda model: network_alone(
+            copy.deepcopy(model).to(memory_format=torch.channels_last), torch.bfloat16
+        ),
+    }
+    own = {name: loop(plain) for name, loop in mirrored.items()}
+    peers: dict[Hashable, Callable[[], object]] = {}
+    if monai is None:
+        notes.append(f"MONAI rows skipped: {MONAI_MISSING}.")
+    else:
+        monai = monai.eval().to(device)
+        peers = {MONAI_ROW + name: loop(monai) for name, loop in mirrored.items()}
 
     def plain_slide() -> None:
         """The same loop over windows of the big image: segattn's sliding_window, fp32 NCHW network."""
@@ -525,8 +577,7 @@ def gpu_inference_table(
     fp32, bf16 = setup.segmenter(device, "fp32"), setup.segmenter(device, "bf16")
     compiled = setup.segmenter(device, "bf16", compile=True)
     small: dict[Hashable, Callable[[], object]] = {
-        "fp32 plain loop (CPU normalisation, NCHW)": plain_batches,
-        "fp32 network alone (normalised batches already on the GPU)": network_alone,
+        **own,
         "Segmenter.predict fp32 (BN folded, channels_last)": lambda: fp32.predict(arrays, batch_size=batch),
         "Segmenter.predict bf16 + channels_last": lambda: bf16.predict(arrays, batch_size=batch),
         "Segmenter.predict bf16 + channels_last + compile": lambda: compiled.predict(arrays, batch_size=batch),
@@ -534,6 +585,7 @@ def gpu_inference_table(
         "Segmenter.predict bf16 + channels_last + compile, 4 workers": lambda: compiled.predict(
             arrays, batch_size=batch, workers=4
         ),
+        **peers,
     }
     large: dict[Hashable, Callable[[], object]] = {
         f"fp32 plain loop, sliding window {size}/0.25": plain_slide,
@@ -546,11 +598,11 @@ def gpu_inference_table(
         ),
         "Segmenter.predict bf16 + channels_last, whole image": lambda: bf16.predict(huge),
     }
-    notes: list[str] = []
     lines = [
         "| input | pipeline | images/s | vs fp32 plain loop | peak GPU MiB |",
         "|---|---|---:|---:|---:|",
     ]
+    rates: dict[Hashable, float] = {}  # images/s of each pipeline that ran
     for label, count, candidates in ((f"{images} × {size}²", images, small), (f"1 × {big}²", 1, large)):
         calls = {name: synchronized(call) for name, call in candidates.items()}
         seconds, memory, failures = {}, {}, {}
@@ -567,8 +619,10 @@ def gpu_inference_table(
                 lines.append(f"| {label} | {name} | fails (see notes) | – | – |")
                 notes.append(f"{label}, {name}: {failures[name]}")
                 continue
-            speed = count / seconds[name]
+            speed = rates[name] = count / seconds[name]
             lines.append(f"| {label} | {name} | {speed:.2f} | {ratio(speed, reference)} | {memory[name]:.0f} |")
+    if any(name in rates for name in peers):
+        notes.append(monai_comparison({name: rates[name] for name in small if name in rates}, size))
     notes += [
         f"Network: configs/{config}.yaml's model ({millions(net):.2f} M parameters), {NUM_CLASSES} classes, random "
         f"weights; inputs: uint8 RGB arrays in memory (random pixels), label maps back on the CPU as numpy; batch "
@@ -581,6 +635,28 @@ def gpu_inference_table(
         "before it. The fp32 rows use PyTorch's defaults (cuDNN may use TF32 for fp32 convolutions).",
     ]
     return "\n".join(lines), notes
+
+
+def monai_comparison(rates: dict[Hashable, float], size: int) -> str:
+    """The GPU inference table's ratios of segattn to MONAI's AttentionUnet on the size² images
+    (`rates`: images/s of each of their pipelines that ran): each MONAI row against
+    the segattn row it mirrors (the same loop), and Segmenter.predict (uint8 arrays in, label maps
+    out) against MONAI's fastest row; pipelines that failed are left out."""
+    monai = {str(name): rate for name, rate in rates.items() if str(name).startswith(MONAI_ROW)}
+    mirrored = [
+        f"{name.removeprefix(MONAI_ROW)} {rates[name.removeprefix(MONAI_ROW)] / rate:.2f}×"
+        for name, rate in monai.items()
+        if name.removeprefix(MONAI_ROW) in rates
+    ]
+    fastest = max(monai, key=monai.__getitem__)
+    predict = [
+        f"{name} {rate / monai[fastest]:.2f}×" for name, rate in rates.items() if str(name).startswith("Segmenter")
+    ]
+    return (
+        f"segattn against MONAI's AttentionUnet of the same widths at {size}², the same loop on both: "
+        f"{'; '.join(mirrored)}. Against MONAI's fastest row ({fastest.removeprefix(MONAI_ROW)}): "
+        f"{'; '.join(predict)}."
+    )
 
 
 def data_table(workers: int, epochs: int) -> tuple[str, list[str]]:
@@ -917,15 +993,29 @@ def peak_memory_mib(call: Callable[[], object], device: torch.device) -> float |
     return (kib("VmHWM") - before) / 1024
 
 
-def speed_table(sizes: list[int], batch: int, repeats: int, warmup: int) -> tuple[str, list[str]]:
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def speed_table(
+    sizes: list[int],
+    batch: int,
+    repeats: int,
+    warmup: int,
+    precision: str = "fp32",
+    channels_last: bool = False,
+    device: torch.device | None = None,
+) -> tuple[str, list[str]]:
     """(Markdown table, notes) of the `speed` benchmark: the accuracy contenders (configs/drive.yaml's
-    segattn), 2 classes, RGB input."""
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    segattn), 2 classes, RGB input, every one under the same precision (autocast) and memory format,
+    on `device` (default: the GPU if there is one)."""
+    device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dtype, layout = PRECISIONS[precision], torch.channels_last if channels_last else torch.contiguous_format
     torch.manual_seed(0)
     candidates = contenders(load_config("drive")["model"])
     built, notes = build_all({c.name: functools.partial(build_contender, c, NUM_CLASSES, 3) for c in candidates})
     flops = {(name, size): count_gflops(model, size) for name, model in built.items() for size in sizes}
-    optimizers = {name: torch.optim.AdamW(model.to(device).parameters()) for name, model in built.items()}
+    built = {name: model.to(device, memory_format=layout) for name, model in built.items()}
+    optimizers = {name: torch.optim.AdamW(model.parameters()) for name, model in built.items()}
     lines = [
         "| network | params (M) | input | GFLOPs | train img/s | infer img/s | train vs segattn | infer vs segattn "
         "| train peak MiB | infer peak MiB |",
@@ -933,14 +1023,14 @@ def speed_table(sizes: list[int], batch: int, repeats: int, warmup: int) -> tupl
     ]
     load_before = os.getloadavg()[0]
     for size in sizes:
-        x = torch.randn(batch, 3, size, size, device=device)
-        speed = measure_throughput(built, x, repeats, warmup, optimizers)
+        x = torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=layout)
+        speed = measure_throughput(built, x, repeats, warmup, optimizers, dtype)
         own_infer, own_train = speed.get("segattn", (None, None))
         for name, model in built.items():
             infer, train = speed[name]
             memory = [
-                peak_memory_mib(functools.partial(train_step, model, x, optimizers[name]), device),
-                peak_memory_mib(functools.partial(forward, model, x), device),
+                peak_memory_mib(functools.partial(train_step, model, x, optimizers[name], dtype), device),
+                peak_memory_mib(functools.partial(forward, model, x, dtype), device),
             ]
             train_mib, infer_mib = ("–" if m is None else f"{m:.0f}" for m in memory)
             lines.append(
@@ -949,11 +1039,13 @@ def speed_table(sizes: list[int], batch: int, repeats: int, warmup: int) -> tupl
             )
     load_after = os.getloadavg()[0]
     where = "GPU" if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    mode = "fp32 (PyTorch's defaults)" if dtype == torch.float32 else f"autocast to {precision}, float32 weights"
     notes += [
         f"{NUM_CLASSES} classes, RGB input, batch {batch}, {where}; segattn = configs/drive.yaml's model_args. "
         f"img/s = batch / median seconds over {repeats} interleaved rounds after {warmup} warm-up round(s); "
         "train = forward, backward of the logits' mean and an AdamW step, in train mode; infer = forward under "
         "no_grad, eval mode.",
+        f"Every network alike: {mode}, {'channels_last' if channels_last else 'NCHW (contiguous)'} weights and inputs.",
         "GFLOPs: one image, forward, convolutions and matrix products as counted by torch.utils.flop_counter, "
         "a multiply-add counted as 2 FLOPs.",
         "Peak MiB: memory one warm call (batch as above) adds at its peak: on a GPU max_memory_allocated above the "
@@ -1028,9 +1120,15 @@ def run_accuracy(args: argparse.Namespace, command: str) -> None:
 
 
 def run_speed(args: argparse.Namespace, command: str) -> None:
-    table, notes = speed_table(args.sizes, args.batch, args.repeats, args.warmup)
+    table, notes = speed_table(args.sizes, args.batch, args.repeats, args.warmup, args.precision, args.channels_last)
     sizes = ", ".join(f"{size}²" for size in args.sizes)
-    report(args, command, f"Speed and memory at {sizes} on {device_word()}", table, notes)
+    mode = "" if args.precision == "fp32" and not args.channels_last else f", {speed_mode(args)}"
+    report(args, command, f"Speed and memory at {sizes} on {device_word()}{mode}", table, notes)
+
+
+def speed_mode(args: argparse.Namespace) -> str:
+    """ "bf16 + channels_last" style words for the `speed` options."""
+    return " + ".join([args.precision, *(["channels_last"] if args.channels_last else [])])
 
 
 def command(
@@ -1092,6 +1190,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     speed.add_argument("--batch", type=int, default=2, help="images per timed call (default 2)")
     speed.add_argument("--repeats", type=int, default=3, help="timed rounds; the median is reported (default 3)")
     speed.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
+    speed.add_argument(
+        "--precision", choices=list(PRECISIONS), default="fp32", help="autocast dtype for every network (default fp32)"
+    )
+    speed.add_argument("--channels-last", action="store_true", help="channels_last weights and inputs, every network")
     args = parser.parse_args(argv)
     args.run(args, shlex.join(["python", "tools/benchmark.py", *argv]))
 
