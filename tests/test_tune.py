@@ -132,13 +132,14 @@ def test_every_recorded_run_is_the_network_its_variants_file_builds_now(tune, re
     variants = {
         v.contender.name: v.contender for v in tune.read_variants(REPO / f"configs/tune/{stem}.yaml", config["model"])
     }
-    classes = len(config["data"]["train"]["init_args"]["classes"])
+    data = config["data"]["train"]["init_args"]
+    classes, channels = len(data["classes"]), data.get("channels", 3)  # membrane's slices are grey
     built = {}
     for line in records.read_text().splitlines():
         run = json.loads(line)
         name = run["variant"]
         if name not in built:
-            built[name] = benchmark.build_contender(variants[name], classes, 3)  # None: MONAI not installed
+            built[name] = benchmark.build_contender(variants[name], classes, channels)  # None: MONAI not installed
         if built[name] is not None:
             assert benchmark.millions(built[name]) == pytest.approx(run["params"], abs=1e-6), f"{records.name}: {name}"
     assert any(net is not None for net in built.values())
@@ -150,11 +151,12 @@ def test_every_variants_file_builds_every_network(tune, path):
     training; this finds such an entry before a GPU session is spent on it. MONAI's entries are
     checked where MONAI is installed (.[bench])."""
     config = tune.load_config(path.stem.split("-")[0])
-    classes = config["data"]["train"]["init_args"]["classes"]
+    data = config["data"]["train"]["init_args"]
+    classes, channels = data["classes"], data.get("channels", 3)
     variants = tune.read_variants(path, config["model"])
     if importlib.util.find_spec("monai") is None:
         variants = [v for v in variants if v.contender.model != tune.MONAI]
-    tune.check_variants(config, variants, classes, 3)
+    tune.check_variants(config, variants, classes, channels)
     broken = variants[0]._replace(contender=variants[0].contender._replace(model_args={"decoder_convs": 0}))
     with pytest.raises(SystemExit, match=f"variant {variants[0].contender.name!r}: .*decoder_convs"):
-        tune.check_variants(config, [broken], classes, 3)
+        tune.check_variants(config, [broken], classes, channels)
