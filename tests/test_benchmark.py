@@ -67,3 +67,24 @@ def test_the_gpu_inference_table_compares_each_monai_row_with_the_loop_it_mirror
     note = bench.monai_comparison(rates, 512)
     assert "fp32 network alone 1.25×; bf16 network alone 1.50×." in note
     assert "MONAI's fastest row (bf16 network alone): Segmenter.predict bf16 1.20×." in note
+
+
+@needs_config_drive
+def test_runs_side_by_side_score_as_runs_one_after_another(bench, capsys):
+    """`accuracy --jobs 2` (two runs at a time, each in its own spawned process, as on a GPU that one
+    run leaves waiting on data) gives each run the scores it gets alone: every run seeds itself."""
+    tiny = bench.Contender("tiny", "attention_unet", {"widths": [8, 16, 32], "decoder_widths": [8, 16]})
+    pairs = [tiny, tiny._replace(name="tiny, gates off", model_args={**tiny.model_args, "gates": False})]
+    plan = bench.Plan(steps=2, crop=32, batch=2, val_images=1, workers=0)
+    alone, _ = bench.train_contenders("drive", pairs, plan, [1])
+    side_by_side, _ = bench.train_contenders("drive", pairs, plan, [1], jobs=2)
+    assert [(r.contender, r.seed) for r in side_by_side] == [("tiny", 1), ("tiny, gates off", 1)]
+    assert [r.scores for r in side_by_side] == [r.scores for r in alone]
+    assert alone[0].scores != alone[1].scores  # the runs differ: the test could fail
+    assert capsys.readouterr().out.count("  drive, tiny, gates off, seed 1: ") == 2
+
+
+def test_jobs_must_be_positive(bench, capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["accuracy", "--jobs", "0"])
+    assert "--jobs: expected 1 or more, got 0" in capsys.readouterr().err

@@ -22,12 +22,13 @@ python tools/benchmark.py data [--workers 2] [--write]
     batches/s of the COCO pipeline (configs/coco.yaml's data on ../shared/data/coco_tiny):
     first epoch (rasterising, filling the label cache) vs cached epochs vs no cache.
 python tools/benchmark.py accuracy [--quick | --config-length] [--datasets drive membrane camvid] [--seeds 0 1]
-        [--steps N] [--workers W] [--write]
+        [--steps N] [--workers W] [--contenders NAME ...] [--jobs J] [--write]
     segattn (the data set config's model), the same without gates, smp Unet resnet34 (± scSE) and
     MONAI's AttentionUnet, each trained under one budget through SegmentationTask + SegDataModule
     from configs/<data set>.yaml and scored with SegMetrics on the val split: mean ± std over the
     seeds, parameters, training seconds, and who leads. --quick: a ≤ 10-minute version;
-    --config-length: each config's own epochs, crop and batch (a GPU's work).
+    --config-length: each config's own epochs, crop and batch (a GPU's work); --jobs J trains J runs
+    at a time, each in its own process (on a GPU that training alone leaves waiting on data).
 python tools/benchmark.py speed [--sizes 256 512] [--batch 2] [--repeats 3] [--precision bf16] [--channels-last]
         [--write]
     the same five networks (2 classes, RGB): training img/s (forward, backward, AdamW step),
@@ -43,6 +44,7 @@ import ctypes
 import datetime
 import functools
 import logging
+import multiprocessing
 import os
 import platform
 import shlex
@@ -50,9 +52,10 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import lightning as L
 import torch
@@ -61,6 +64,7 @@ from lightning.pytorch.callbacks import Callback
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from segattn.cli import load_datamodule, quiet_lightning
 from segattn.data import SegDataModule
 from segattn.errors import InputError
 from segattn.models import build_model
@@ -661,9 +665,6 @@ def monai_comparison(rates: dict[Hashable, float], size: int) -> str:
 
 def data_table(workers: int, epochs: int) -> tuple[str, list[str]]:
     """Batches/s of configs/coco.yaml's training pipeline: cold cache, warm cache, no cache."""
-
-    from segattn.cli import load_datamodule
-
     config = yaml.safe_load((REPO / "configs" / "coco.yaml").read_text())
     if not Path(config["data"]["train"]["init_args"]["images_dir"]).is_dir():
         raise SystemExit("data benchmark: ../shared/data/coco_tiny not found (run from the repository root)")
@@ -732,16 +733,19 @@ def headline_scores(logged: dict[str, float], classes: list[str]) -> dict[str, f
     return {"mIoU": logged["val/mIoU"], "aAcc": logged["val/aAcc"]}
 
 
-def bench_datamodule(config: dict[str, Any], plan: Plan, tmp: Path) -> SegDataModule:
-    """The SegDataModule of the config's data section at the plan's crop and batch."""
-    from segattn.cli import load_datamodule
-
+def bench_data_config(config: dict[str, Any], plan: Plan, tmp: Path) -> Path:
+    """tmp/data.yaml: the config's data section at the plan's crop, batch and workers."""
     data = {**config["data"], "crop_size": plan.crop, "batch_size": plan.batch}
     if plan.workers is not None:
         data["num_workers"] = plan.workers
     path = tmp / "data.yaml"
     path.write_text(yaml.safe_dump({"data": data}))
-    return load_datamodule(path)
+    return path
+
+
+def bench_datamodule(config: dict[str, Any], plan: Plan, tmp: Path) -> SegDataModule:
+    """The SegDataModule of the config's data section at the plan's crop and batch."""
+    return load_datamodule(bench_data_config(config, plan, tmp))
 
 
 def fit_and_score(
@@ -786,25 +790,66 @@ def fit_and_score(
     return Run(contender.name, seed, headline_scores(logged, datamodule.classes), millions(task.model), seconds, alpha)
 
 
-def train_contenders(
-    name: str, candidates: list[Contender], plan: Plan, seeds: list[int]
-) -> tuple[list[Run], list[str]]:
-    """Runs of every contender and seed on configs/<name>.yaml's data, printed as they finish, and
-    a note for each contender skipped."""
-    config, runs, notes = load_config(name), [], []
+def fit_job(
+    config: dict[str, Any], data_config: Path, contender: Contender, plan: Plan, seed: int, root: Path
+) -> Run | None:
+    """fit_and_score on the SegDataModule of `data_config` (a data.yaml), built here so that the
+    run can be one of `run_jobs`' processes."""
+    quiet_lightning()
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    return fit_and_score(config, load_datamodule(data_config), contender, plan, seed, root)
+
+
+Result = TypeVar("Result")
+
+
+def share_cpu(jobs: int) -> None:
+    """Each of `jobs` processes running at a time takes an equal share of the CPU threads."""
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
+
+
+def run_jobs(call: Callable[..., Result], calls: list[tuple], jobs: int = 1) -> Iterator[tuple[int, Result]]:
+    """(i, call(*calls[i])) for every i, as each finishes: one after another in this process
+    (jobs 1), or in `jobs` processes at a time, each with an equal share of the CPU threads.
+
+    For a GPU that one training run leaves idle while it waits on its data (small networks,
+    CPU-bound augmentation): the runs share it. Processes are spawned, not forked, since CUDA
+    cannot be used in a forked child; `call` and its arguments must pickle. Every run is seeded
+    on its own (fit_and_score), so a run scores the same alone or beside others."""
+    if jobs == 1:
+        for i, args in enumerate(calls):
+            yield i, call(*args)
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=share_cpu, initargs=(jobs,)) as pool:
+        futures = {pool.submit(call, *args): i for i, args in enumerate(calls)}
+        try:
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        except BaseException:
+            pool.shutdown(cancel_futures=True)  # a failed run stops the rest, not after they all ran
+            raise
+
+
+def train_contenders(
+    name: str, candidates: list[Contender], plan: Plan, seeds: list[int], jobs: int = 1
+) -> tuple[list[Run], list[str]]:
+    """Runs of every contender and seed on configs/<name>.yaml's data (in that order), each printed
+    as it finishes, `jobs` at a time (see run_jobs), and a note for each contender skipped."""
+    config = load_config(name)
+    pairs = [(contender, seed) for contender in candidates for seed in seeds]
+    finished: dict[int, Run | None] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        datamodule = bench_datamodule(config, plan, Path(tmp))
-        for contender in candidates:
-            for seed in seeds:
-                run = fit_and_score(config, datamodule, contender, plan, seed, Path(tmp) / f"run{len(runs)}")
-                if run is None:
-                    notes.append(f"{contender.name}: skipped, {MONAI_MISSING}.")
-                    break
-                runs.append(run)
+        data = bench_data_config(config, plan, Path(tmp))
+        calls = [(config, data, c, plan, seed, Path(tmp) / f"run{i}") for i, (c, seed) in enumerate(pairs)]
+        for i, run in run_jobs(fit_job, calls, jobs):
+            finished[i] = run
+            if run is not None:
                 scores = ", ".join(f"{key} {100 * value:.2f}" for key, value in run.scores.items())
-                print(f"  {name}, {contender.name}, seed {seed}: {run.seconds:.0f} s training; {scores}", flush=True)
-    return runs, notes
+                print(f"  {name}, {run.contender}, seed {run.seed}: {run.seconds:.0f} s training; {scores}", flush=True)
+    runs = [finished[i] for i in range(len(pairs)) if finished[i] is not None]
+    skipped = dict.fromkeys(c.name for i, (c, _) in enumerate(pairs) if finished[i] is None)
+    return runs, [f"{contender}: skipped, {MONAI_MISSING}." for contender in skipped]
 
 
 def mean_spread(values: list[float]) -> str:
@@ -884,15 +929,17 @@ def leader_lines(runs: list[Run]) -> list[str]:
     return lines
 
 
-def accuracy_section(name: str, plan: Plan, seeds: list[int], only: list[str] | None) -> tuple[str, list[str]]:
+def accuracy_section(
+    name: str, plan: Plan, seeds: list[int], only: list[str] | None, jobs: int = 1
+) -> tuple[str, list[str]]:
     """(Markdown table and leader lines, notes) of one data set of the `accuracy` benchmark; only:
-    the contenders' names to train (None: all)."""
+    the contenders' names to train (None: all); jobs: runs at a time (run_jobs)."""
     config = load_config(name)
     images_dir = config["data"]["train"]["init_args"]["images_dir"]
     if not Path(images_dir).is_dir():
         return "", [f"{name}: skipped, {images_dir} not found (run from the repository root)."]
     chosen = [c for c in contenders(config["model"]) if only is None or c.name in only]
-    runs, notes = train_contenders(name, chosen, plan, seeds)
+    runs, notes = train_contenders(name, chosen, plan, seeds, jobs)
     keys = list(runs[0].scores)
     lines = [
         f"**{name}**: {plan_text(plan, seeds)}",
@@ -924,14 +971,19 @@ def config_plan(name: str) -> Plan:
 
 
 def accuracy_report(
-    datasets: list[str], plans: dict[str, Plan], seeds: list[int], budget: str, only: list[str] | None = None
+    datasets: list[str],
+    plans: dict[str, Plan],
+    seeds: list[int],
+    budget: str,
+    only: list[str] | None = None,
+    jobs: int = 1,
 ) -> tuple[str, list[str]]:
     """(Markdown tables, notes) of the `accuracy` benchmark over the data sets; budget: "full",
-    "quick" or "config length"."""
+    "quick" or "config length"; jobs: runs at a time (run_jobs)."""
     load_before = os.getloadavg()[0]
     sections, notes = [], []
     for name in datasets:
-        section, skipped = accuracy_section(name, plans[name], seeds, only)
+        section, skipped = accuracy_section(name, plans[name], seeds, only, jobs)
         sections += [section] if section else []
         notes += skipped
     load_after = os.getloadavg()[0]
@@ -953,10 +1005,18 @@ def accuracy_report(
         "DRIVE inside the field of view (the rest ignored), membrane's 6 held-out slices, CamVid's val set with void "
         "ignored. A two-class Dice is 2·IoU / (1 + IoU) of that class. Mean ± sample std over the seeds, in %.",
         f"train s: wall seconds of Trainer.fit (data loading included) on {device_word()}, "
-        f"{torch.get_num_threads()} CPU threads; "
-        f"1-minute load average before / after: {load_before:.2f} / {load_after:.2f} ({os.cpu_count()} cores). "
-        "The runs are sequential, so other processes' load lands on some of them only: compare speed with the "
-        "`speed` subcommand (interleaved medians).",
+        + (
+            f"{torch.get_num_threads()} CPU threads; "
+            if jobs == 1
+            else f"{jobs} runs at a time (--jobs), sharing the device and {os.cpu_count()} CPU threads; "
+        )
+        + f"1-minute load average before / after: {load_before:.2f} / {load_after:.2f} ({os.cpu_count()} cores). "
+        + (
+            "The runs are sequential, so other processes' load lands on some of them only"
+            if jobs == 1
+            else "Runs beside each other slow each other down, so the seconds say little of a network's speed"
+        )
+        + ": compare speed with the `speed` subcommand (interleaved medians).",
     ]
     if budget != "config length":
         notes.append(
@@ -1115,7 +1175,7 @@ def run_accuracy(args: argparse.Namespace, command: str) -> None:
     seeds = args.seeds or SEEDS["quick" if args.quick else "full"]
     for name in args.datasets:
         print(f"plan, {name}: {plan_text(plans[name], seeds)}", flush=True)
-    table, notes = accuracy_report(args.datasets, plans, seeds, budget, args.contenders)
+    table, notes = accuracy_report(args.datasets, plans, seeds, budget, args.contenders, args.jobs)
     report(args, command, f"Accuracy under one training budget ({budget}) on {device_word()}", table, notes)
 
 
@@ -1129,6 +1189,14 @@ def run_speed(args: argparse.Namespace, command: str) -> None:
 def speed_mode(args: argparse.Namespace) -> str:
     """ "bf16 + channels_last" style words for the `speed` options."""
     return " + ".join([args.precision, *(["channels_last"] if args.channels_last else [])])
+
+
+def positive(text: str) -> int:
+    """argparse type: an integer ≥ 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
+    return value
 
 
 def command(
@@ -1185,6 +1253,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     accuracy.add_argument("--steps", type=int, help="optimiser steps on every data set (default: the plan's)")
     accuracy.add_argument("--workers", type=int, help="DataLoader workers (default: the config's data.num_workers)")
     accuracy.add_argument("--contenders", nargs="+", metavar="NAME", help="train only these (default: all five)")
+    accuracy.add_argument(
+        "--jobs", type=positive, default=1, help="training runs at a time, each in its own process (default 1)"
+    )
     speed = command(sub, "speed", "training and inference img/s, peak memory, GFLOPs of the contenders", run_speed)
     speed.add_argument("--sizes", type=int, nargs="+", default=[256, 512], help="square input sides")
     speed.add_argument("--batch", type=int, default=2, help="images per timed call (default 2)")

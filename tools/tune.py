@@ -14,7 +14,7 @@ to the baseline can be read per (fold, seed) pair.
 Usage:
     python tools/tune.py DATASET --variants FILE.yaml [--folds 3] [--fold-seed 0] [--seeds 0 1]
         [--steps N | --epochs E] [--crop C] [--batch B] [--val-images N] [--workers W]
-        [--only NAME ...] [--only-folds F ...] [--out runs/tune/DATASET.jsonl]
+        [--only NAME ...] [--only-folds F ...] [--out runs/tune/DATASET.jsonl] [--jobs J]
     python tools/tune.py summarize FILE.jsonl [FILE.jsonl ...] [--baseline NAME]
 
 DATASET: configs/DATASET.yaml (run from the repository root: the configs' data paths are relative).
@@ -29,11 +29,12 @@ the config's trainer.max_epochs); crop and batch default to the config's data.cr
 batch_size; --val-images N scores the first N images of the held-out fold only (rounded up to whole
 validation batches), for quick checks.
 Output: one line per finished run, and one JSON line per run appended to --out; runs that --out
-already holds (same setup) are skipped, so a stopped search resumes. For parallel processes, split
-the variants with --only and give each its own --out, e.g. on one GPU:
-    python tools/tune.py drive --variants configs/tune/drive.yaml --only recipe scse --out runs/tune/drive-1.jsonl &
-`summarize` merges such files into a Markdown table: mean ± std over folds × seeds of each headline
-score, the paired difference (per fold and seed) of each variant to the baseline, and who leads.
+already holds (same setup) are skipped, so a stopped search resumes. --jobs J trains J runs at a
+time, each in its own process (benchmark.run_jobs: on a GPU that one run leaves waiting on data);
+a run scores the same either way. A search can also be split over machines with --only or
+--only-folds, each part with its own --out. `summarize` merges such files into a Markdown table:
+mean ± std over folds × seeds of each headline score, the paired difference (per fold and seed) of
+each variant to the baseline, and who leads.
 """
 
 from __future__ import annotations
@@ -59,9 +60,11 @@ from benchmark import (
     Plan,
     build_contender,
     contenders,
-    fit_and_score,
+    fit_job,
     load_config,
     mean_spread,
+    positive,
+    run_jobs,
 )
 from lightning.pytorch.cli import instantiate_class
 
@@ -213,35 +216,35 @@ def search(args: argparse.Namespace) -> None:
     quiet_lightning()
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
-        modules = [
-            fold_datamodule(config, rest(parts, f), parts[f], args, Path(tmp) / f"{f}.yaml") for f in range(args.folds)
-        ]
+        data = [Path(tmp) / f"{f}.yaml" for f in range(args.folds)]
+        modules = [fold_datamodule(config, rest(parts, f), parts[f], args, data[f]) for f in range(args.folds)]
         batches = [len(dm.train_dataloader()) for dm in modules]  # per epoch of each fold's train part
         plans = [Plan(args.steps or args.epochs * n, args.crop, args.batch, args.val_images) for n in batches]
         check_variants(config, selected, modules[0].classes, modules[0].in_channels)
         for f, (dm, plan) in enumerate(zip(modules, plans, strict=True)):
             sizes = f"{len(dm.datasets['train'])} train, {len(dm.datasets['val'])} held out"
             print(f"fold {f}: {sizes}; {plan.steps} steps, {plan.crop}² crops, batch {plan.batch}", flush=True)
+        folds = [f for f in range(args.folds) if not args.only_folds or f in args.only_folds]
+        calls = []  # train_variant's arguments of every run still to do
         for variant in selected:
-            for f, (dm, plan) in enumerate(zip(modules, plans, strict=True)):
-                if args.only_folds and f not in args.only_folds:
-                    continue
-                own = plan if variant.epochs is None else plan._replace(steps=variant.epochs * batches[f])
-                for seed in args.seeds:
-                    if (variant.contender.name, f, seed) not in done:
-                        record = train_variant(config, variant, dm, own, f, seed, Path(tmp))
-                        with args.out.open("a") as out:  # one write per line: parallel appends stay whole
-                            out.write(json.dumps({"setup": setup, **record}) + "\n")
-                        print(run_line(args.dataset, record), flush=True)
+            for f in folds:
+                own = plans[f] if variant.epochs is None else plans[f]._replace(steps=variant.epochs * batches[f])
+                todo = [seed for seed in args.seeds if (variant.contender.name, f, seed) not in done]
+                calls += [(config, variant, data[f], own, f, seed, Path(tmp)) for seed in todo]
+        for _, record in run_jobs(train_variant, calls, args.jobs):
+            with args.out.open("a") as out:  # one write per line: parallel appends stay whole
+                out.write(json.dumps({"setup": setup, **record}) + "\n")
+            print(run_line(args.dataset, record), flush=True)
 
 
 def train_variant(
-    config: dict[str, Any], variant: Variant, datamodule: SegDataModule, plan: Plan, fold: int, seed: int, tmp: Path
+    config: dict[str, Any], variant: Variant, data_config: Path, plan: Plan, fold: int, seed: int, tmp: Path
 ) -> dict[str, Any]:
-    """Trains and scores one variant on one fold with one seed: its JSON record, less the setup."""
+    """Trains and scores one variant on one fold with one seed (on the SegDataModule of
+    `data_config`, the fold's data.yaml): its JSON record, less the setup."""
     net = variant.contender
     model = {**config["model"], **variant.recipe}
-    run = fit_and_score({**config, "model": model}, datamodule, net, plan, seed, tmp / f"{variant.index}-{fold}-{seed}")
+    run = fit_job({**config, "model": model}, data_config, net, plan, seed, tmp / f"{variant.index}-{fold}-{seed}")
     if run is None:
         raise fail(f"variant {net.name!r}: {MONAI_MISSING}")
     return {
@@ -386,6 +389,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these variants")
     parser.add_argument("--only-folds", type=int, nargs="+", metavar="F", help="run only these folds (0-based)")
     parser.add_argument("--out", type=Path, help="JSONL file the runs go to (default runs/tune/DATASET.jsonl)")
+    parser.add_argument("--jobs", type=positive, default=1, help="runs at a time, each in its own process (default 1)")
     args = parser.parse_args(argv)
     if not (REPO / "configs" / f"{args.dataset}.yaml").is_file():
         parser.error(f"no configs/{args.dataset}.yaml")
