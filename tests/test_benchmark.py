@@ -88,3 +88,8 @@ def test_jobs_must_be_positive(bench, capsys):
     with pytest.raises(SystemExit):
         bench.main(["accuracy", "--jobs", "0"])
     assert "--jobs: expected 1 or more, got 0" in capsys.readouterr().err
+
+
+def test_a_run_that_fails_in_its_process_fails_the_command(bench):
+    with pytest.raises(ValueError, match="invalid literal for int"):
+        list(bench.run_jobs(int, [("1",), ("x",)], jobs=2))

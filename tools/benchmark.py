@@ -827,7 +827,7 @@ def run_jobs(call: Callable[..., Result], calls: list[tuple], jobs: int = 1) -> 
             for future in as_completed(futures):
                 yield futures[future], future.result()
         except BaseException:
-            pool.shutdown(cancel_futures=True)  # a failed run stops the rest, not after they all ran
+            pool.shutdown(cancel_futures=True)  # a failed run: the runs not yet started are dropped
             raise
 
 
