@@ -795,16 +795,21 @@ def fit_job(
 ) -> Run | None:
     """fit_and_score on the SegDataModule of `data_config` (a data.yaml), built here so that the
     run can be one of `run_jobs`' processes."""
-    quiet_lightning()
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     return fit_and_score(config, load_datamodule(data_config), contender, plan, seed, root)
 
 
 Result = TypeVar("Result")
 
 
-def share_cpu(jobs: int) -> None:
-    """Each of `jobs` processes running at a time takes an equal share of the CPU threads."""
+def quiet_training() -> None:
+    """Once per process that trains: Lightning's tips, notices and per-run INFO lines off."""
+    quiet_lightning()
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+
+
+def start_job(jobs: int) -> None:
+    """Starts each of `jobs` processes running at a time: quiet, with an equal share of the CPU threads."""
+    quiet_training()
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
 
 
@@ -821,7 +826,7 @@ def run_jobs(call: Callable[..., Result], calls: list[tuple], jobs: int = 1) -> 
             yield i, call(*args)
         return
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=share_cpu, initargs=(jobs,)) as pool:
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=start_job, initargs=(jobs,)) as pool:
         futures = {pool.submit(call, *args): i for i, args in enumerate(calls)}
         try:
             for future in as_completed(futures):
@@ -839,6 +844,7 @@ def train_contenders(
     config = load_config(name)
     pairs = [(contender, seed) for contender in candidates for seed in seeds]
     finished: dict[int, Run | None] = {}
+    quiet_training()
     with tempfile.TemporaryDirectory() as tmp:
         data = bench_data_config(config, plan, Path(tmp))
         calls = [(config, data, c, plan, seed, Path(tmp) / f"run{i}") for i, (c, seed) in enumerate(pairs)]
@@ -987,6 +993,12 @@ def accuracy_report(
         sections += [section] if section else []
         notes += skipped
     load_after = os.getloadavg()[0]
+    if jobs == 1:
+        threads = f"{torch.get_num_threads()} CPU threads"
+        caveat = "The runs are sequential, so other processes' load lands on some of them only"
+    else:
+        threads = f"{jobs} runs at a time (--jobs), sharing the device and {os.cpu_count()} CPU threads"
+        caveat = "Runs beside each other slow each other down, so the seconds say little of a network's speed"
     notes += [
         "Every network is trained through SegmentationTask + SegDataModule from configs/<data set>.yaml: its "
         "augmentation preset, normalisation, CE + Dice loss, AdamW (lr, weight decay) and warm-up + cosine "
@@ -1004,19 +1016,9 @@ def accuracy_report(
         "Scores: SegMetrics on the val split (whole images, dataset-averaged confusion matrix) via Trainer.validate: "
         "DRIVE inside the field of view (the rest ignored), membrane's 6 held-out slices, CamVid's val set with void "
         "ignored. A two-class Dice is 2·IoU / (1 + IoU) of that class. Mean ± sample std over the seeds, in %.",
-        f"train s: wall seconds of Trainer.fit (data loading included) on {device_word()}, "
-        + (
-            f"{torch.get_num_threads()} CPU threads; "
-            if jobs == 1
-            else f"{jobs} runs at a time (--jobs), sharing the device and {os.cpu_count()} CPU threads; "
-        )
-        + f"1-minute load average before / after: {load_before:.2f} / {load_after:.2f} ({os.cpu_count()} cores). "
-        + (
-            "The runs are sequential, so other processes' load lands on some of them only"
-            if jobs == 1
-            else "Runs beside each other slow each other down, so the seconds say little of a network's speed"
-        )
-        + ": compare speed with the `speed` subcommand (interleaved medians).",
+        f"train s: wall seconds of Trainer.fit (data loading included) on {device_word()}, {threads}; "
+        f"1-minute load average before / after: {load_before:.2f} / {load_after:.2f} ({os.cpu_count()} cores). "
+        f"{caveat}: compare speed with the `speed` subcommand (interleaved medians).",
     ]
     if budget != "config length":
         notes.append(

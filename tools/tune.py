@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import statistics
 import sys
 import tempfile
@@ -64,11 +63,12 @@ from benchmark import (
     load_config,
     mean_spread,
     positive,
+    quiet_training,
     run_jobs,
 )
 from lightning.pytorch.cli import instantiate_class
 
-from segattn.cli import load_datamodule, quiet_lightning
+from segattn.cli import load_datamodule
 from segattn.data import SegDataModule
 from segattn.errors import InputError
 
@@ -213,8 +213,7 @@ def search(args: argparse.Namespace) -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     done = done_runs(args.out, setup)
     parts = fold_keys(config["data"]["train"], args.folds, args.fold_seed)
-    quiet_lightning()
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    quiet_training()
     with tempfile.TemporaryDirectory() as tmp:
         data = [Path(tmp) / f"{f}.yaml" for f in range(args.folds)]
         modules = [fold_datamodule(config, rest(parts, f), parts[f], args, data[f]) for f in range(args.folds)]
