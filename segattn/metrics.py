@@ -52,10 +52,17 @@ def confusion_matrix(
     One pass to form t·K + p and one `bincount`, on the inputs' device: an ignored target
     (≥ K) lands in bins past K·K that are checked and dropped, so no boolean gather is needed;
     predictions are range-checked by one aminmax.
-    A label outside the classes is an InputError naming it.
+    A label outside the classes, logits with another class count than K, or float labels are an
+    InputError naming them.
     """
+    if target.is_floating_point() or target.is_complex():
+        raise InputError(f"target: expected integer labels, got {target.dtype}")
     if preds.ndim == target.ndim + 1:
+        if preds.shape[1] != num_classes:
+            raise InputError(f"preds: logits {tuple(preds.shape)} have {preds.shape[1]} classes, expected {num_classes}")
         preds = preds.argmax(dim=1)
+    elif preds.is_floating_point() or preds.is_complex():
+        raise InputError(f"preds: labels N×H×W must be integers, got {preds.dtype} (logits are N×K×H×W)")
     if preds.shape != target.shape:
         raise InputError(f"preds {tuple(preds.shape)} and target {tuple(target.shape)} differ in shape")
     k = num_classes

@@ -137,18 +137,32 @@ def test_out_of_range_labels_are_named():
         segmentation_scores(torch.zeros(1, 2, 2, dtype=torch.long), torch.tensor([[[0, 7], [0, 255]]]), 3)
     with pytest.raises(InputError, match="preds: label 4"):
         segmentation_scores(torch.full((1, 2, 2), 4), torch.zeros(1, 2, 2, dtype=torch.long), 3)
+    zeros = torch.zeros(1, 2, 2, dtype=torch.long)
     with pytest.raises(InputError, match="label -1"):
-        segmentation_scores(torch.zeros(1, 2, 2), torch.full((1, 2, 2), -1), 3)
+        segmentation_scores(zeros, torch.full((1, 2, 2), -1), 3)
     with pytest.raises(InputError, match="shape"):
-        segmentation_scores(torch.zeros(1, 2, 3), torch.zeros(1, 2, 2), 3)
+        segmentation_scores(torch.zeros(1, 2, 3, dtype=torch.long), zeros, 3)
     with pytest.raises(InputError, match="ignore_index 1"):
-        SegMetrics(3, ignore_index=1).update(torch.zeros(1, 2, 2), torch.zeros(1, 2, 2))
+        SegMetrics(3, ignore_index=1).update(zeros, zeros)
     with pytest.raises(InputError, match="absent"):
         SegMetrics(3, absent="maybe")
 
 
+def test_logits_of_another_class_count_and_float_labels_are_refused():
+    # Three-class logits whose last channel never wins would otherwise score as two classes.
+    logits = torch.zeros(1, 3, 4, 4)
+    logits[:, 2] = -1
+    target = torch.zeros(1, 4, 4, dtype=torch.long)
+    with pytest.raises(InputError, match="3 classes, expected 2"):
+        SegMetrics(num_classes=2).update(logits, target)
+    with pytest.raises(InputError, match="target: expected integer labels, got torch.float32"):
+        SegMetrics(num_classes=2).update(torch.zeros(1, 4, 4, dtype=torch.long), torch.full((1, 4, 4), 0.7))
+    with pytest.raises(InputError, match="preds: labels N×H×W must be integers"):
+        segmentation_scores(torch.full((1, 4, 4), 0.7), target, 2)
+
+
 def test_all_ignore_gives_nan_not_an_error():
-    result = segmentation_scores(torch.zeros(1, 4, 4), torch.full((1, 4, 4), 255), 2)
+    result = segmentation_scores(torch.zeros(1, 4, 4, dtype=torch.long), torch.full((1, 4, 4), 255), 2)
     assert torch.isnan(result["mIoU"]) and torch.isnan(result["aAcc"]) and torch.isnan(result["fwIoU"])
 
 
