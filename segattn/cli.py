@@ -24,6 +24,10 @@ from segattn.inference import Segmenter
 from segattn.task import SegmentationTask
 
 OWN_COMMANDS = ("demo", "evaluate", "infer", "export")
+OWN_COMMANDS_HELP = (
+    "segattn's own commands: demo (synthetic data → fit → evaluate → predictions), evaluate (score a "
+    "checkpoint), infer (label maps for images), export (ONNX); `segattn <command> --help` for each."
+)
 
 
 class OneLineErrorParser(LightningArgumentParser):
@@ -45,6 +49,7 @@ class SegattnCLI(LightningCLI):
     def __init__(self, args: Sequence[str] | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("parser_class", OneLineErrorParser)
+        kwargs.setdefault("parser_kwargs", {"epilog": OWN_COMMANDS_HELP})
         super().__init__(SegmentationTask, SegDataModule, args=args, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -100,7 +105,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         else:
             SegattnCLI(args=None if argv is None else args)
     except (InputError, TrainingDiverged) as exc:
-        fail(str(exc))
+        fail(own_message(exc))
+
+
+def own_message(exc: Exception) -> str:
+    """The error's message; for one that a DataLoader worker raised, the worker's own message:
+    PyTorch re-raises it in the main process as "Caught InputError in DataLoader worker process
+    1. Original Traceback (most recent call last): ..., segattn.errors.InputError: <message>"."""
+    text = str(exc)
+    marker = f"{type(exc).__module__}.{type(exc).__qualname__}: "
+    if text.startswith("Caught ") and marker in text:
+        return text.rsplit(marker, 1)[1].strip()
+    return text
 
 
 def run_own_command(argv: list[str]) -> None:
@@ -195,9 +211,9 @@ def infer_folder(args: argparse.Namespace) -> None:
 
 def add_predict_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tta", choices=["flip", "flip+scales"], help="test-time augmentation")
-    parser.add_argument("--scales", type=float, nargs="+", default=[0.75, 1.0, 1.25], help="scales for flip+scales")
+    parser.add_argument("--scales", type=float, nargs="+", help="scales for flip+scales (default 0.75 1 1.25)")
     parser.add_argument("--slide", type=int, metavar="WINDOW", help="sliding-window inference with this window")
-    parser.add_argument("--overlap", type=float, default=0.25, help="sliding-window overlap share")
+    parser.add_argument("--overlap", type=float, help="sliding-window overlap share (default 0.25)")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     parser.add_argument(
         "--trust-checkpoint",
@@ -208,10 +224,12 @@ def add_predict_options(parser: argparse.ArgumentParser) -> None:
 
 def predict_options(args: argparse.Namespace) -> dict[str, Any]:
     """Segmenter.predict keyword arguments from the shared command-line options."""
+    if args.overlap is not None and args.slide is None:
+        raise InputError(f"--overlap {args.overlap}: applies to sliding-window inference only; give --slide WINDOW")
     return {
         "tta": args.tta,
-        "scales": tuple(args.scales),
-        "slide": (args.slide, args.overlap) if args.slide else None,
+        "scales": None if args.scales is None else tuple(args.scales),
+        "slide": args.slide if args.overlap is None else (args.slide, args.overlap),
     }
 
 

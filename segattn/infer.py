@@ -45,6 +45,8 @@ def run_infer(
     images per second."""
     images = [Path(p) for p in expand_inputs(inputs)]
     output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise InputError(f"output {output}: exists and is not a folder; expected a folder for the label maps")
     output.mkdir(parents=True, exist_ok=True)
     stems: dict[str, Path] = {}
     for image in images:

@@ -31,6 +31,8 @@ ImageInput = str | os.PathLike | np.ndarray
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 TtaMode = Literal["flip", "flip+scales"]
 Tta = TtaMode | None
+DEFAULT_SCALES = (0.75, 1.0, 1.25)
+DEFAULT_OVERLAP = 0.25
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -115,31 +117,35 @@ class Segmenter:
         inputs: ImageInput | Sequence[ImageInput],
         batch_size: int = 8,
         tta: Tta = None,
-        scales: Sequence[float] = (0.75, 1.0, 1.25),
-        slide: tuple[int, float] | None = None,
-        blending: Blending = "gaussian",
+        scales: Sequence[float] | None = None,
+        slide: int | tuple[int, float] | None = None,
+        blending: Blending | None = None,
         return_probs: bool = False,
         workers: int = 0,
     ) -> Iterator[np.ndarray]:
         """Streams results in input order, one image at a time (for large folders).
 
-        tta: None, "flip" (horizontal flip) or "flip+scales" (flips at every scale of `scales`);
-            softmax probabilities are averaged over the views.
-        slide: (window, overlap) for sliding-window inference with `blending` weights; windows
-            are batched `batch_size` at a time on the device; the image is stitched on the GPU
-            when its probabilities fit in a quarter of the free memory, else on the CPU.
+        tta: None, "flip" (horizontal flip) or "flip+scales" (flips at every scale of `scales`,
+            default (0.75, 1.0, 1.25)); softmax probabilities are averaged over the views.
+        slide: (window, overlap), or a window alone (overlap 0.25), for sliding-window inference
+            with `blending` weights ("gaussian", default, or "constant"); windows are batched
+            `batch_size` at a time on the device; the image is stitched on the GPU when its
+            probabilities fit in a quarter of the free memory, else on the CPU.
         return_probs: yield float32 K×H×W probabilities instead of label maps.
         workers: DataLoader processes that read and transform images while the device computes.
+        An option that would have no effect (scales without "flip+scales", blending without
+        slide) is an InputError, as is a value out of range.
         """
         if batch_size < 1:
             raise InputError(f"batch_size: expected a positive number, got {batch_size}")
-        views = tta_views(tta, scales)
+        if scales is not None and tta != "flip+scales":
+            raise InputError(f"scales {list(scales)} apply to tta='flip+scales' only; tta is {tta!r}")
+        views = tta_views(tta, DEFAULT_SCALES if scales is None else scales)
+        slide = sliding_options(slide, blending)
         pending: list[dict[str, Any]] = []
         for sample in self.samples(inputs, workers):
             if slide is not None:
-                yield self.finish(
-                    self.slide_probs(sample["tensor"], views, slide, blending, batch_size), sample, return_probs
-                )
+                yield self.finish(self.slide_probs(sample["tensor"], views, *slide, batch_size), sample, return_probs)
                 continue
             if pending and (batch_key(sample) != batch_key(pending[0]) or len(pending) == batch_size):
                 yield from self.run_batch(pending, views, return_probs)
@@ -194,11 +200,11 @@ class Segmenter:
         self,
         image: Tensor,
         views: list[tuple[float, bool]],
-        slide: tuple[int, float],
+        window: int,
+        overlap: float,
         blending: Blending,
         batch_size: int,
     ) -> Tensor:
-        window, overlap = slide
         stitch = stitch_device(self.device, len(self.classes), image.shape[-2:])
         return sliding_window(
             image[None].to(stitch),  # windows are cut where the result is summed
@@ -348,6 +354,27 @@ def load_input(item: ImageInput, channels: int) -> np.ndarray:
     if isinstance(item, np.ndarray):
         return match_channels(item, channels, f"array input {item.dtype} {item.shape}")
     return read_image(item, channels)
+
+
+def sliding_options(
+    slide: int | tuple[int, float] | None, blending: Blending | None
+) -> tuple[int, float, Blending] | None:
+    """(window, overlap, blending) from `predict`'s slide and blending, checked; None: whole images."""
+    if slide is None:
+        if blending is not None:
+            raise InputError(f"blending {blending!r} applies to sliding-window inference only; give slide=WINDOW")
+        return None
+    check_choice("blending", blending, Blending, optional=True)
+    if isinstance(slide, int) and not isinstance(slide, bool):
+        slide = (slide, DEFAULT_OVERLAP)
+    if not isinstance(slide, (tuple, list)) or len(slide) != 2:
+        raise InputError(f"slide: expected a window side or (window, overlap), got {slide!r}")
+    window, overlap = slide
+    if not isinstance(window, int) or window < 1:
+        raise InputError(f"slide: expected a positive window side, got {window!r}")
+    if not 0 <= overlap < 1:
+        raise InputError(f"slide: expected an overlap share in [0, 1), got {overlap!r}")
+    return window, float(overlap), blending or "gaussian"
 
 
 def tta_views(tta: Tta, scales: Sequence[float]) -> list[tuple[float, bool]]:

@@ -59,7 +59,9 @@ def confusion_matrix(
         raise InputError(f"target: expected integer labels, got {target.dtype}")
     if preds.ndim == target.ndim + 1:
         if preds.shape[1] != num_classes:
-            raise InputError(f"preds: logits {tuple(preds.shape)} have {preds.shape[1]} classes, expected {num_classes}")
+            raise InputError(
+                f"preds: logits {tuple(preds.shape)} hold {preds.shape[1]} classes, expected {num_classes}"
+            )
         preds = preds.argmax(dim=1)
     elif preds.is_floating_point() or preds.is_complex():
         raise InputError(f"preds: labels N×H×W must be integers, got {preds.dtype} (logits are N×K×H×W)")

@@ -22,6 +22,7 @@ from segattn.losses import CEDiceLoss, DeepSupervisionLoss
 from segattn.metrics import SegMetrics
 from segattn.models import build_model
 from segattn.viz import default_palette, validation_row
+from segattn.writer import LabelMapWriter
 
 
 class SegmentationTask(L.LightningModule):
@@ -156,9 +157,10 @@ class SegmentationTask(L.LightningModule):
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self.score(batch, self.model(batch["image"]), "test", self.test_metrics, self.test_loss)
 
-    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        """Label maps int64 N×H×W at the batch's size."""
-        return self.model(batch["image"]).argmax(dim=1)
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[Tensor]:
+        """Label maps, one int64 H×W per image at its own size (the batch's padding cut off)."""
+        labels = self.model(batch["image"]).argmax(dim=1)
+        return [label[:h, :w] for label, (h, w) in zip(labels, batch["size"], strict=True)]
 
     def score(
         self, batch: dict[str, Any], logits: Tensor, stage: str, metrics: SegMetrics, mean_loss: MeanMetric
@@ -225,7 +227,7 @@ class SegmentationTask(L.LightningModule):
         best = ModelCheckpoint(
             monitor="val/mIoU", mode="max", filename="best", save_last=True, auto_insert_metric_name=False
         )
-        return [best]
+        return [best, LabelMapWriter()]  # the writer acts in `predict` only
 
     def on_save_checkpoint(self, ckpt: dict[str, Any]) -> None:
         eval_transform = getattr(getattr(self.trainer, "datamodule", None), "eval_transform", None)

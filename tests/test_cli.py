@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from segattn import Segmenter
-from segattn.data.io import read_image, write_image
+from segattn.data.io import read_image, read_mask, write_image
 
 from .conftest import REPO
 
@@ -171,9 +171,19 @@ def test_lightning_subcommands_run_on_the_checkpoint(fitted, subcommand):
     if subcommand == "test":  # a test set of its own: splits must be disjoint
         test_set = {"root": str(data_dir.parent / "test_set"), "split": "val", "n_train": 1, "n_val": 4, "size": 64}
         args += ["--data.test", json.dumps({"class_path": "segattn.data.SyntheticShapes", "init_args": test_set})]
-    result = run(subcommand, *args, "--ckpt_path", next(run_dir.rglob("best.ckpt")))
+    best = next(run_dir.rglob("best.ckpt"))
+    result = run(subcommand, *args, "--ckpt_path", best)
     if subcommand != "predict":
         assert f"{'val' if subcommand == 'validate' else 'test'}/mIoU" in result.stdout
+        return
+    # predict writes each val image's label map at its own size: Segmenter.predict's labels
+    (folder,) = (data_dir.parent / "again").rglob("predictions")
+    assert f"wrote 6 label maps to {folder}" in result.stdout + result.stderr
+    segmenter = Segmenter.from_checkpoint(best, device="cpu", precision="fp32")
+    for image in sorted((data_dir / "val").glob("*.jpg")):
+        written, expected = read_mask(folder / f"{image.stem}.png"), segmenter.predict(image)[0]
+        # Segmenter folds batch norms into the convolutions: a near-tie may flip a pixel
+        assert written.shape == expected.shape and (written == expected).mean() > 0.999
 
 
 def test_two_process_ddp_validation_equals_one_process(fitted):
@@ -293,6 +303,28 @@ def test_infer_and_export_through_the_cli(fitted, tmp_path):
     result = run("export", "--ckpt", best, "--onnx", tmp_path / "m.onnx", "--dynamic",
                  "--image", data_dir / "val/000001.jpg")  # fmt: skip
     assert result.stdout.count("max abs logit difference") == 2 and (tmp_path / "m.onnx").stat().st_size > 10_000
+
+
+def test_worker_errors_and_options_without_effect_fail_with_one_line(fitted, tmp_path):
+    run_dir, data_dir = fitted
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(data_dir / "val/000001.jpg", folder)
+    (folder / "broken.png").write_bytes(b"not a png")
+    infer = ["infer", "--ckpt", next(run_dir.rglob("best.ckpt")), "--input", folder, "--output", tmp_path / "out"]
+    for extra, named in [
+        (["--workers", 2], f"{folder / 'broken.png'}: cannot decode as an image"),  # raised in a DataLoader worker
+        (["--overlap", 0.5], "--overlap 0.5: applies to sliding-window inference only"),
+    ]:
+        result = run(*infer, *extra, check=False)
+        errors = [line for line in result.stderr.splitlines() if line.startswith("segattn: error:")]
+        assert result.returncode == 2 and len(errors) == 1 and named in errors[0], result.stderr
+        assert "Traceback" not in result.stderr and "DataLoader worker" not in result.stderr
+
+
+def test_help_lists_every_command():
+    result = run("--help")
+    assert "fit" in result.stdout and all(f"{c} (" in result.stdout for c in ("demo", "evaluate", "infer", "export"))
 
 
 def test_tools_are_the_same_commands():

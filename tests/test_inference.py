@@ -126,6 +126,33 @@ def test_bad_inputs_are_named(tmp_path):
         seg.predict(image(8, 8), tta="rotate")
     with pytest.raises(InputError, match="precision"):
         Segmenter(seg.model, CLASSES, seg.transform, seg.palette, 3, "cpu", precision="fp8")
+    write_image(tmp_path / "a.png", image(8, 8))
+    with pytest.raises(InputError, match="exists and is not a folder"):
+        run_infer(seg, tmp_path / "a.png", tmp_path / "a.png", workers=0)
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"scales": (0.5, 1.0)}, r"scales \[0.5, 1.0\] apply to tta='flip\+scales' only; tta is None"),
+        ({"tta": "flip", "scales": (0.5,)}, "tta is 'flip'"),
+        ({"blending": "constant"}, "blending 'constant' applies to sliding-window inference only"),
+        ({"slide": 0}, "slide: expected a positive window side, got 0"),
+        ({"slide": (64, 1.0)}, r"slide: expected an overlap share in \[0, 1\), got 1.0"),
+        ({"slide": (64, 0.25, 2)}, "slide: expected a window side or"),
+        ({"slide": 64, "blending": "cosine"}, "blending: unknown value 'cosine'"),
+    ],
+)
+def test_options_without_effect_or_out_of_range_are_named(options, named):
+    with pytest.raises(InputError, match=named):
+        segmenter().predict(image(8, 8), **options)
+
+
+def test_a_window_alone_slides_with_a_quarter_overlap():
+    seg, img = segmenter(), image(70, 90)
+    np.testing.assert_array_equal(
+        seg.predict(img, slide=48, return_probs=True)[0], seg.predict(img, slide=(48, 0.25), return_probs=True)[0]
+    )
 
 
 def test_infer_writes_one_mask_per_image_and_skips_existing(tmp_path):

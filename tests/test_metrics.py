@@ -155,7 +155,7 @@ def test_logits_of_another_class_count_and_float_labels_are_refused():
     target = torch.zeros(1, 4, 4, dtype=torch.long)
     with pytest.raises(InputError, match="3 classes, expected 2"):
         SegMetrics(num_classes=2).update(logits, target)
-    with pytest.raises(InputError, match="target: expected integer labels, got torch.float32"):
+    with pytest.raises(InputError, match=r"target: expected integer labels, got torch\.float32"):
         SegMetrics(num_classes=2).update(torch.zeros(1, 4, 4, dtype=torch.long), torch.full((1, 4, 4), 0.7))
     with pytest.raises(InputError, match="preds: labels N×H×W must be integers"):
         segmentation_scores(torch.full((1, 4, 4), 0.7), target, 2)

@@ -96,7 +96,7 @@ def image_to_tensor(image: np.ndarray) -> torch.Tensor:
 def pad_collate(items: list[Sample]) -> Sample:
     """Batches transformed items of different sizes: images are zero-padded (the mean colour
     after normalisation) and masks padded with 255 (ignore) on the bottom and right to the
-    largest H×W of the batch, so padding is never scored."""
+    largest H×W of the batch, so padding is never scored. "size" lists each image's own (H, W)."""
     height = max(item["image"].shape[-2] for item in items)
     width = max(item["image"].shape[-1] for item in items)
     images = torch.zeros(len(items), items[0]["image"].shape[0], height, width)
@@ -105,4 +105,5 @@ def pad_collate(items: list[Sample]) -> Sample:
         h, w = item["image"].shape[-2:]
         images[i, :, :h, :w] = item["image"]
         masks[i, :h, :w] = item["mask"]
-    return {"image": images, "mask": masks, "name": [item["name"] for item in items]}
+    sizes = [tuple(item["image"].shape[-2:]) for item in items]
+    return {"image": images, "mask": masks, "name": [item["name"] for item in items], "size": sizes}
