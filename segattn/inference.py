@@ -20,7 +20,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torch.utils.data import DataLoader, Dataset
 
 from segattn import checkpoint
-from segattn.data.base import image_to_tensor
+from segattn.data.base import check_pixel_depth, image_to_tensor
 from segattn.data.io import IMAGE_SUFFIXES, match_channels, read_image
 from segattn.data.transforms import deserialize
 from segattn.errors import InputError, MissingPathError, check_choice
@@ -175,7 +175,7 @@ class Segmenter:
 
     def input_images(self, items: list[ImageInput]) -> InputImages:
         """The items as a Dataset: transformed on the CPU, or raw when the device normalises."""
-        return InputImages(items, self.in_channels, None if self.device_normalize else self.transform)
+        return InputImages(items, self.in_channels, self.transform, raw=self.device_normalize is not None)
 
     def normalized(self, batch: Tensor) -> Tensor:
         """A batch from `input_images`, on the device, as the network's float input."""
@@ -269,11 +269,12 @@ class Segmenter:
 
 
 class InputImages(Dataset):
-    """Inputs read and transformed (so that DataLoader workers can do it). transform None: the
-    raw pixels, C×H×W uint8, or int32 for 16-bit images (torch's uint16 has few CUDA kernels)."""
+    """Inputs read and transformed (so that DataLoader workers can do it). raw: the pixels left
+    for the device to normalise, C×H×W uint8, or int32 for 16-bit images (torch's uint16 has few
+    CUDA kernels). Either way a 16-bit image must suit `transform` (see `check_pixel_depth`)."""
 
-    def __init__(self, items: list[ImageInput], channels: int, transform: Any | None) -> None:
-        self.items, self.channels, self.transform = items, channels, transform
+    def __init__(self, items: list[ImageInput], channels: int, transform: Any, raw: bool = False) -> None:
+        self.items, self.channels, self.transform, self.raw = items, channels, transform, raw
 
     def __len__(self) -> int:
         return len(self.items)
@@ -284,7 +285,11 @@ class InputImages(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         image = self.load(index)
-        if self.transform is None:
+        item = self.items[index]
+        check_pixel_depth(
+            self.transform, image, f"array input {item.shape}" if isinstance(item, np.ndarray) else str(item)
+        )
+        if self.raw:
             raw = np.ascontiguousarray(image.transpose(2, 0, 1))
             return {
                 "size": image.shape[:2],

@@ -136,6 +136,15 @@ def test_normalisations_for_16_bit_data(spec, check):
     assert trained["image"].shape == (1, 32, 32)
 
 
+def test_16_bit_images_under_an_8_bit_normalisation_are_refused():
+    item = {"image": np.full((8, 8, 3), 4000, np.uint16), "mask": np.zeros((8, 8), np.int64), "name": "scan.png"}
+    for pipeline in (eval_pipeline("imagenet", 3), train_pipeline(8, "imagenet", 3, "natural")):
+        with pytest.raises(InputError, match=r"scan.png: 16-bit pixels \(up to 4000\).*zscore"):
+            to_tensors(pipeline, item)
+    explicit = {"mean": [0.5] * 3, "std": [0.2] * 3, "max_pixel_value": 65535}
+    assert to_tensors(eval_pipeline(explicit, 3), item)["image"].max() < 1
+
+
 def test_unknown_normalisation_is_named():
     with pytest.raises(InputError, match="normalize"):
         eval_pipeline({"windw": [1, 2]}, 1)

@@ -17,11 +17,13 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA G
 CLASSES = ["background", "a", "b"]
 
 
-def segmenter(device: str, precision: str = "fp32", compile: bool = False, widths=(16, 32, 64)) -> Segmenter:
+def segmenter(
+    device: str, precision: str = "fp32", compile: bool = False, widths=(16, 32, 64), normalize="imagenet"
+) -> Segmenter:
     torch.manual_seed(0)
     model = AttentionUNet(num_classes=3, widths=widths)
     palette = [[0, 0, 0], [255, 0, 0], [0, 255, 0]]
-    return Segmenter(model, CLASSES, eval_pipeline("imagenet", 3), palette, 3, device, precision, compile)
+    return Segmenter(model, CLASSES, eval_pipeline(normalize, 3), palette, 3, device, precision, compile)
 
 
 def images(n: int, h: int, w: int) -> list[np.ndarray]:
@@ -52,7 +54,7 @@ def test_device_normalize_equals_the_albumentations_transform_bit_for_bit():
         pipeline = eval_pipeline(spec, 3)
         normalize = DeviceNormalize.of(pipeline, torch.device("cuda"))
         image = rng.integers(0, high, (37, 53, 3), dtype=dtype)
-        raw = InputImages([image], 3, None)[0]["tensor"]
+        raw = InputImages([image], 3, pipeline, raw=True)[0]["tensor"]
         expected = pipeline(image=image)["image"].transpose(2, 0, 1)
         np.testing.assert_array_equal(normalize(raw[None].cuda())[0].cpu().numpy(), expected)
     assert DeviceNormalize.of(eval_pipeline("zscore", 3), torch.device("cuda")) is None  # per-image statistics
@@ -60,7 +62,8 @@ def test_device_normalize_equals_the_albumentations_transform_bit_for_bit():
 
 
 def test_8_and_16_bit_inputs_of_one_size_are_not_stacked_together():
-    seg = segmenter("cuda")
+    # a normalisation for 16-bit images, which takes 8-bit ones too (a 16-bit image with an 8-bit one is an error)
+    seg = segmenter("cuda", normalize={"mean": [0.5] * 3, "std": [0.25] * 3, "max_pixel_value": 65535})
     rng = np.random.default_rng(0)
     img8 = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
     masks = seg.predict([img8, img8.astype(np.uint16) * 257, img8], batch_size=4)

@@ -126,6 +126,8 @@ def test_bad_inputs_are_named(tmp_path):
         seg.predict(image(8, 8), tta="rotate")
     with pytest.raises(InputError, match="precision"):
         Segmenter(seg.model, CLASSES, seg.transform, seg.palette, 3, "cpu", precision="fp8")
+    with pytest.raises(InputError, match=r"array input \(8, 8, 3\): 16-bit pixels \(up to 1000\).*max_pixel_value 255"):
+        seg.predict(np.full((8, 8, 3), 1000, np.uint16))  # ImageNet's normalisation is for 8-bit images
     write_image(tmp_path / "a.png", image(8, 8))
     with pytest.raises(InputError, match="exists and is not a folder"):
         run_infer(seg, tmp_path / "a.png", tmp_path / "a.png", workers=0)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import albumentations as A
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -78,12 +79,35 @@ def to_tensors(transform: Callable[..., dict], item: Sample) -> Sample:
     mask = item["mask"]
     if mask.size and (mask.min() < 0 or mask.max() > IGNORE_INDEX):
         raise InputError(f"{item['name']}: mask values must lie in 0..255, got {mask.min()}..{mask.max()}")
+    check_pixel_depth(transform, item["image"], item["name"])
     out = transform(image=item["image"], mask=mask.astype(np.uint8))
     return {
         "image": image_to_tensor(out["image"]),
         "mask": torch.from_numpy(out["mask"].astype(np.int64)),
         "name": item["name"],
     }
+
+
+def check_pixel_depth(pipeline: Any, image: np.ndarray, source: str) -> None:
+    """Raises an InputError naming `source` when a 16-bit image meets a pipeline whose mean/std
+    Normalize divides by 255 or less (ImageNet's, say): its values would come out up to 257× too
+    large, and the network would see nothing like what it was trained on."""
+    if image.dtype != np.uint16:
+        return
+    for step in flatten(pipeline):
+        if isinstance(step, A.Normalize) and step.normalization == "standard" and step.max_pixel_value <= 255:
+            raise InputError(
+                f"{source}: 16-bit pixels (up to {int(image.max())}), but the normalisation divides by "
+                f"max_pixel_value {step.max_pixel_value:g}, for 8-bit images; use normalize: zscore, "
+                "{percentile: [1, 99]}, {window: [center, width]} or {mean, std, max_pixel_value: 65535}"
+            )
+
+
+def flatten(pipeline: Any) -> list[A.BasicTransform]:
+    """The transforms of a pipeline, nested Compose / OneOf / Sequential opened up."""
+    if not hasattr(pipeline, "transforms"):
+        return [pipeline]
+    return [step for child in pipeline.transforms for step in flatten(child)]
 
 
 def image_to_tensor(image: np.ndarray) -> torch.Tensor:

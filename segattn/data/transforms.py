@@ -117,7 +117,9 @@ def train_pipeline(crop_size: int, normalize: NormalizeSpec, channels: int, pres
     "natural": brightness/contrast and hue/saturation jitter, scale jitter ×0.5–2.0, pad and
     random crop, horizontal flip. "medical": CLAHE, brightness/contrast, gamma, then flips,
     90° rotations, affine (scale, rotation, shear), elastic or grid distortion, pad and random
-    crop. "none": pad and random crop. 8-bit-only steps are left out for other data.
+    crop. "none": pad and random crop. The pixel-level steps (jitter, CLAHE, gamma) run only under
+    an 8-bit normalisation ("imagenet", or mean/std with max_pixel_value ≤ 255); "zscore",
+    "percentile" and "window" are taken to mean 16-bit or float data, and leave them out.
     """
     if crop_size < 1:
         raise InputError(f"crop_size: expected a positive size, got {crop_size}")
