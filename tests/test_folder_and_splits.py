@@ -2,6 +2,7 @@
 
 import json
 
+import albumentations as A
 import numpy as np
 import pytest
 import torch
@@ -189,14 +190,20 @@ def test_pipeline_from_albumentations_serialised_form_in_config(tmp_path):
     train = ImageMaskFolder(images, masks, CLASSES, value_map={0: 0, 255: 1}, split={"ratio": 0.5, "subset": "train"})
     val = ImageMaskFolder(images, masks, CLASSES, value_map={0: 0, 255: 1}, split={"ratio": 0.5, "subset": "val"})
     spec = json.loads(json.dumps(serialize(train_pipeline(24, "zscore", 3, "none"))))
-    dm = SegDataModule(train, val, train_transform=spec, batch_size=2)
+    dm = SegDataModule(train, val, train_transform=spec, normalize="zscore", batch_size=2)
     batch = next(iter(dm.train_dataloader()))
     assert batch["image"].shape == (2, 3, 24, 24)
+    # evaluation would normalise by ImageNet's statistics (data.normalize's default), training per image
+    with pytest.raises(InputError, match=r"train_transform \(else data.normalize 'imagenet'\).*image_per_channel"):
+        SegDataModule(train, val, train_transform=spec)
+    raw = serialize(A.Compose([A.HorizontalFlip(), A.RandomCrop(24, 24)]))
+    with pytest.raises(InputError, match="no normalisation step"):
+        SegDataModule(train, val, train_transform=raw)
     with pytest.raises(InputError, match="train_transform"):
         SegDataModule(train, val, train_transform={"transform": {"__class_fullname__": "NoSuchTransform"}})
     spec["transform"]["transforms"][-1]["heigth"] = 24  # a typo: Albumentations would only warn
     with pytest.raises(InputError, match=r"data\.train_transform: Argument\(s\) 'heigth' are not valid"):
-        SegDataModule(train, val, train_transform=spec)
+        SegDataModule(train, val, train_transform=spec, normalize="zscore")
 
 
 def coco_file(tmp_path, file_name="a.png", segmentation=None, extra_anns=()):

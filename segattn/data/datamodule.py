@@ -11,7 +11,14 @@ from torch.utils.data import DataLoader, Sampler
 
 from segattn.data.base import SegDataset, Transformed, pad_collate
 from segattn.data.sampling import EpochSampler, evaluation_sampler
-from segattn.data.transforms import NormalizeSpec, Preset, deserialize, eval_pipeline, train_pipeline
+from segattn.data.transforms import (
+    NormalizeSpec,
+    Preset,
+    check_normalisations,
+    deserialize,
+    eval_pipeline,
+    train_pipeline,
+)
 from segattn.errors import InputError
 
 
@@ -29,8 +36,9 @@ class SegDataModule(L.LightningDataModule):
         normalize: "imagenet", "zscore", {mean, std[, max_pixel_value]}, {percentile: [lo, hi]}
             or {window: [center, width]} (see `segattn.data.transforms.normalization`).
         train_transform, eval_transform: a whole pipeline in Albumentations' serialised form
-            (`A.to_dict`), used instead of the preset / the normalisation. It must produce
-            float images; the training one a fixed crop size.
+            (`A.to_dict`), used instead of the preset / the normalisation. The training one must
+            normalise (Normalize, ToFloat, Window, PercentileClip) exactly as the evaluation one
+            does, and give a fixed crop size.
         batch_size: training batch; val_batch_size defaults to it.
         num_workers: DataLoader worker processes (0 = load in the main process).
 
@@ -75,6 +83,15 @@ class SegDataModule(L.LightningDataModule):
             if eval_transform is not None
             else eval_pipeline(normalize, channels)
         )
+        if train_transform is not None or eval_transform is not None:
+            given = " and ".join(
+                f"data.{key}"
+                for key, value in (("train_transform", train_transform), ("eval_transform", eval_transform))
+                if value is not None
+            )
+            check_normalisations(
+                self.train_transform, self.eval_transform, f"{given} (else data.normalize {normalize!r})"
+            )
         self.batch_size = batch_size
         self.val_batch_size = val_batch_size or batch_size
         self.num_workers = num_workers
