@@ -86,6 +86,24 @@ def test_coco_errors_name_the_file_or_value(tmp_path):
         images_dir, ann_file = write_coco(tmp_path, [box(1, 9, 0, 0, 2, 2), box(5, 9, 0, 0, 2, 2) | wrong])
         with pytest.raises(InputError, match=f"ann.json: annotation 5 {named}"):
             CocoSegmentation(images_dir, ann_file)
+    a_png = {"id": 1, "file_name": "a.png", "width": 8, "height": 6}
+    for images, anns, named in (
+        # the same file under a second id: pycocotools would keep one, and drop the other's annotations
+        ((a_png, a_png | {"id": 2}), [box(1, 9, 0, 0, 2, 2)], "images lists file_name 'a.png' twice"),
+        ((a_png, a_png), [box(1, 9, 0, 0, 2, 2)], "images lists id 1 twice"),
+        (
+            (a_png,),
+            [{k: v for k, v in box(3, 9, 0, 0, 2, 2).items() if k != "segmentation"}],
+            r"annotation 3 has no \['segmentation'\]",
+        ),
+        (({"id": 1, "file_name": "a.png"},), [], r"image 1 has no \['height', 'width'\]"),
+    ):
+        images_dir, ann_file = write_coco(tmp_path, anns, images=images)
+        with pytest.raises(InputError, match=f"ann.json: {named}"):
+            CocoSegmentation(images_dir, ann_file)
+    ann_file.write_text(json.dumps({"images": [a_png], "annotations": []}))  # no "categories"
+    with pytest.raises(InputError, match=r"ann\.json: expected a list under 'categories', got NoneType"):
+        CocoSegmentation(images_dir, ann_file)
     images_dir, ann_file = write_coco(tmp_path, [box(1, 9, 0, 0, 2, 2)])
     (images_dir / "a.png").write_bytes(b"not an image")
     with pytest.raises(InputError, match=r"a\.png"):

@@ -78,7 +78,7 @@ class CocoSegmentation(SegDataset):
         except (ValueError, KeyError, TypeError, AssertionError) as exc:
             raise InputError(f"{ann_file}: not a COCO instances file ({type(exc).__name__}: {exc})") from exc
         self.crowd, self.min_area, self.overlap = crowd, min_area, overlap
-        check_references(self.coco, ann_file)
+        check_structure(self.coco, ann_file)
         categories = sorted(self.coco.loadCats(self.coco.getCatIds()), key=lambda c: c["id"])
         selected = select_categories(categories, classes, ann_file)
         self.label_of = {c["id"]: label for label, c in enumerate(selected, start=1)}
@@ -151,7 +151,7 @@ class CocoSegmentation(SegDataset):
         return [
             a
             for a in self.coco.imgToAnns[image_id]
-            if a["category_id"] in self.label_of and float(a.get("area", 0)) >= self.min_area
+            if a["category_id"] in self.label_of and float(a["area"]) >= self.min_area
         ]
 
     def label_map(self, image_id: int) -> np.ndarray:
@@ -184,14 +184,38 @@ class CocoSegmentation(SegDataset):
         return mask
 
 
-def check_references(coco: COCO, ann_file: Path) -> None:
-    """Raises an InputError naming the first annotation whose image or category is not in the file."""
-    for ann in coco.dataset.get("annotations", []):
+REQUIRED = {
+    "images": ("id", "file_name", "height", "width"),
+    "annotations": ("id", "image_id", "category_id", "segmentation", "area"),
+    "categories": ("id", "name"),
+}
+
+
+def check_structure(coco: COCO, ann_file: Path) -> None:
+    """Raises an InputError naming the first entry that pycocotools would index wrongly or that
+    would fail later: a missing section or key, an image id, file name or category id given twice
+    (pycocotools keeps the last, so the other's annotations would vanish), an annotation whose
+    image or category is not in the file."""
+    for section, keys in REQUIRED.items():
+        entries = coco.dataset.get(section)
+        if not isinstance(entries, list):
+            raise InputError(f"{ann_file}: expected a list under {section!r}, got {type(entries).__name__}")
+        for entry in entries:
+            missing = [key for key in keys if key not in entry]
+            if missing:
+                raise InputError(f"{ann_file}: {section[:-1]} {entry.get('id', entry)!r} has no {missing}")
+    for section, key in (("images", "id"), ("images", "file_name"), ("categories", "id")):
+        seen: set = set()
+        for entry in coco.dataset[section]:
+            if entry[key] in seen:
+                raise InputError(f"{ann_file}: {section} lists {key} {entry[key]!r} twice")
+            seen.add(entry[key])
+    for ann in coco.dataset["annotations"]:
         if ann["image_id"] not in coco.imgs:
-            raise InputError(f"{ann_file}: annotation {ann.get('id')} refers to image {ann['image_id']}, not listed")
+            raise InputError(f"{ann_file}: annotation {ann['id']} refers to image {ann['image_id']}, not listed")
         if ann["category_id"] not in coco.cats:
             raise InputError(
-                f"{ann_file}: annotation {ann.get('id')} has category {ann['category_id']}, not in 'categories'"
+                f"{ann_file}: annotation {ann['id']} has category {ann['category_id']}, not in 'categories'"
             )
 
 
