@@ -443,6 +443,9 @@ def test_bad_model_arguments_are_named():
         build_model("nonsense", num_classes=2)
     with pytest.raises(InputError, match="UNet3000"):
         build_model("smp:UNet3000", num_classes=2)
+    # smp would drop it: its **kwargs reach timm ("tu-") encoders only
+    with pytest.raises(InputError, match=r"model 'smp:Unet': unknown argument\(s\) \['decoder_chanels'\]"):
+        build_model("smp:Unet", num_classes=2, encoder_name="resnet18", decoder_chanels=(16, 8, 8, 8, 8))
     with pytest.raises(InputError, match=r"N×3×H×W"):
         AttentionUNet(widths=SMALL)(torch.randn(1, 1, 16, 16))
     with pytest.raises(InputError, match="return_deep"):

@@ -58,19 +58,24 @@ def build_single_scale(name: str, num_classes: int, in_channels: int, kwargs: di
         archs = {cls.__name__: cls for cls in smp.MODEL_ARCHITECTURES_MAPPING.values()}
         if arch not in archs:
             raise InputError(f"model: unknown smp architecture {arch!r}; expected one of {sorted(archs)}")
-        check_kwargs(f"model {name!r}", archs[arch], kwargs)
+        # smp hands **kwargs to timm ("tu-") encoders only and drops them for every other encoder
+        encoder = kwargs.get("encoder_name", inspect.signature(archs[arch]).parameters["encoder_name"].default)
+        check_kwargs(f"model {name!r}", archs[arch], kwargs, open_kwargs=str(encoder).startswith("tu-"))
         net = archs[arch](in_channels=in_channels, classes=num_classes, **{"encoder_weights": None, **kwargs})
         return PadToStride(net, net.encoder.output_stride)
     raise InputError(f"model: unknown name {name!r}; expected one of {available_models()}")
 
 
-def check_kwargs(what: str, cls: type, kwargs: dict[str, Any], exclude: tuple[str, ...] = ()) -> None:
-    """Raises an InputError naming any key that `cls.__init__` does not take."""
+def check_kwargs(
+    what: str, cls: type, kwargs: dict[str, Any], exclude: tuple[str, ...] = (), open_kwargs: bool = True
+) -> None:
+    """Raises an InputError naming any key that `cls.__init__` does not take; one that takes
+    **kwargs takes any key, unless open_kwargs is False (they are dropped, not used)."""
     params = inspect.signature(cls.__init__).parameters
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+    if open_kwargs and any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return
     skipped = ("self", "in_channels", "num_classes", "classes", *exclude)
-    accepted = [p for p in params if p not in skipped]
+    accepted = [p for p, param in params.items() if p not in skipped and param.kind is not param.VAR_KEYWORD]
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
         raise InputError(f"{what}: unknown argument(s) {unknown}; expected some of {accepted}")
