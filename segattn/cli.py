@@ -131,7 +131,11 @@ def run_own_command(argv: list[str]) -> None:
     demo.add_argument("--n-val", type=int, help="override the number of validation images")
     evaluate = sub.add_parser("evaluate", help="score a checkpoint on a data split of a config")
     evaluate.add_argument("--ckpt", required=True, help="checkpoint written by fit")
-    evaluate.add_argument("--config", required=True, help="the YAML config whose data section names the split")
+    evaluate.add_argument(
+        "--config",
+        required=True,
+        help="the YAML config whose data section names the split; --data.KEY VALUE overrides a key, as in fit",
+    )
     evaluate.add_argument("--split", default="val", choices=["val", "test"])
     evaluate.add_argument("--out", help="folder for metrics.json, per_class.csv, confusion.png, worst/")
     evaluate.add_argument("--batch-size", type=int, default=8)
@@ -161,7 +165,10 @@ def run_own_command(argv: list[str]) -> None:
     export.add_argument("--image", help="image for the parity check (default: a drawn synthetic one)")
     export.add_argument("--opset", type=int, default=17)
     export.add_argument("--trust-checkpoint", action="store_true", help="load arbitrary objects (trusted files only)")
-    args = parser.parse_args(argv)
+    args, overrides = parser.parse_known_args(argv)
+    if overrides and (args.command != "evaluate" or not is_data_overrides(overrides)):
+        parser.error(f"unrecognized arguments: {' '.join(overrides)}")
+    args.data_overrides = overrides
     if args.command == "demo":
         from segattn.demo import run_demo  # imports this module
 
@@ -238,7 +245,7 @@ def evaluate_checkpoint(args: argparse.Namespace) -> None:
     segmenter = Segmenter.from_checkpoint(
         args.ckpt, device=args.device, precision=args.precision, trust_checkpoint=args.trust_checkpoint
     )
-    datamodule = load_datamodule(args.config)
+    datamodule = load_datamodule(args.config, args.data_overrides)
     dataset = datamodule.datasets[args.split]
     if dataset is None:
         raise InputError(f"{args.config}: data.{args.split} is not configured")
@@ -258,8 +265,16 @@ def evaluate_checkpoint(args: argparse.Namespace) -> None:
             print(f"{what:10s} {path}")
 
 
-def load_datamodule(config: str | os.PathLike) -> SegDataModule:
-    """The SegDataModule of a fit config's `data` section (other sections are not read)."""
+def is_data_overrides(tokens: list[str]) -> bool:
+    """Whether every option among `tokens` is a `--data.<key>` override."""
+    options = [token for token in tokens if token.startswith("--")]
+    return bool(options) and tokens[0] == options[0] and all(o.startswith("--data.") for o in options)
+
+
+def load_datamodule(config: str | os.PathLike, overrides: Sequence[str] = ()) -> SegDataModule:
+    """The SegDataModule of a fit config's `data` section (other sections are not read), with
+    command-line overrides of its keys as `fit` takes them, e.g. ["--data.val.init_args.images_dir",
+    "/data/val"]."""
     path = Path(config)
     if not path.is_file():
         raise MissingPathError(f"{path}: config file not found")
@@ -268,7 +283,7 @@ def load_datamodule(config: str | os.PathLike) -> SegDataModule:
         raise InputError(f"{path}: no 'data' section")
     parser = OneLineErrorParser()
     parser.add_lightning_class_args(SegDataModule, "data")
-    return parser.instantiate(parser.parse_object({"data": raw["data"]})).data
+    return parser.instantiate(parser.parse_args(["--data", yaml.safe_dump(raw["data"]), *overrides])).data
 
 
 if __name__ == "__main__":

@@ -153,6 +153,16 @@ def test_evaluate_equals_the_val_miou_logged_by_fit(fitted, tmp_path):
     assert len(list((tmp_path / "eval/worst").glob("*.png"))) == 3
 
 
+def test_evaluate_takes_data_overrides_as_fit_does(fitted, tmp_path):
+    run_dir, data_dir = fitted
+    evaluate = ["evaluate", "--ckpt", next(run_dir.rglob("best.ckpt")), "--config", data_config(tmp_path, data_dir)]
+    other = {"root": tmp_path / "other", "n_train": 2, "n_val": 3}  # another (synthetic) copy of the data
+    overrides = [arg for key, value in other.items() for arg in (f"--data.val.init_args.{key}", value)]
+    assert "(3 images)" in run(*evaluate, *overrides, "--worst", 0).stdout
+    result = run(*evaluate, "--trainer.max_epochs", 1, check=False)
+    assert result.returncode == 2 and "unrecognized arguments: --trainer.max_epochs 1" in result.stderr
+
+
 def test_evaluate_options_image_averaging_and_boundary(fitted, tmp_path):
     run_dir, data_dir = fitted
     config = data_config(tmp_path, data_dir)
