@@ -50,6 +50,9 @@ class SegattnCLI(LightningCLI):
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("parser_class", OneLineErrorParser)
         kwargs.setdefault("parser_kwargs", {"epilog": OWN_COMMANDS_HELP})
+        # The recipe's AdamW + warm-up + cosine is SegmentationTask's (model.lr, model.weight_decay, ...):
+        # LightningCLI's --optimizer / --lr_scheduler would replace it with only a warning.
+        kwargs.setdefault("auto_configure_optimizers", False)
         super().__init__(SegmentationTask, SegDataModule, args=args, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:

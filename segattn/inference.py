@@ -138,6 +138,8 @@ class Segmenter:
         """
         if batch_size < 1:
             raise InputError(f"batch_size: expected a positive number, got {batch_size}")
+        if workers < 0:
+            raise InputError(f"workers: expected 0 or more DataLoader processes, got {workers}")
         if scales is not None and tta != "flip+scales":
             raise InputError(f"scales {list(scales)} apply to tta='flip+scales' only; tta is {tta!r}")
         views = tta_views(tta, DEFAULT_SCALES if scales is None else scales)
@@ -162,7 +164,7 @@ class Segmenter:
         network = getattr(self.model, "_orig_mod", self.model)  # under torch.compile
         if "return_attention" not in inspect.signature(network.forward).parameters:
             raise InputError(f"attention: {type(network).__name__} has no attention maps to return")
-        sample = self.input_images([image])[0]
+        sample = self.input_images([one_image(image)])[0]
         x = self.normalized(sample["tensor"][None].to(self.device)).contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
             logits, maps = self.model(x, return_attention=True)
@@ -394,6 +396,16 @@ def tta_views(tta: Tta, scales: Sequence[float]) -> list[tuple[float, bool]]:
     return [(float(s), flip) for s in scales for flip in (False, True)]
 
 
+def one_image(item: Any) -> ImageInput:
+    """`item` if it is one image (an array, or a path that is not a folder or a pattern)."""
+    if isinstance(item, np.ndarray):
+        return item
+    path_like = isinstance(item, (str, os.PathLike))
+    if not path_like or Path(item).is_dir() or (glob.has_magic(str(item)) and not Path(item).is_file()):
+        raise InputError(f"attention: takes one image file or array, got {item!r}; predict takes folders, globs, lists")
+    return item
+
+
 def expand_inputs(inputs: ImageInput | Sequence[ImageInput]) -> list[ImageInput]:
     """A flat list of arrays and image paths; folders and globs become their image files sorted
     by name."""
@@ -425,7 +437,12 @@ def resolve_device(device: str | torch.device) -> torch.device:
     """ "auto" → the first CUDA GPU if there is one, else the CPU."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise InputError(f"device: unknown device {device!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'") from exc
+    if resolved.type not in ("cpu", "cuda"):
+        raise InputError(f"device: {device!r} is not supported; expected 'auto', 'cpu', 'cuda' or 'cuda:N'")
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"device: {device!r} asked for, but no CUDA GPU is available")
     return resolved

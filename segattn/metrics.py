@@ -55,6 +55,7 @@ def confusion_matrix(
     A label outside the classes, logits with another class count than K, or float labels are an
     InputError naming them.
     """
+    check_ignore_index(ignore_index, num_classes)
     if target.is_floating_point() or target.is_complex():
         raise InputError(f"target: expected integer labels, got {target.dtype}")
     if preds.ndim == target.ndim + 1:
@@ -64,12 +65,13 @@ def confusion_matrix(
             )
         preds = preds.argmax(dim=1)
     elif preds.is_floating_point() or preds.is_complex():
-        raise InputError(f"preds: labels N×H×W must be integers, got {preds.dtype} (logits are N×K×H×W)")
+        raise InputError(
+            f"preds {tuple(preds.shape)} {preds.dtype}: expected logits N×K×H×W for a target N×H×W, or integer "
+            f"labels of the target's shape; target is {tuple(target.shape)}"
+        )
     if preds.shape != target.shape:
         raise InputError(f"preds {tuple(preds.shape)} and target {tuple(target.shape)} differ in shape")
     k = num_classes
-    if ignore_index is not None and 0 <= ignore_index < k:
-        raise InputError(f"ignore_index {ignore_index} is a class index (0..{k - 1}); it must lie outside")
     target = target.long()
     if reduce_zero_label:
         target = torch.where(target == 0, ignore_index if ignore_index is not None else -1, target - 1)
@@ -100,6 +102,18 @@ def confusion_matrix(
         raise InputError(range_message(preds, target, k, ignore_index))
     matrices = counts[:, : k * k].reshape(-1, k, k)
     return matrices if per_image else matrices[0]
+
+
+def check_ignore_index(ignore_index: int | None, num_classes: int) -> None:
+    """ignore_index must be None or a label past the classes (the bins past K·K hold it)."""
+    if ignore_index is None or ignore_index >= num_classes:
+        return
+    if ignore_index >= 0:
+        raise InputError(f"ignore_index {ignore_index} is a class index (0..{num_classes - 1}); it must lie outside")
+    raise InputError(
+        f"ignore_index {ignore_index}: expected None or a label ≥ num_classes ({num_classes}), e.g. 255; "
+        f"map ignored pixels there first (target.masked_fill(target == {ignore_index}, 255))"
+    )
 
 
 def range_message(preds: Tensor, target: Tensor, k: int, ignore_index: int | None) -> str:
@@ -154,6 +168,15 @@ def segmentation_scores(
     return metric.compute()
 
 
+def check_confusion(cm: Tensor, num_classes: int) -> None:
+    """Raises an InputError unless `cm` is integer N×K×K with no negative count."""
+    k = num_classes
+    if cm.ndim != 3 or tuple(cm.shape[1:]) != (k, k) or cm.is_floating_point() or cm.is_complex():
+        raise InputError(f"confusion: expected integer N×{k}×{k} matrices, got {cm.dtype} {tuple(cm.shape)}")
+    if cm.numel() and cm.min() < 0:
+        raise InputError(f"confusion: counts must be 0 or more, got {int(cm.min())}")
+
+
 class SegMetrics(Metric):
     """Segmentation scores accumulated over batches (definitions: the module docstring).
 
@@ -185,6 +208,7 @@ class SegMetrics(Metric):
         check_choice("absent", absent, Absent)
         if reduce_zero_label and ignore_index is None:
             raise InputError("reduce_zero_label needs an ignore_index: target 0 becomes ignore")
+        check_ignore_index(ignore_index, num_classes)
         self.num_classes, self.ignore_index = num_classes, ignore_index
         self.averaging, self.absent = averaging, absent
         self.include_background, self.reduce_zero_label = include_background, reduce_zero_label
@@ -201,12 +225,15 @@ class SegMetrics(Metric):
         self, preds: Tensor | None = None, target: Tensor | None = None, *, confusion: Tensor | None = None
     ) -> None:
         """Adds preds and target, or (`update_confusion`) images given by their confusion matrices."""
+        by_pixels = preds is not None and target is not None
+        if by_pixels == (confusion is not None) or (confusion is not None and (preds, target) != (None, None)):
+            raise InputError("SegMetrics.update: expected preds and target, or confusion=N×K×K matrices, not both")
         if confusion is None:
-            if preds is None or target is None:
-                raise InputError("SegMetrics.update: expected preds and target, or confusion=N×K×K matrices")
             per_image = self.averaging == "image"
             cm = confusion_matrix(preds, target, self.num_classes, self.ignore_index, self.reduce_zero_label, per_image)
             confusion = cm if per_image else cm[None]
+        else:
+            check_confusion(confusion, self.num_classes)
         self.confmat += confusion.sum(dim=0)
         if self.averaging != "image":
             return

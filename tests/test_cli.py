@@ -218,6 +218,7 @@ def test_two_process_ddp_validation_equals_one_process(fitted):
         (["--data.batch_size", "abc"], "data.batch_size"),
         (["--data.crop_size", "-5"], "crop_size"),
         (["--data.train.init_args.size", "-3"], "size"),
+        (["--optimizer", "SGD"], "--optimizer"),  # the recipe's optimiser is SegmentationTask's own
     ],
 )
 def test_wrong_types_and_negative_sizes_fail_with_one_line(fitted, override, named):

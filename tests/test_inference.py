@@ -128,6 +128,13 @@ def test_bad_inputs_are_named(tmp_path):
         Segmenter(seg.model, CLASSES, seg.transform, seg.palette, 3, "cpu", precision="fp8")
     with pytest.raises(InputError, match=r"array input \(8, 8, 3\): 16-bit pixels \(up to 1000\).*max_pixel_value 255"):
         seg.predict(np.full((8, 8, 3), 1000, np.uint16))  # ImageNet's normalisation is for 8-bit images
+    with pytest.raises(InputError, match="device: unknown device 'gpu'"):
+        Segmenter(seg.model, CLASSES, seg.transform, seg.palette, 3, "gpu")
+    with pytest.raises(InputError, match="workers: expected 0 or more"):
+        seg.predict(image(8, 8), workers=-1)
+    for not_one in (tmp_path, str(tmp_path / "*.png"), [image(8, 8)]):
+        with pytest.raises(InputError, match="attention: takes one image file or array"):
+            seg.attention(not_one)
     write_image(tmp_path / "a.png", image(8, 8))
     with pytest.raises(InputError, match="exists and is not a folder"):
         run_infer(seg, tmp_path / "a.png", tmp_path / "a.png", workers=0)

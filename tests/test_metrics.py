@@ -148,6 +148,28 @@ def test_out_of_range_labels_are_named():
         SegMetrics(3, absent="maybe")
 
 
+def test_bad_ignore_index_target_shape_and_confusion_matrices_are_named():
+    with pytest.raises(InputError, match=r"ignore_index -100: expected None or a label ≥ num_classes \(2\)"):
+        SegMetrics(2, ignore_index=-100)
+    target = torch.zeros(1, 4, 4, dtype=torch.long)
+    with pytest.raises(InputError, match=r"ignore_index -1: expected None"):
+        segmentation_scores(target, target, 2, ignore_index=-1)
+    with pytest.raises(
+        InputError, match=r"preds \(1, 2, 4, 4\) torch.float32: expected logits .* target is \(1, 1, 4, 4\)"
+    ):
+        SegMetrics(2).update(torch.zeros(1, 2, 4, 4), target[:, None])
+    metric = SegMetrics(2)
+    for bad, named in [
+        (torch.ones(1, 3, 3, dtype=torch.long), r"integer N×2×2 matrices, got torch.int64 \(1, 3, 3\)"),
+        (torch.ones(1, 2, 2), r"integer N×2×2 matrices, got torch.float32"),
+        (torch.full((1, 2, 2), -1), "counts must be 0 or more, got -1"),
+    ]:
+        with pytest.raises(InputError, match=named):
+            metric.update_confusion(bad)
+    with pytest.raises(InputError, match="not both"):
+        metric.update(target, target, confusion=torch.ones(1, 2, 2, dtype=torch.long))
+
+
 def test_logits_of_another_class_count_and_float_labels_are_refused():
     # Three-class logits whose last channel never wins would otherwise score as two classes.
     logits = torch.zeros(1, 3, 4, 4)
@@ -157,7 +179,7 @@ def test_logits_of_another_class_count_and_float_labels_are_refused():
         SegMetrics(num_classes=2).update(logits, target)
     with pytest.raises(InputError, match=r"target: expected integer labels, got torch\.float32"):
         SegMetrics(num_classes=2).update(torch.zeros(1, 4, 4, dtype=torch.long), torch.full((1, 4, 4), 0.7))
-    with pytest.raises(InputError, match="preds: labels N×H×W must be integers"):
+    with pytest.raises(InputError, match=r"preds \(1, 4, 4\) torch.float32: expected logits"):
         segmentation_scores(torch.full((1, 4, 4), 0.7), target, 2)
 
 
