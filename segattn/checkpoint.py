@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,15 @@ def make_record(
 
 
 def load(path: str | os.PathLike, trust: bool = False) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """Reads a checkpoint: (record, model state_dict without the "model." prefix).
+    """Reads a checkpoint: (record, model state_dict without the "model." prefix); see `read`."""
+    checkpoint = read(path, trust)
+    state = {k[len(MODEL_PREFIX) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(MODEL_PREFIX)}
+    return checkpoint[RECORD_KEY], state
+
+
+def read(path: str | os.PathLike, trust: bool = False) -> dict[str, Any]:
+    """The whole checkpoint dict of a file written by SegmentationTask, its record checked; any
+    other file is an InputError naming it.
 
     By default with `torch.load(weights_only=True)`: only tensors and plain containers are
     unpickled, so a file crafted to run code on load is refused before anything runs.
@@ -52,6 +61,8 @@ def load(path: str | os.PathLike, trust: bool = False) -> tuple[dict[str, Any], 
     path = Path(path)
     if not path.is_file():
         raise MissingPathError(f"{path}: checkpoint file not found")
+    if not trust and not zipfile.is_zipfile(path):  # torch.save's format since PyTorch 1.6
+        raise InputError(f"{path}: not a readable segattn checkpoint (not a file written by torch.save)")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=not trust)
     except pickle.UnpicklingError as exc:
@@ -69,5 +80,4 @@ def load(path: str | os.PathLike, trust: bool = False) -> tuple[dict[str, Any], 
         raise InputError(
             f"{path}: checkpoint format {record.get('format_version')!r}; this segattn reads format {FORMAT_VERSION}"
         )
-    state = {k[len(MODEL_PREFIX) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(MODEL_PREFIX)}
-    return record, state
+    return checkpoint

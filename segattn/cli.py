@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import logging
 import os
 import sys
@@ -15,8 +16,10 @@ import yaml
 from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.utilities import rank_zero_warn
 
+from segattn import checkpoint
 from segattn.data import SegDataModule
 from segattn.errors import InputError, MissingPathError, TrainingDiverged
 from segattn.evaluate import evaluate_dataset, print_scores, write_report
@@ -59,22 +62,102 @@ class SegattnCLI(LightningCLI):
         parser.link_arguments("data.classes", "model.classes", apply_on="instantiate")
         parser.link_arguments("data.in_channels", "model.in_channels", apply_on="instantiate")
 
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """Parses, then checks --ckpt_path before Lightning reads it: "last" becomes the newest
+        last.ckpt under default_root_dir (Lightning would look only in this run's new, empty
+        version folder); a missing, foreign or damaged file is a one-line error; and a model
+        option set here that differs from the checkpoint's is an error, since Lightning would
+        silently replace it with the checkpoint's (it builds the model from those)."""
+        super().parse_arguments(parser, args)
+        self.checkpoint_record: dict[str, Any] | None = None
+        subcommand = self.config.get("subcommand")
+        config = self.config[subcommand] if subcommand else None
+        if config is None or config.get("ckpt_path") is None:
+            return
+        if config["ckpt_path"] == "last" and subcommand == "fit":
+            root = config["trainer"].get("default_root_dir") or os.getcwd()
+            found = newest_last_checkpoint(root)
+            if found is None:
+                rank_zero_warn(f"--ckpt_path last: no last.ckpt under {root}; training anew")
+            config["ckpt_path"] = None if found is None else str(found)
+            if found is None:
+                return
+        stored = checkpoint.read(config["ckpt_path"])
+        self.checkpoint_record, self.checkpoint_step = stored[checkpoint.RECORD_KEY], stored.get("global_step", 0)
+        defaults = self._subcommand_parsers[subcommand].get_defaults()["model"]
+        # fit resumes training: every setting counts; the others only build and score the network
+        keys = config["model"].keys() if subcommand == "fit" else ("model", "model_args", "ignore_index")
+        hparams = stored.get("hyper_parameters", {})
+        changed = [
+            f"model.{key} {config['model'][key]!r} (the checkpoint's: {hparams[key]!r})"
+            for key in keys
+            if key in hparams
+            and key not in ("classes", "in_channels")  # taken from the data, checked once it is built
+            and config["model"][key] not in (defaults.get(key), hparams[key])
+        ]
+        if changed:
+            raise InputError(
+                f"--ckpt_path {config['ckpt_path']}: the model is built from the checkpoint's settings, "
+                f"so these would be ignored: {'; '.join(changed)}; drop them, or train a new run"
+            )
+
+    def after_instantiate_classes(self) -> None:
+        """A checkpoint's classes and input channels must be the data's."""
+        super().after_instantiate_classes()
+        record, data = self.checkpoint_record, self.datamodule
+        if record is None or data is None:
+            return
+        ckpt = self.config[self.subcommand]["ckpt_path"]
+        if list(record["classes"]) != list(data.classes) or record["in_channels"] != data.in_channels:
+            raise InputError(
+                f"--ckpt_path {ckpt}: trained for classes {record['classes']} on {record['in_channels']}-channel "
+                f"images; the data has {data.classes} on {data.in_channels}-channel images"
+            )
+
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         config = self._get(self.config_init, "trainer", default={})
         if config.get("logger") in (None, True):
             root = config.get("default_root_dir") or os.getcwd()
-            csv = CSVLogger(root)  # first: it creates the version folder, which it wants empty
-            kwargs["logger"] = [csv, TensorBoardLogger(root, version=csv.version)]
+            ckpt = self.config[self.subcommand].get("ckpt_path") if self.subcommand == "fit" else None
+            version = resumed_version(ckpt, root)
+            # first: it creates the version folder; a resumed run goes on in its own
+            csv_logger = CSVLogger(root) if version is None else ResumedCSVLogger(root, version, self.checkpoint_step)
+            kwargs["logger"] = [csv_logger, TensorBoardLogger(root, version=csv_logger.version)]
         return super().instantiate_trainer(**kwargs)
 
-    def before_fit(self) -> None:
-        # Lightning looks for "last" only in this run's own (new, empty) version folder.
-        config = self.config_init[self.subcommand]
-        if config.get("ckpt_path") == "last":
-            found = newest_last_checkpoint(self.trainer.default_root_dir)
-            if found is None:
-                rank_zero_warn(f"--ckpt_path last: no last.ckpt under {self.trainer.default_root_dir}; training anew")
-            config["ckpt_path"] = None if found is None else str(found)
+
+class ResumedCSVLogger(CSVLogger):
+    """A CSVLogger that goes on in an existing version folder. Lightning's deletes the folder's
+    metrics.csv when it starts writing; this one keeps its rows logged before the checkpoint's
+    global step (later ones, from the interrupted run, are logged again) and writes them first."""
+
+    def __init__(self, root: str | os.PathLike, version: int, checkpoint_step: int) -> None:
+        super().__init__(root, version=version)
+        metrics = Path(self.log_dir) / "metrics.csv"
+        rows = list(csv.DictReader(metrics.open(newline=""))) if metrics.is_file() else []
+        self.kept = [{k: v for k, v in row.items() if v != ""} for row in rows if int(row["step"]) < checkpoint_step]
+
+    @property
+    def experiment(self) -> Any:
+        new = self._experiment is None
+        with warnings.catch_warnings():  # its "previous log files will be deleted": not so here
+            warnings.filterwarnings("ignore", message="Experiment logs directory")
+            writer = super().experiment  # creating the writer deletes metrics.csv
+        if new and isinstance(writer, ExperimentWriter):  # not the dummy of ranks > 0
+            writer.metrics[:0] = self.kept
+        return writer
+
+
+def resumed_version(ckpt_path: str | None, root: str | os.PathLike) -> int | None:
+    """N when ckpt_path lies in <root>/lightning_logs/version_N/checkpoints/: a run resumed from
+    it logs on in that folder, where its ModelCheckpoint finds its best score so far (in a new
+    folder, best.ckpt would be the best of the resumed epochs only). None: a new version."""
+    if ckpt_path is None:
+        return None
+    run = Path(ckpt_path).resolve().parent.parent
+    inside = Path(ckpt_path).parent.name == "checkpoints" and run.parent == (Path(root) / "lightning_logs").resolve()
+    number = run.name.removeprefix("version_")
+    return int(number) if inside and run.name.startswith("version_") and number.isdigit() else None
 
 
 def newest_last_checkpoint(root: str | os.PathLike) -> Path | None:

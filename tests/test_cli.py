@@ -196,6 +196,35 @@ def test_lightning_subcommands_run_on_the_checkpoint(fitted, subcommand):
         assert written.shape == expected.shape and (written == expected).mean() > 0.999
 
 
+def test_checkpoints_that_do_not_fit_fail_with_one_line(fitted, tmp_path):
+    run_dir, data_dir = fitted
+    best = next(run_dir.rglob("best.ckpt"))
+    args = small_fit_args(data_dir.parent / "never", data_dir)
+    (tmp_path / "text.ckpt").write_text("not a checkpoint")
+    coco = {
+        split: {
+            "class_path": "segattn.data.CocoSegmentation",
+            "init_args": {"images_dir": str(data_dir / split), "classes": ["circle"],
+                          "ann_file": str(data_dir / f"annotations/instances_{split}.json")},
+        }
+        for split in ("train", "val")
+    }  # fmt: skip
+    cases = [
+        ([*args, "--model.model_args", '{"widths": [8, 16, 32, 64]}', "--ckpt_path", best],
+         r"would be ignored: model.model_args {'widths': [8, 16, 32, 64]} (the checkpoint's: {'widths': [8, 16, 32]})"),
+        ([*args, "--ckpt_path", tmp_path / "nope.ckpt"], "nope.ckpt: checkpoint file not found"),
+        ([*args, "--ckpt_path", tmp_path / "text.ckpt"], "text.ckpt: not a readable segattn checkpoint"),
+        (["validate", "--data", json.dumps(coco), "--ckpt_path", best],
+         "trained for classes ['background', 'circle', 'square', 'triangle'] on 3-channel images; "
+         "the data has ['background', 'circle']"),
+    ]  # fmt: skip
+    for command, named in cases:
+        result = run(*command, check=False)
+        errors = [line for line in result.stderr.splitlines() if line.startswith("segattn: error:")]
+        assert result.returncode == 2 and len(errors) == 1 and named in errors[0], result.stderr[-3000:]
+        assert "Traceback" not in result.stderr
+
+
 def test_two_process_ddp_validation_equals_one_process(fitted):
     """Lightning's DDP on the CPU (gloo): each rank scores half of the val images and the
     confusion matrices are summed, so the scores equal a single process's."""

@@ -80,6 +80,13 @@ def test_sigkill_mid_epoch_then_resume_last_ends_like_an_uninterrupted_run(tmp_p
     whole, resumed = seen(tmp_path / "seen_whole"), seen(tmp_path / "seen_resume")
     assert resumed == [step for step in whole if step[0] >= 1], "the resumed run trained on other batches"
     assert val_metrics(tmp_path / "crash") == val_metrics(tmp_path / "whole")
+    # the resumed run logs on in its own folder, so best.ckpt is the best of all its epochs
+    assert [p.name for p in (tmp_path / "crash/lightning_logs").iterdir()] == ["version_0"]
+    best = [
+        torch.load(next(root.rglob("best.ckpt")), weights_only=True)["epoch"]
+        for root in (tmp_path / "whole", tmp_path / "crash")
+    ]
+    assert best[0] == best[1]
     weights = [
         torch.load(max(root.rglob("last.ckpt"), key=lambda p: p.stat().st_mtime), weights_only=True)["state_dict"]
         for root in (tmp_path / "whole", tmp_path / "crash")
