@@ -346,8 +346,12 @@ def test_multiscale_attention_merges_scales_as_in_tao_et_al():
             return F.interpolate(t, size=(45, 70), mode="bilinear", align_corners=False)
 
         expected = up(alpha * low) + (1 - up(alpha)) * model.net(x)
+        _, gates = model.net(x, return_attention=True)
     assert torch.allclose(merged, expected, atol=1e-6)
-    assert list(maps) == ["scale0.5"] and torch.equal(maps["scale0.5"], up(alpha))
+    assert [name for name in maps if "/" not in name] == ["scale0.5"] and torch.equal(maps["scale0.5"], up(alpha))
+    # every scale's gates, named by scale
+    assert {name for name in maps if "/" in name} == {f"scale{s}/{gate}" for s in ("1", "0.5") for gate in gates}
+    assert all(torch.equal(maps[f"scale1/{gate}"], alpha) for gate, alpha in gates.items())
 
 
 def test_multiscale_chains_three_scales_at_inference_at_any_size():
@@ -358,8 +362,9 @@ def test_multiscale_chains_three_scales_at_inference_at_any_size():
     logits.mean().backward()
     assert logits.shape == (2, 3, 33, 47) and model.attention[0].weight.grad is not None
     logits, maps = model.eval()(torch.randn(1, 3, 33, 47), return_attention=True)
-    assert logits.shape == (1, 3, 33, 47) and list(maps) == ["scale1", "scale0.5"]
-    assert all(m.shape == (1, 1, 33, 47) and 0 <= m.min() and m.max() <= 1 for m in maps.values())
+    scale_maps = {name: m for name, m in maps.items() if "/" not in name}
+    assert logits.shape == (1, 3, 33, 47) and list(scale_maps) == ["scale1", "scale0.5"]
+    assert all(m.shape == (1, 1, 33, 47) and 0 <= m.min() and m.max() <= 1 for m in scale_maps.values())
     rebuilt = build_model("attention_unet", **kwargs)  # what a checkpoint does: same kwargs, same keys
     rebuilt.load_state_dict(model.state_dict())
     smp_ms = build_model("smp:Unet", num_classes=2, encoder_name="resnet18", multiscale={}).eval()

@@ -3,6 +3,7 @@ for Semantic Segmentation"), around any segmentation network."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 
 import torch.nn.functional as F
@@ -26,7 +27,9 @@ class MultiScaleAttention(nn.Module):
     on a round(H·s)×round(W·s) input, so any H×W works if `net` takes any size.
 
     `forward(x)`: float N×C×H×W → logits N×K×H×W. `forward(x, return_attention=True)` →
-    (logits, {"scale{s:g}": α_s N×1×H×W}) for every scale but the largest.
+    (logits, maps): "scale{s:g}": α_s N×1×H×W for every scale but the largest, and, when `net`
+    has attention gates, "scale{s:g}/{gate}": that gate's α at scale s (N×1×h×w, its own grid)
+    for every scale.
     """
 
     def __init__(
@@ -52,10 +55,19 @@ class MultiScaleAttention(nn.Module):
     def forward(self, x: Tensor, return_attention: bool = False) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
         size = x.shape[-2:]
         scales = self.train_scales if self.training else self.infer_scales
-        merged = resize(self.net(rescale(x, scales[0])), size)
         maps: dict[str, Tensor] = {}
+        gated = return_attention and "return_attention" in inspect.signature(self.net.forward).parameters
+
+        def logits_at(scale: float) -> Tensor:
+            if not gated:
+                return self.net(rescale(x, scale))
+            logits, gates = self.net(rescale(x, scale), return_attention=True)
+            maps.update({f"scale{scale:g}/{name}": alpha for name, alpha in gates.items()})
+            return logits
+
+        merged = resize(logits_at(scales[0]), size)
         for scale in scales[1:]:
-            logits = self.net(rescale(x, scale))
+            logits = logits_at(scale)
             alpha = self.attention(logits)
             weighted = resize(alpha * logits, size)
             maps[f"scale{scale:g}"] = alpha = resize(alpha, size)
