@@ -196,6 +196,14 @@ def test_pipeline_from_albumentations_serialised_form_in_config(tmp_path):
     # evaluation would normalise by ImageNet's statistics (data.normalize's default), training per image
     with pytest.raises(InputError, match=r"train_transform \(else data.normalize 'imagenet'\).*image_per_channel"):
         SegDataModule(train, val, train_transform=spec)
+    for unused, named in [
+        ({"crop_size": 999}, "data.crop_size 999: unused, since data.train_transform give"),
+        ({"augment": "medical"}, "data.augment 'medical': unused"),
+        ({"eval_transform": serialize(eval_pipeline("zscore", 3)), "normalize": "zscore"},
+         "data.normalize 'zscore': unused, since data.train_transform and eval_transform give"),
+    ]:  # fmt: skip
+        with pytest.raises(InputError, match=named):
+            SegDataModule(train, val, train_transform=spec, **unused)
     raw = serialize(A.Compose([A.HorizontalFlip(), A.RandomCrop(24, 24)]))
     with pytest.raises(InputError, match="no normalisation step"):
         SegDataModule(train, val, train_transform=raw)

@@ -31,10 +31,12 @@ class SegDataModule(L.LightningDataModule):
         train, val, test: data sets (any `SegDataset`, e.g. CocoSegmentation); their `classes`
             must agree. In a YAML config each is a `class_path` with `init_args`.
             No image may be in two of them.
-        crop_size: side of the square training crop.
-        augment: training augmentation preset: "natural", "medical" or "none".
-        normalize: "imagenet", "zscore", {mean, std[, max_pixel_value]}, {percentile: [lo, hi]}
-            or {window: [center, width]} (see `segattn.data.transforms.normalization`).
+        crop_size: side of the square training crop (default 256).
+        augment: training augmentation preset: "natural" (default), "medical" or "none".
+        normalize: "imagenet" (default), "zscore", {mean, std[, max_pixel_value]}, {percentile:
+            [lo, hi]} or {window: [center, width]} (see `segattn.data.transforms.normalization`).
+            A setting that a given train_transform (crop_size, augment) or both transforms
+            (normalize) make unused is an InputError.
         train_transform, eval_transform: a whole pipeline in Albumentations' serialised form
             (`A.to_dict`), used instead of the preset / the normalisation. The training one must
             normalise (Normalize, ToFloat, Window, PercentileClip) exactly as the evaluation one
@@ -53,9 +55,9 @@ class SegDataModule(L.LightningDataModule):
         train: SegDataset,
         val: SegDataset,
         test: SegDataset | None = None,
-        crop_size: int = 256,
-        augment: Preset = "natural",
-        normalize: NormalizeSpec = "imagenet",
+        crop_size: int | None = None,
+        augment: Preset | None = None,
+        normalize: NormalizeSpec | None = None,
         train_transform: dict[str, Any] | None = None,
         eval_transform: dict[str, Any] | None = None,
         batch_size: int = 8,
@@ -73,10 +75,18 @@ class SegDataModule(L.LightningDataModule):
         check_disjoint({"train": train, "val": val, "test": test})
         self.datasets = {"train": train, "val": val, "test": test}
         channels = train.in_channels
+        whole = "data.train_transform"
+        unused = [("crop_size", crop_size), ("augment", augment)] if train_transform is not None else []
+        if train_transform is not None and eval_transform is not None:
+            whole, unused = "data.train_transform and eval_transform", [*unused, ("normalize", normalize)]
+        for key, value in unused:
+            if value is not None:
+                raise InputError(f"data.{key} {value!r}: unused, since {whole} give the whole pipeline; leave it out")
+        normalize = "imagenet" if normalize is None else normalize
         self.train_transform = (
             deserialize(train_transform, "data.train_transform")
             if train_transform is not None
-            else train_pipeline(crop_size, normalize, channels, augment)
+            else train_pipeline(256 if crop_size is None else crop_size, normalize, channels, augment or "natural")
         )
         self.eval_transform = (
             deserialize(eval_transform, "data.eval_transform")
