@@ -84,10 +84,25 @@ def test_runs_side_by_side_score_as_runs_one_after_another(bench, capsys):
     assert capsys.readouterr().out.count("  drive, tiny, gates off, seed 1: ") == 2
 
 
-def test_jobs_must_be_positive(bench, capsys):
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["accuracy", "--jobs", "0"], "--jobs: expected 1 or more, got 0"),
+        (["accuracy", "--steps", "0"], "--steps: expected 1 or more, got 0"),
+        (["accuracy", "--workers", "-1"], "--workers: expected 0 or more, got -1"),
+        (["accuracy", "--seeds", "0", "0"], "--seeds: each seed once, got [0, 0]"),
+        (["speed", "--sizes", "256", "0"], "--sizes: expected 1 or more, got 0"),
+        (["inference", "--config", "nope"], "--config: no configs/nope.yaml; expected one of ["),
+    ],
+)
+def test_bad_arguments_are_named_before_anything_runs(bench, capsys, argv, named):
     with pytest.raises(SystemExit):
-        bench.main(["accuracy", "--jobs", "0"])
-    assert "--jobs: expected 1 or more, got 0" in capsys.readouterr().err
+        bench.main(argv)
+    assert named in capsys.readouterr().err
+
+
+def test_inference_config_takes_a_name_or_its_path(bench):
+    assert bench.config_name("configs/drive.yaml") == bench.config_name("drive") == "drive"
 
 
 def test_a_run_that_fails_in_its_process_fails_the_command(bench):

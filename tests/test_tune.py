@@ -48,6 +48,27 @@ def test_a_bad_variants_file_is_a_clear_error(tune, tmp_path, entry, message):
         tune.read_variants(path, tune.load_config("drive")["model"])
 
 
+def test_bad_arguments_and_files_are_named_before_anything_runs(tune, tmp_path, capsys):
+    variants = tmp_path / "v.yaml"
+    variants.write_text(yaml.safe_dump([{"name": "a"}]))
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text("\nnot json\n")
+    (tmp_path / "empty.jsonl").write_text("")
+    for argv, named in [
+        (["drive", "--variants", str(tmp_path / "missing.yaml")], "missing.yaml: no such file"),
+        (["drive", "--variants", str(variants), "--steps", "0"], "--steps: expected 1 or more, got 0"),
+        (["drive", "--variants", str(variants), "--crop", "0"], "--crop: expected 1 or more, got 0"),
+        (["drive", "--variants", str(variants), "--seeds", "0", "0"], "--seeds: each seed once"),
+        (["summarize", str(tmp_path / "missing.jsonl")], "no such file"),
+    ]:
+        with pytest.raises(SystemExit):
+            tune.main(argv)
+        assert named in capsys.readouterr().err, argv
+    for path, named in [(broken, "broken.jsonl, line 2: not a JSON record"), (tmp_path / "empty.jsonl", "no runs")]:
+        with pytest.raises(SystemExit, match=named):
+            tune.main(["summarize", str(path)])
+
+
 @needs_config_drive
 def test_a_tiny_search_writes_runs_resumes_and_summarizes(tune, tmp_path, capsys):
     variants, out = tmp_path / "variants.yaml", tmp_path / "runs.jsonl"

@@ -59,9 +59,11 @@ from benchmark import (
     Plan,
     build_contender,
     contenders,
+    distinct_seeds,
     fit_job,
     load_config,
     mean_spread,
+    non_negative,
     positive,
     quiet_training,
     run_jobs,
@@ -275,14 +277,19 @@ def read_records(paths: Sequence[Path]) -> list[dict[str, Any]]:
     """The runs of JSONL files; an error if a (variant, fold, seed) of one setup appears twice."""
     records, seen = [], set()
     for path in paths:
-        for line in path.read_text().splitlines():
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
             if line.strip():
-                record = json.loads(line)
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise fail(f"{path}, line {number}: not a JSON record ({exc})") from exc
                 key = (json.dumps(record["setup"], sort_keys=True), record["variant"], record["fold"], record["seed"])
                 if key in seen:
                     raise fail(f"{path}: {key[1]!r}, fold {key[2]}, seed {key[3]} of one setup appears twice")
                 seen.add(key)
                 records.append(record)
+    if not records:
+        raise fail(f"{', '.join(map(str, paths))}: no runs recorded")
     return records
 
 
@@ -370,26 +377,34 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.add_argument("files", type=Path, nargs="+", help="JSONL files written by --out")
         parser.add_argument("--baseline", metavar="NAME", help="the variant Δ refers to (default: the first entry)")
         args = parser.parse_args(argv[1:])
+        missing = [str(path) for path in args.files if not path.is_file()]
+        if missing:
+            parser.error(f"no such file: {', '.join(missing)}")
         print(summary(read_records(args.files), args.baseline))
         return
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("dataset", help="configs/DATASET.yaml (or `summarize FILE.jsonl ...`)")
     parser.add_argument("--variants", type=Path, required=True, help="YAML list of variants, the baseline first")
-    parser.add_argument("--folds", type=int, default=3, help="folds of the train split (default 3)")
+    parser.add_argument("--folds", type=positive, default=3, help="folds of the train split (default 3)")
     parser.add_argument("--fold-seed", type=int, default=0, help="seed of the fold shuffle (default 0)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="training seeds (default 0 1)")
     budget = parser.add_mutually_exclusive_group()
-    budget.add_argument("--steps", type=int, help="optimiser steps per run")
-    budget.add_argument("--epochs", type=int, help="epochs of each fold's train part (default: trainer.max_epochs)")
-    parser.add_argument("--crop", type=int, help="training crop side (default: the config's)")
-    parser.add_argument("--batch", type=int, help="training and validation batch (default: the config's)")
-    parser.add_argument("--val-images", type=int, help="score only the first N held-out images (quick checks)")
-    parser.add_argument("--workers", type=int, help="DataLoader workers (default: the config's)")
+    budget.add_argument("--steps", type=positive, help="optimiser steps per run")
+    budget.add_argument(
+        "--epochs", type=positive, help="epochs of each fold's train part (default: trainer.max_epochs)"
+    )
+    parser.add_argument("--crop", type=positive, help="training crop side (default: the config's)")
+    parser.add_argument("--batch", type=positive, help="training and validation batch (default: the config's)")
+    parser.add_argument("--val-images", type=positive, help="score only the first N held-out images (quick checks)")
+    parser.add_argument("--workers", type=non_negative, help="DataLoader workers (default: the config's)")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these variants")
     parser.add_argument("--only-folds", type=int, nargs="+", metavar="F", help="run only these folds (0-based)")
     parser.add_argument("--out", type=Path, help="JSONL file the runs go to (default runs/tune/DATASET.jsonl)")
     parser.add_argument("--jobs", type=positive, default=1, help="runs at a time, each in its own process (default 1)")
     args = parser.parse_args(argv)
+    distinct_seeds(parser, args.seeds)
+    if not args.variants.is_file():
+        parser.error(f"--variants {args.variants}: no such file")
     if not (REPO / "configs" / f"{args.dataset}.yaml").is_file():
         parser.error(f"no configs/{args.dataset}.yaml")
     args.out = args.out or Path("runs") / "tune" / f"{args.dataset}.jsonl"
