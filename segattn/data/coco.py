@@ -198,6 +198,10 @@ def check_structure(coco: COCO, ann_file: Path) -> None:
     image or category is not in the file."""
     for section, keys in REQUIRED.items():
         entries = coco.dataset.get(section)
+        if entries is None:
+            raise InputError(
+                f"{ann_file}: no {section!r} list; a COCO instances file has images, annotations, categories"
+            )
         if not isinstance(entries, list):
             raise InputError(f"{ann_file}: expected a list under {section!r}, got {type(entries).__name__}")
         for entry in entries:
