@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib
+import inspect
 import logging
 import os
 import sys
@@ -68,6 +70,8 @@ class SegattnCLI(LightningCLI):
         version folder); a missing, foreign or damaged file is a one-line error; and a model
         option set here that differs from the checkpoint's is an error, since Lightning would
         silently replace it with the checkpoint's (it builds the model from those)."""
+        for path in config_files(sys.argv[1:] if args is None else args):
+            check_dataset_keys(path)
         super().parse_arguments(parser, args)
         self.checkpoint_record: dict[str, Any] | None = None
         subcommand = self.config.get("subcommand")
@@ -124,6 +128,40 @@ class SegattnCLI(LightningCLI):
             csv_logger = CSVLogger(root) if version is None else ResumedCSVLogger(root, version, self.checkpoint_step)
             kwargs["logger"] = [csv_logger, TensorBoardLogger(root, version=csv_logger.version)]
         return super().instantiate_trainer(**kwargs)
+
+
+def config_files(args: Any) -> list[Path]:
+    """The files given by --config / -c in a command line (a list of strings; else none)."""
+    if not isinstance(args, (list, tuple)):
+        return []
+    tokens = [str(token) for token in args]
+    files = [tokens[i + 1] for i, token in enumerate(tokens[:-1]) if token in ("--config", "-c")]
+    files += [token.split("=", 1)[1] for token in tokens if token.startswith("--config=")]
+    return [Path(file) for file in files if Path(file).is_file()]
+
+
+def check_dataset_keys(path: Path) -> None:
+    """An unknown init_args key of a data set in a config file is an InputError naming it.
+    jsonargparse reports one itself, except when its value is a mapping with number keys (a
+    misspelt value_map, say): then it says "Key must be a string", which names nothing."""
+    raw = yaml.safe_load(path.read_text()) or {}
+    data = raw.get("data") if isinstance(raw, dict) else None
+    for split in ("train", "val", "test"):
+        entry = data.get(split) if isinstance(data, dict) else None
+        if not isinstance(entry, dict) or not isinstance(entry.get("init_args"), dict):
+            continue
+        module, _, name = str(entry.get("class_path", "")).rpartition(".")
+        try:
+            cls = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError, ValueError):
+            continue  # jsonargparse names a class_path it cannot import
+        params = inspect.signature(cls.__init__).parameters
+        if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            continue
+        unknown = sorted(set(entry["init_args"]) - set(params))
+        if unknown:
+            expected = [p for p in params if p != "self"]
+            raise InputError(f"{path}: data.{split}.init_args: unknown key(s) {unknown}; {name} takes {expected}")
 
 
 class ResumedCSVLogger(CSVLogger):

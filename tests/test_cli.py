@@ -280,6 +280,16 @@ def test_unknown_config_key_fails_with_one_line_naming_it(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_misspelt_mapping_key_of_a_data_set_fails_with_one_line_naming_it(tmp_path):
+    # jsonargparse's own message for a mapping with number keys under an unknown key names nothing
+    config = tmp_path / "bad.yaml"
+    config.write_text((REPO / "configs/membrane.yaml").read_text().replace("value_map:", "value_mapp:"))
+    result = run("fit", "--config", config, check=False)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("segattn: error:")]
+    assert result.returncode == 2 and len(errors) == 1, result.stderr
+    assert "data.train.init_args: unknown key(s) ['value_mapp']; ImageMaskFolder takes [" in errors[0]
+
+
 def test_unknown_model_argument_fails_with_one_line_naming_it(fitted):
     _, data_dir = fitted
     args = small_fit_args(data_dir.parent / "never", data_dir)
