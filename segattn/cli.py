@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import csv
 import importlib
-import inspect
 import logging
 import os
 import sys
@@ -26,6 +25,7 @@ from segattn.data import SegDataModule
 from segattn.errors import InputError, MissingPathError, TrainingDiverged
 from segattn.evaluate import evaluate_dataset, print_scores, write_report
 from segattn.inference import Segmenter
+from segattn.models.registry import check_kwargs
 from segattn.task import SegmentationTask
 
 OWN_COMMANDS = ("demo", "evaluate", "infer", "export")
@@ -74,6 +74,7 @@ class SegattnCLI(LightningCLI):
             check_dataset_keys(path)
         super().parse_arguments(parser, args)
         self.checkpoint_record: dict[str, Any] | None = None
+        self.checkpoint_step = 0
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else None
         if config is None or config.get("ckpt_path") is None:
@@ -83,9 +84,9 @@ class SegattnCLI(LightningCLI):
             found = newest_last_checkpoint(root)
             if found is None:
                 rank_zero_warn(f"--ckpt_path last: no last.ckpt under {root}; training anew")
-            config["ckpt_path"] = None if found is None else str(found)
-            if found is None:
+                config["ckpt_path"] = None
                 return
+            config["ckpt_path"] = str(found)
         stored = checkpoint.read(config["ckpt_path"])
         self.checkpoint_record, self.checkpoint_step = stored[checkpoint.RECORD_KEY], stored.get("global_step", 0)
         defaults = self._subcommand_parsers[subcommand].get_defaults()["model"]
@@ -155,13 +156,7 @@ def check_dataset_keys(path: Path) -> None:
             cls = getattr(importlib.import_module(module), name)
         except (ImportError, AttributeError, ValueError):
             continue  # jsonargparse names a class_path it cannot import
-        params = inspect.signature(cls.__init__).parameters
-        if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-            continue
-        unknown = sorted(set(entry["init_args"]) - set(params))
-        if unknown:
-            expected = [p for p in params if p != "self"]
-            raise InputError(f"{path}: data.{split}.init_args: unknown key(s) {unknown}; {name} takes {expected}")
+        check_kwargs(f"{path}: data.{split}.init_args of {name}", cls, entry["init_args"], supplied=())
 
 
 class ResumedCSVLogger(CSVLogger):

@@ -287,7 +287,9 @@ def test_misspelt_mapping_key_of_a_data_set_fails_with_one_line_naming_it(tmp_pa
     result = run("fit", "--config", config, check=False)
     errors = [line for line in result.stderr.splitlines() if line.startswith("segattn: error:")]
     assert result.returncode == 2 and len(errors) == 1, result.stderr
-    assert "data.train.init_args: unknown key(s) ['value_mapp']; ImageMaskFolder takes [" in errors[0]
+    assert (
+        "data.train.init_args of ImageMaskFolder: unknown argument(s) ['value_mapp']; expected some of [" in errors[0]
+    )
 
 
 def test_unknown_model_argument_fails_with_one_line_naming_it(fitted):

@@ -121,13 +121,11 @@ def pad_collate(items: list[Sample]) -> Sample:
     """Batches transformed items of different sizes: images are zero-padded (the mean colour
     after normalisation) and masks padded with 255 (ignore) on the bottom and right to the
     largest H×W of the batch, so padding is never scored. "size" lists each image's own (H, W)."""
-    height = max(item["image"].shape[-2] for item in items)
-    width = max(item["image"].shape[-1] for item in items)
+    sizes = [tuple(item["image"].shape[-2:]) for item in items]
+    height, width = max(h for h, _ in sizes), max(w for _, w in sizes)
     images = torch.zeros(len(items), items[0]["image"].shape[0], height, width)
     masks = torch.full((len(items), height, width), IGNORE_INDEX, dtype=torch.int64)
-    for i, item in enumerate(items):
-        h, w = item["image"].shape[-2:]
+    for i, (item, (h, w)) in enumerate(zip(items, sizes, strict=True)):
         images[i, :, :h, :w] = item["image"]
         masks[i, :h, :w] = item["mask"]
-    sizes = [tuple(item["image"].shape[-2:]) for item in items]
     return {"image": images, "mask": masks, "name": [item["name"] for item in items], "size": sizes}

@@ -44,7 +44,7 @@ def build_model(
         raise InputError("multiscale: cannot be combined with deep_supervision=True")
     if not isinstance(multiscale, dict):
         raise InputError(f"multiscale: expected None or a mapping of MultiScaleAttention arguments, got {multiscale!r}")
-    check_kwargs("multiscale", MultiScaleAttention, multiscale, exclude=("net",))
+    check_kwargs("multiscale", MultiScaleAttention, multiscale, supplied=("net", "num_classes"))
     return MultiScaleAttention(net, num_classes, **multiscale)
 
 
@@ -67,14 +67,19 @@ def build_single_scale(name: str, num_classes: int, in_channels: int, kwargs: di
 
 
 def check_kwargs(
-    what: str, cls: type, kwargs: dict[str, Any], exclude: tuple[str, ...] = (), open_kwargs: bool = True
+    what: str,
+    cls: type,
+    kwargs: dict[str, Any],
+    supplied: tuple[str, ...] = ("in_channels", "num_classes", "classes"),
+    open_kwargs: bool = True,
 ) -> None:
-    """Raises an InputError naming any key that `cls.__init__` does not take; one that takes
-    **kwargs takes any key, unless open_kwargs is False (they are dropped, not used)."""
+    """Raises an InputError naming any key that `cls.__init__` does not take, or that the caller
+    `supplied` itself; one that takes **kwargs takes any key, unless open_kwargs is False (they
+    are dropped, not used)."""
     params = inspect.signature(cls.__init__).parameters
     if open_kwargs and any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return
-    skipped = ("self", "in_channels", "num_classes", "classes", *exclude)
+    skipped = ("self", *supplied)
     accepted = [p for p, param in params.items() if p not in skipped and param.kind is not param.VAR_KEYWORD]
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
