@@ -11,7 +11,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import yaml
 from lightning.pytorch import Trainer
@@ -21,12 +21,16 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.utilities import rank_zero_warn
 
 from segattn import checkpoint
+from segattn.cli_types import count, non_negative, scale, share
 from segattn.data import SegDataModule
 from segattn.errors import InputError, MissingPathError, TrainingDiverged
 from segattn.evaluate import evaluate_dataset, print_scores, write_report
 from segattn.inference import Segmenter
 from segattn.models.registry import check_kwargs
 from segattn.task import SegmentationTask
+
+if TYPE_CHECKING:
+    from segattn.infer import InferStats
 
 OWN_COMMANDS = ("demo", "evaluate", "infer", "export")
 OWN_COMMANDS_HELP = (
@@ -238,16 +242,23 @@ def own_message(exc: Exception) -> str:
     return text
 
 
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """argparse for segattn's own commands, its errors as one line (`segattn: error: ...`)."""
+
+    def error(self, message: str) -> NoReturn:
+        fail(f"{self.prog.removeprefix('segattn ')}: {message}" if " " in self.prog else message)
+
+
 def run_own_command(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="segattn")
+    parser = OneLineArgumentParser(prog="segattn")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="synthetic data → fit → evaluate → predictions, on the CPU in minutes")
     demo.add_argument("--config", help="recipe (default: configs/demo.yaml of this checkout)")
     demo.add_argument("--out", default="runs/demo", help="where logs, checkpoints and predictions go")
     demo.add_argument("--data-dir", help="where the synthetic set is made (default: the config's)")
-    demo.add_argument("--epochs", type=int, help="override the recipe's max_epochs")
-    demo.add_argument("--n-train", type=int, help="override the number of training images")
-    demo.add_argument("--n-val", type=int, help="override the number of validation images")
+    demo.add_argument("--epochs", type=count, help="override the recipe's max_epochs")
+    demo.add_argument("--n-train", type=count, help="override the number of training images")
+    demo.add_argument("--n-val", type=count, help="override the number of validation images")
     evaluate = sub.add_parser("evaluate", help="score a checkpoint on a data split of a config")
     evaluate.add_argument("--ckpt", required=True, help="checkpoint written by fit")
     evaluate.add_argument(
@@ -257,32 +268,37 @@ def run_own_command(argv: list[str]) -> None:
     )
     evaluate.add_argument("--split", default="val", choices=["val", "test"])
     evaluate.add_argument("--out", help="folder for metrics.json, per_class.csv, confusion.png, worst/")
-    evaluate.add_argument("--batch-size", type=int, default=8)
+    evaluate.add_argument("--batch-size", type=count, default=8)
     evaluate.add_argument("--device", default="auto", help='"auto", "cpu" or "cuda:N"')
     evaluate.add_argument("--averaging", default="dataset", choices=["dataset", "image"])
     evaluate.add_argument("--absent", default="nan", choices=["nan", "one", "zero"], help="score of a class in neither")
     evaluate.add_argument("--exclude-background", action="store_true", help="leave class 0 out of the means")
     evaluate.add_argument("--boundary", action="store_true", help="also HD95 and ASSD (CPU, slower)")
-    evaluate.add_argument("--worst", type=int, default=8, help="gallery of the N images with the lowest mIoU")
+    evaluate.add_argument("--worst", type=non_negative, default=8, help="gallery of the N images with the lowest mIoU")
     add_predict_options(evaluate)
     infer = sub.add_parser("infer", help="label maps (palette PNGs) for a folder or glob of images")
     infer.add_argument("--ckpt", required=True, help="checkpoint written by fit")
     infer.add_argument("--input", required=True, nargs="+", help="image files, folders or globs (quote globs)")
     infer.add_argument("--output", required=True, help="folder for <stem>.png label maps")
-    infer.add_argument("--batch-size", type=int, default=8)
+    infer.add_argument("--batch-size", type=count, default=8)
     infer.add_argument("--device", default="auto", help='"auto", "cpu" or "cuda:N"')
-    infer.add_argument("--workers", type=int, default=2, help="DataLoader processes reading images")
+    infer.add_argument("--workers", type=non_negative, default=2, help="DataLoader processes reading images")
     infer.add_argument("--overlay", action="store_true", help="also write <stem>_overlay.jpg")
     infer.add_argument("--probs", action="store_true", help="also write <stem>_probs.npy (float16 K×H×W)")
     infer.add_argument("--overwrite", action="store_true", help="redo images whose label map exists")
     infer.add_argument("--compile", action="store_true", help="torch.compile the network first")
+    infer.add_argument(
+        "--skip-errors",
+        action="store_true",
+        help="report an image that cannot be read or written, go on with the rest, exit 1 at the end",
+    )
     add_predict_options(infer)
     export = sub.add_parser("export", help="ONNX export checked against onnxruntime")
     export.add_argument("--ckpt", required=True, help="checkpoint written by fit")
     export.add_argument("--onnx", required=True, help="the .onnx file to write")
     export.add_argument("--dynamic", action="store_true", help="free batch, height and width")
     export.add_argument("--image", help="image for the parity check (default: a drawn synthetic one)")
-    export.add_argument("--opset", type=int, default=17)
+    export.add_argument("--opset", type=count, default=17)
     export.add_argument("--trust-checkpoint", action="store_true", help="load arbitrary objects (trusted files only)")
     args, overrides = parser.parse_known_args(argv)
     if overrides and (args.command != "evaluate" or not is_data_overrides(overrides)):
@@ -307,8 +323,11 @@ def export_checkpoint(args: argparse.Namespace) -> None:
     diffs = export_onnx(args.ckpt, args.onnx, args.dynamic, args.image, args.opset, args.trust_checkpoint)
     for name, diff in diffs.items():
         print(f"onnxruntime vs PyTorch, {name}: max abs logit difference {diff:.2e}")
-    if max(diffs.values()) > TOLERANCE:
-        print(f"segattn: error: {args.onnx}: ONNX output differs by more than {TOLERANCE}", file=sys.stderr)
+    if not max(diffs.values()) <= TOLERANCE:  # NaN fails too
+        print(
+            f"segattn: error: {args.onnx}: not written: the ONNX output differs by more than {TOLERANCE}",
+            file=sys.stderr,
+        )
         sys.exit(1)
     print(f"wrote {args.onnx}")
 
@@ -327,19 +346,40 @@ def infer_folder(args: argparse.Namespace) -> None:
         args.probs,
         args.workers,
         args.overwrite,
+        args.skip_errors,
         **predict_options(args),
     )
-    print(
-        f"wrote {stats['written']} label maps to {args.output} ({stats['skipped']} existed and were skipped; "
-        f"--overwrite redoes them) in {stats['seconds']:.1f} s: {stats['images_per_second']:.3g} images/s"
+    print(infer_summary(stats, args.output))
+    if stats.failed:
+        print(f"segattn: error: {len(stats.failed)} image(s) failed:", file=sys.stderr)
+        for path, reason in stats.failed:
+            print(f"  {reason}" if str(path) in reason else f"  {path}: {reason}", file=sys.stderr)
+        sys.exit(1)
+
+
+def infer_summary(stats: InferStats, output: str) -> str:
+    """One line: what `segattn infer` wrote, skipped and left out, and its speed."""
+    notes = []
+    if stats.skipped:
+        notes.append(f"{stats.skipped} existed and were skipped; --overwrite redoes them")
+    if stats.own_outputs:
+        notes.append(f"{stats.own_outputs} input file(s) were segattn's own earlier outputs and were not segmented")
+    if stats.failed:
+        notes.append(f"{len(stats.failed)} failed")
+    detail = f" ({'; '.join(notes)})" if notes else ""
+    if not stats.written:
+        return f"wrote nothing to {output}{detail}"
+    return (
+        f"wrote label maps for {stats.written} image(s) to {output}{detail} in {stats.seconds:.1f} s: "
+        f"{stats.images_per_second:.3g} images/s"
     )
 
 
 def add_predict_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tta", choices=["flip", "flip+scales"], help="test-time augmentation")
-    parser.add_argument("--scales", type=float, nargs="+", help="scales for flip+scales (default 0.75 1 1.25)")
-    parser.add_argument("--slide", type=int, metavar="WINDOW", help="sliding-window inference with this window")
-    parser.add_argument("--overlap", type=float, help="sliding-window overlap share (default 0.25)")
+    parser.add_argument("--scales", type=scale, nargs="+", help="scales for flip+scales (default 0.75 1 1.25)")
+    parser.add_argument("--slide", type=count, metavar="WINDOW", help="sliding-window inference with this window")
+    parser.add_argument("--overlap", type=share, help="sliding-window overlap share (default 0.25)")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     parser.add_argument(
         "--trust-checkpoint",

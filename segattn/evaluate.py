@@ -8,6 +8,7 @@ the validation inside `fit` for the same checkpoint and split.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -20,8 +21,9 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from segattn.atomic import write_text
 from segattn.boundary import BoundaryMetrics
-from segattn.data.base import SegDataset
+from segattn.data.base import SegDataset, check_pixel_depth
 from segattn.data.io import write_image
 from segattn.errors import InputError
 from segattn.inference import Segmenter
@@ -63,6 +65,8 @@ def evaluate_dataset(
     for start in range(0, len(dataset), batch_size):
         indices = range(start, min(start + batch_size, len(dataset)))
         items = [dataset.load(i) for i in indices]
+        for index, item in zip(indices, items, strict=True):  # named by file: predict sees arrays
+            check_pixel_depth(segmenter.transform, item["image"], source_name(dataset, index, item))
         predictions = segmenter.predict([item["image"] for item in items], batch_size=batch_size, **predict_options)
         for index, item, pred in zip(indices, items, predictions, strict=True):
             pred_t, target_t = torch.from_numpy(pred).long()[None], torch.from_numpy(item["mask"])[None]
@@ -76,6 +80,12 @@ def evaluate_dataset(
     if distances is not None:
         result |= to_plain(distances.compute(), segmenter.classes)
     return Evaluation(result, metric.confmat.cpu().numpy(), image_miou, list(segmenter.classes))
+
+
+def source_name(dataset: SegDataset, index: int, item: dict[str, Any]) -> str:
+    """The item's image file where the data set knows it, else its name."""
+    paths = getattr(dataset, "image_paths", None)
+    return str(paths[index]) if paths is not None and index < len(paths) else str(item["name"])
 
 
 def to_plain(values: dict[str, torch.Tensor], classes: list[str]) -> dict[str, Any]:
@@ -125,13 +135,14 @@ def write_report(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"metrics": out / "metrics.json", "per_class": out / "per_class.csv", "confusion": out / "confusion.png"}
-    paths["metrics"].write_text(json.dumps(nan_to_null(evaluation.scores), indent=2))
+    write_text(paths["metrics"], json.dumps(nan_to_null(evaluation.scores), indent=2))
     columns = [c for c in (*PER_CLASS, "HD95", "ASSD") if c in evaluation.scores]
-    with open(paths["per_class"], "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["class", *columns])
-        for name in evaluation.classes:
-            writer.writerow([name, *(evaluation.scores[c][name] for c in columns)])
+    table = io.StringIO()
+    writer = csv.writer(table)
+    writer.writerow(["class", *columns])
+    for name in evaluation.classes:
+        writer.writerow([name, *(evaluation.scores[c][name] for c in columns)])
+    write_text(paths["per_class"], table.getvalue())
     plot_confusion(evaluation.confmat, evaluation.classes, paths["confusion"])
     if segmenter is not None and dataset is not None and worst > 0:
         folder = out / "worst"

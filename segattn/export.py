@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from segattn.atomic import write_bytes
 from segattn.data.synthetic import draw_image
-from segattn.errors import InputError
+from segattn.errors import InputError, check_count
 from segattn.inference import InputImages, Segmenter
 
 TOLERANCE = 1e-3
@@ -24,17 +25,28 @@ def export_onnx(
     image: str | os.PathLike | None = None,
     opset: int = 17,
     trust_checkpoint: bool = False,
+    tolerance: float = TOLERANCE,
 ) -> dict[str, float]:
     """Writes the network (normalised image N×C×H×W float32 → logits N×K×H×W) as ONNX and runs
     it with onnxruntime on a real image through the checkpoint's evaluation transform (by
     default a drawn synthetic image), at the export size and, when `dynamic` (batch, H and W
-    free), at a second size. Returns the largest absolute logit difference per check.
+    free), at a second size. Returns the largest absolute logit difference per check. The file
+    is written (atomically) only when every difference is within `tolerance`; a folder that
+    cannot be written is an InputError before anything is exported.
     Needs onnx and onnxruntime: `pip install 'segattn[export]'`."""
     try:
         import onnx  # noqa: F401  (torch.onnx.export needs it)
         import onnxruntime as ort
     except ImportError as exc:
         raise InputError(f"export needs {exc.name}, which is not installed: pip install 'segattn[export]'") from exc
+    check_count("opset", opset)
+    target = Path(onnx_path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{target}: cannot create its folder {target.parent} ({exc.strerror})") from exc
+    if not os.access(target.parent, os.W_OK | os.X_OK):
+        raise InputError(f"{target}: its folder {target.parent} is not writable")
     segmenter = Segmenter.from_checkpoint(ckpt, device="cpu", precision="fp32", trust_checkpoint=trust_checkpoint)
     model = segmenter.model
     sample = image if image is not None else draw_image(np.random.default_rng(0), 160)[0]
@@ -53,8 +65,7 @@ def export_onnx(
             output_names=["logits"],
             dynamic_axes=axes if dynamic else None,
         )
-    Path(onnx_path).write_bytes(buffer.getvalue())
-    session = ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])  # the bytes just written
+    session = ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])  # the bytes to be written
     checks = {"export size": x}
     if dynamic:  # another size and batch: a crop of the image, twice
         crop = x[..., : x.shape[-2] * 3 // 4 + 1, : x.shape[-1] // 2 + 3]
@@ -64,4 +75,6 @@ def export_onnx(
         for name, tensor in checks.items():
             (onnx_logits,) = session.run(None, {"image": tensor.numpy()})
             diffs[name] = float(np.abs(onnx_logits - model(tensor).numpy()).max())
+    if max(diffs.values()) <= tolerance:
+        write_bytes(target, buffer.getvalue())
     return diffs

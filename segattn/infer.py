@@ -1,7 +1,12 @@
 """`segattn infer`: label maps for a folder or glob of images, written as palette PNGs.
 
 DataLoader workers read and transform images, the device computes, and a writer thread saves
-results, so the three overlap. Outputs that exist are skipped unless `overwrite`.
+results, so the three overlap. Every output is written atomically (`segattn.atomic`), so an
+output that exists is complete: an image whose requested outputs all exist is skipped unless
+`overwrite`. An output never lands on an input: a label map or overlay that segattn wrote in an
+earlier run (it carries `OUTPUT_MARKER`) and lies among the inputs is recognised and not
+segmented again, and any other clash between an output and an input or a foreign file is an
+InputError before anything runs.
 """
 
 from __future__ import annotations
@@ -9,16 +14,34 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from segattn.data.io import read_image, write_image, write_label_map
+from segattn.atomic import atomic_write
+from segattn.data.io import is_own_output, read_image, write_label_map, write_overlay
 from segattn.errors import InputError
 from segattn.inference import Segmenter, expand_inputs
 from segattn.viz import overlay
+
+
+@dataclass
+class InferStats:
+    """What a run did: counts, failures (input, one-line reason) and the time it took."""
+
+    written: int = 0
+    skipped: int = 0
+    own_outputs: int = 0
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def images_per_second(self) -> float | None:
+        """Images written per second; None when nothing was written."""
+        return self.written / self.seconds if self.written and self.seconds > 0 else None
 
 
 def output_paths(image: Path, output: Path) -> dict[str, Path]:
@@ -27,6 +50,39 @@ def output_paths(image: Path, output: Path) -> dict[str, Path]:
         "overlay": output / f"{image.stem}_overlay.jpg",
         "probs": output / f"{image.stem}_probs.npy",
     }
+
+
+def plan_outputs(images: list[Path], output: Path, wanted: list[str]) -> tuple[list[Path], int]:
+    """(the inputs to segment, how many inputs are segattn's own earlier outputs and are left
+    out). Raises an InputError when an output would land on an input or on a file that segattn
+    did not write, or when two inputs would write the same output."""
+    resolved = {image.resolve() for image in images}
+    own = {  # label maps and overlays of other inputs, written by segattn
+        path
+        for image in images
+        for kind in ("mask", "overlay")
+        if (path := output_paths(image, output)[kind].resolve()) in resolved
+        and path != image.resolve()
+        and is_own_output(path)
+    }
+    inputs = [image for image in images if image.resolve() not in own]
+    resolved -= own
+    producer: dict[Path, Path] = {}  # resolved output → its input
+    for image in inputs:
+        for kind in wanted:
+            path = output_paths(image, output)[kind]
+            key = path.resolve()
+            if key in producer:
+                raise InputError(f"{producer[key]} and {image} would both write {path.name}; rename one")
+            producer[key] = image
+            if key in resolved:
+                raise InputError(f"{image}: its {kind} would be written onto an input, {path}; choose another --output")
+            if kind != "probs" and key.exists() and not is_own_output(key):
+                raise InputError(
+                    f"{path}: exists and was not written by segattn; the {kind} of {image} would replace it; "
+                    "move it or choose another --output folder"
+                )
+    return inputs, len(images) - len(inputs)
 
 
 def run_infer(
@@ -38,48 +94,59 @@ def run_infer(
     probs: bool = False,
     workers: int = 2,
     overwrite: bool = False,
+    skip_errors: bool = False,
     **predict_options: Any,
-) -> dict[str, float]:
-    """Writes `<stem>.png` label maps (palette PNG: pixel value = class index) into `output`, and
-    `<stem>_overlay.jpg` / `<stem>_probs.npy` (float16 K×H×W) on request. Returns counts and
-    images per second."""
-    images = [Path(p) for p in expand_inputs(inputs)]
+) -> InferStats:
+    """Writes `<stem>.png` label maps (palette PNG: pixel value = class index; 16-bit grey PNG
+    beyond 256 classes) into `output`, and `<stem>_overlay.jpg` / `<stem>_probs.npy` (float16
+    K×H×W) on request. skip_errors: an image that cannot be read or written is reported in
+    `failed` and the run goes on; by default the first one raises."""
     output = Path(output)
     if output.exists() and not output.is_dir():
         raise InputError(f"output {output}: exists and is not a folder; expected a folder for the label maps")
-    output.mkdir(parents=True, exist_ok=True)
-    stems: dict[str, Path] = {}
-    for image in images:
-        if image.stem in stems:
-            raise InputError(f"{stems[image.stem]} and {image} would both write {image.stem}.png; rename one")
-        stems[image.stem] = image
-    todo = [p for p in images if overwrite or not output_paths(p, output)["mask"].exists()]
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"output {output}: cannot create the folder ({exc.strerror})") from exc
+    if not os.access(output, os.W_OK | os.X_OK):
+        raise InputError(f"output {output}: the folder is not writable")
+    wanted = ["mask", *(["overlay"] if overlay_images else []), *(["probs"] if probs else [])]
+    images, own_outputs = plan_outputs([Path(p) for p in expand_inputs(inputs)], output, wanted)
+    todo = [p for p in images if overwrite or not all(output_paths(p, output)[k].exists() for k in wanted)]
+    stats = InferStats(skipped=len(images) - len(todo), own_outputs=own_outputs)
     start = time.perf_counter()
-    pending: list[Future] = []
+    pending: list[tuple[Path, Future]] = []
     with ThreadPoolExecutor(max_workers=1) as writer:
         results = segmenter.predict_iter(
-            todo, batch_size=batch_size, return_probs=probs, workers=workers, **predict_options
+            todo, batch_size=batch_size, return_probs=probs, workers=workers, skip_errors=skip_errors, **predict_options
         )
         for path, result in tqdm(zip(todo, results, strict=True), total=len(todo), unit="img", desc="infer"):
-            pending.append(writer.submit(write_outputs, path, output, result, segmenter, overlay_images, probs))
-        for future in pending:
-            future.result()  # re-raises a failed write
-    seconds = time.perf_counter() - start
-    return {
-        "written": len(todo),
-        "skipped": len(images) - len(todo),
-        "seconds": seconds,
-        "images_per_second": len(todo) / seconds if todo and seconds > 0 else float("nan"),
-    }
+            if isinstance(result, InputError):
+                stats.failed.append((path, str(result)))
+                tqdm.write(f"segattn: skipped {path}: {result}")
+                continue
+            pending.append((path, writer.submit(write_outputs, path, output, result, segmenter, wanted)))
+        for path, future in pending:
+            try:
+                future.result()  # re-raises a failed write
+                stats.written += 1
+            except InputError as exc:
+                if not skip_errors:
+                    raise
+                stats.failed.append((path, str(exc)))
+    stats.seconds = time.perf_counter() - start
+    return stats
 
 
-def write_outputs(
-    image: Path, output: Path, result: np.ndarray, segmenter: Segmenter, overlay_images: bool, probs: bool
-) -> None:
+def write_outputs(image: Path, output: Path, result: np.ndarray, segmenter: Segmenter, wanted: list[str]) -> None:
+    """Writes the wanted outputs of one image, the label map last: each atomically, so a run
+    killed midway leaves no partial file, only a missing one that the next run writes."""
     paths = output_paths(image, output)
-    labels = result.argmax(axis=0).astype(np.uint8) if probs else result
-    if probs:
-        np.save(paths["probs"], result.astype(np.float16))
+    labels = result
+    if "probs" in wanted:  # result: float32 K×H×W probabilities
+        labels = result.argmax(axis=0).astype(np.uint8 if len(segmenter.classes) <= 256 else np.int32)
+        with atomic_write(paths["probs"]) as temporary, open(temporary, "wb") as file:
+            np.save(file, result.astype(np.float16))
+    if "overlay" in wanted:
+        write_overlay(paths["overlay"], overlay(read_image(image, segmenter.in_channels), labels, segmenter.palette))
     write_label_map(paths["mask"], labels, segmenter.palette)
-    if overlay_images:
-        write_image(paths["overlay"], overlay(read_image(image, segmenter.in_channels), labels, segmenter.palette))

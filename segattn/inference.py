@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import glob
 import inspect
+import math
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import nullcontext
@@ -122,7 +123,8 @@ class Segmenter:
         blending: Blending | None = None,
         return_probs: bool = False,
         workers: int = 0,
-    ) -> Iterator[np.ndarray]:
+        skip_errors: bool = False,
+    ) -> Iterator[np.ndarray | InputError]:
         """Streams results in input order, one image at a time (for large folders).
 
         tta: None, "flip" (horizontal flip) or "flip+scales" (flips at every scale of `scales`,
@@ -133,6 +135,8 @@ class Segmenter:
             probabilities fit in a quarter of the free memory, else on the CPU.
         return_probs: yield float32 K×H×W probabilities instead of label maps.
         workers: DataLoader processes that read and transform images while the device computes.
+        skip_errors: an input that cannot be read (missing, empty, corrupt, unsuitable) yields its
+            InputError in its place and the rest go on; by default it is raised.
         An option that would have no effect (scales without "flip+scales", blending without
         slide) is an InputError, as is a value out of range.
         """
@@ -145,7 +149,14 @@ class Segmenter:
         views = tta_views(tta, DEFAULT_SCALES if scales is None else scales)
         slide = sliding_options(slide, blending)
         pending: list[dict[str, Any]] = []
-        for sample in self.samples(inputs, workers):
+        for sample in self.samples(inputs, workers, skip_errors):
+            if "error" in sample:
+                if pending:
+                    yield from self.run_batch(pending, views, return_probs)
+                    pending = []
+                yield InputError(sample["error"])
+                continue
+            check_scales(sample, views, slide)
             if slide is not None:
                 yield self.finish(self.slide_probs(sample["tensor"], views, *slide, batch_size), sample, return_probs)
                 continue
@@ -175,18 +186,21 @@ class Segmenter:
         }
         return self.finish(logits.float(), sample, return_probs=False), alphas
 
-    def input_images(self, items: list[ImageInput]) -> InputImages:
+    def input_images(self, items: list[ImageInput], skip_errors: bool = False) -> InputImages:
         """The items as a Dataset: transformed on the CPU, or raw when the device normalises."""
-        return InputImages(items, self.in_channels, self.transform, raw=self.device_normalize is not None)
+        return InputImages(items, self.in_channels, self.transform, self.device_normalize is not None, skip_errors)
 
     def normalized(self, batch: Tensor) -> Tensor:
         """A batch from `input_images`, on the device, as the network's float input."""
         return batch if self.device_normalize is None else self.device_normalize(batch)
 
-    def samples(self, inputs: ImageInput | Sequence[ImageInput], workers: int) -> Iterable[dict[str, Any]]:
-        """{"size": (H, W), "tensor": C×h×w (float32, or raw integers; see `input_images`)} per
-        input, read by `workers` processes."""
-        dataset = self.input_images(expand_inputs(inputs))
+    def samples(
+        self, inputs: ImageInput | Sequence[ImageInput], workers: int, skip_errors: bool = False
+    ) -> Iterable[dict[str, Any]]:
+        """{"name": str, "size": (H, W), "tensor": C×h×w (float32, or raw integers; see
+        `input_images`)} per input, or {"name", "error": message} (skip_errors), read by
+        `workers` processes."""
+        dataset = self.input_images(expand_inputs(inputs), skip_errors)
         if workers == 0:
             return (dataset[i] for i in range(len(dataset)))
         return DataLoader(dataset, batch_size=None, num_workers=workers, prefetch_factor=4)
@@ -273,10 +287,14 @@ class Segmenter:
 class InputImages(Dataset):
     """Inputs read and transformed (so that DataLoader workers can do it). raw: the pixels left
     for the device to normalise, C×H×W uint8, or int32 for 16-bit images (torch's uint16 has few
-    CUDA kernels). Either way a 16-bit image must suit `transform` (see `check_pixel_depth`)."""
+    CUDA kernels). Either way a 16-bit image must suit `transform` (see `check_pixel_depth`).
+    skip_errors: an input that raises an InputError gives {"name", "error": message} instead."""
 
-    def __init__(self, items: list[ImageInput], channels: int, transform: Any, raw: bool = False) -> None:
+    def __init__(
+        self, items: list[ImageInput], channels: int, transform: Any, raw: bool = False, skip_errors: bool = False
+    ) -> None:
         self.items, self.channels, self.transform, self.raw = items, channels, transform, raw
+        self.skip_errors = skip_errors
 
     def __len__(self) -> int:
         return len(self.items)
@@ -285,12 +303,21 @@ class InputImages(Dataset):
         """The input as uint8/uint16 H×W×C, before the transform."""
         return load_input(self.items[index], self.channels)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        image = self.load(index)
+    def name(self, index: int) -> str:
         item = self.items[index]
-        check_pixel_depth(
-            self.transform, image, f"array input {item.shape}" if isinstance(item, np.ndarray) else str(item)
-        )
+        return f"array input {item.shape}" if isinstance(item, np.ndarray) else str(item)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        try:
+            return {"name": self.name(index), **self.prepare(index)}
+        except InputError as exc:
+            if not self.skip_errors:
+                raise
+            return {"name": self.name(index), "error": str(exc)}
+
+    def prepare(self, index: int) -> dict[str, Any]:
+        image = self.load(index)
+        check_pixel_depth(self.transform, image, self.name(index))
         if self.raw:
             raw = np.ascontiguousarray(image.transpose(2, 0, 1))
             return {
@@ -391,9 +418,20 @@ def tta_views(tta: Tta, scales: Sequence[float]) -> list[tuple[float, bool]]:
         return [(1.0, False)]
     if tta == "flip":
         return [(1.0, False), (1.0, True)]
-    if not scales or min(scales) <= 0:  # "flip+scales"
-        raise InputError(f"scales: expected positive factors, got {list(scales)}")
+    if not scales or not all(isinstance(s, (int, float)) and math.isfinite(s) and s > 0 for s in scales):
+        raise InputError(f"scales: expected positive finite factors, got {list(scales)}")
     return [(float(s), flip) for s in scales for flip in (False, True)]
+
+
+def check_scales(sample: dict[str, Any], views: list[tuple[float, bool]], slide: tuple | None) -> None:
+    """A TTA scale that shrinks the image (or window) below one pixel is an InputError naming it."""
+    smallest = min(scale for scale, _ in views)
+    side = min(sample["tensor"].shape[-2:]) if slide is None else min(*sample["tensor"].shape[-2:], slide[0])
+    if side * smallest < 1:
+        raise InputError(
+            f"{sample['name']}: scale {smallest:g} shrinks its {side}-pixel side to nothing; "
+            f"expected scales ≥ {1 / side:.3g}"
+        )
 
 
 def one_image(item: Any) -> ImageInput:

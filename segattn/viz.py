@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from segattn.atomic import atomic_write
 from segattn.data.base import IGNORE_INDEX
 from segattn.errors import InputError
 
@@ -62,7 +65,7 @@ def plot_confusion(confmat: np.ndarray, classes: list[str], path: str | os.PathL
     fig.colorbar(image, ax=ax, fraction=0.046)
     ax.set_title(title or "confusion matrix (rows normalised)")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
 
 
 def side_by_side(image: np.ndarray, truth: np.ndarray, pred: np.ndarray, palette: list[list[int]]) -> np.ndarray:
@@ -172,5 +175,11 @@ def plot_curves(path: str | os.PathLike, keys: list[str] | None = None, out: str
         ax.legend()
     fig.tight_layout()
     if out is not None:
-        fig.savefig(out, dpi=120)
+        save_figure(fig, out)
     return fig
+
+
+def save_figure(fig: Any, path: str | os.PathLike) -> None:
+    """Saves a matplotlib figure atomically, in the format its suffix names, at 120 dpi."""
+    with atomic_write(path) as temporary:
+        fig.savefig(temporary, dpi=120, format=Path(path).suffix.lstrip(".") or "png")

@@ -170,7 +170,7 @@ def test_infer_writes_one_mask_per_image_and_skips_existing(tmp_path):
     seg = segmenter()
     out = tmp_path / "out"
     first = run_infer(seg, str(tmp_path / "in_*.jpg"), out, batch_size=2, overlay_images=True, workers=0)
-    assert first["written"] == 5 and first["skipped"] == 0
+    assert first.written == 5 and first.skipped == 0
     assert sorted(p.name for p in out.glob("*.png")) == [f"in_{i}.png" for i in range(5)]
     assert len(list(out.glob("*_overlay.jpg"))) == 5
     from PIL import Image
@@ -178,8 +178,8 @@ def test_infer_writes_one_mask_per_image_and_skips_existing(tmp_path):
     saved = np.array(Image.open(out / "in_3.png"))
     np.testing.assert_array_equal(saved, seg.predict(tmp_path / "in_3.jpg")[0])
     second = run_infer(seg, str(tmp_path / "in_*.jpg"), out, workers=0)
-    assert second["written"] == 0 and second["skipped"] == 5
-    assert run_infer(seg, str(tmp_path / "in_*.jpg"), out, workers=0, overwrite=True)["written"] == 5
+    assert second.written == 0 and second.skipped == 5
+    assert run_infer(seg, str(tmp_path / "in_*.jpg"), out, workers=0, overwrite=True).written == 5
 
 
 def test_folded_batchnorm_copy_matches_the_original_network_which_stays_untouched():

@@ -1,4 +1,13 @@
-"""Reading and writing images and label maps, with errors that name the file."""
+"""Reading and writing images and label maps, with errors that name the file.
+
+Orientation, one rule on every read path: an image or mask that carries an EXIF orientation tag
+(phone JPEGs, some TIFF/PNG/WebP) is read as every viewer shows it, the tag applied, as Pillow's
+`ImageOps.exif_transpose` does. Training, evaluation, `predict`, `infer` and overlays all read
+through `read_image` / `read_mask`, so a mask drawn on the displayed image pairs with it.
+
+Writes are atomic (`segattn.atomic`); label maps and overlays carry a marker (`OUTPUT_MARKER`) so
+that a later run recognises its own outputs in a folder it reads (`is_own_output`).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +16,19 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
+from segattn.atomic import atomic_write, write_bytes
 from segattn.errors import InputError, MissingPathError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp")
+# Written into every label map (a PNG text chunk) and overlay (a JPEG comment) segattn writes,
+# near the start of the file, where `is_own_output` looks for it.
+OUTPUT_MARKER = "written by segattn"
+MARKER_WINDOW = 1 << 16
+# Any depth, any colour, orientation applied: OpenCV's IMREAD_UNCHANGED would ignore the EXIF
+# orientation (and keep alpha, which `match_channels` drops anyway).
+DECODE_FLAGS = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
 
 
 def read_image(path: str | os.PathLike, channels: int = 3) -> np.ndarray:
@@ -54,14 +71,19 @@ def decode(path: Path) -> np.ndarray:
         return read_with_pillow(path, "image")
     # Bytes through Python, decoding by OpenCV: cv2.imread crashes on paths that are not valid
     # UTF-8 (OpenCV 5.0 segfaults on surrogate-escaped names).
-    image = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the file ({exc.strerror or exc})") from exc
+    if data.size == 0:
+        raise InputError(f"{path}: the file is empty (0 bytes); expected an image")
+    try:
+        image = cv2.imdecode(data, DECODE_FLAGS)
+    except cv2.error as exc:
+        raise InputError(f"{path}: cannot decode as an image ({str(exc).strip().splitlines()[-1]})") from exc
     if image is None:
         raise InputError(f"{path}: cannot decode as an image (corrupt or unsupported format)")
-    if image.ndim == 3 and image.shape[2] == 3:
-        return image[..., ::-1]
-    if image.ndim == 3 and image.shape[2] == 4:
-        return image[..., [2, 1, 0, 3]]
-    return image
+    return image[..., ::-1] if image.ndim == 3 and image.shape[2] == 3 else image
 
 
 def read_mask(path: str | os.PathLike) -> np.ndarray:
@@ -81,27 +103,52 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
 
 def read_with_pillow(path: Path, what: str) -> np.ndarray:
     try:
-        with Image.open(path) as image:
+        with Image.open(path) as stored:
+            image = ImageOps.exif_transpose(stored)  # the module's orientation rule
             if image.mode == "P" and what == "image":
                 image = image.convert("RGB")
-            elif image.mode == "1" or (image.mode == "P" and image.format == "GIF"):
+            elif image.mode == "1" or (image.mode == "P" and stored.format == "GIF"):
                 # GIF stores every image through a palette, so its indices mean nothing: take the
                 # grey value. (A palette PNG keeps its indices: those are the labels.)
                 image = image.convert("L")
             return np.array(image)
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
         raise InputError(f"{path}: cannot decode as an {what} ({exc})") from exc
 
 
 def write_label_map(path: str | os.PathLike, mask: np.ndarray, palette: list[list[int]]) -> None:
-    """Saves an H×W label map (values 0–255) as a palette PNG: pixel values are the labels,
-    and viewers show the palette's colours."""
-    if mask.min() < 0 or mask.max() > 255:
-        raise InputError(f"{path}: a palette PNG holds labels 0..255, got {mask.min()}..{mask.max()}")
-    image = Image.fromarray(mask.astype(np.uint8), mode="P")
-    flat = [v for colour in palette[:256] for v in colour]
-    image.putpalette(flat + [255] * (768 - len(flat)))
-    image.save(path)
+    """Saves an H×W integer label map as PNG, read back exactly by `read_mask`: labels 0–255 as a
+    palette PNG (pixel values are the labels; viewers show the palette's colours), labels up to
+    65535 (more than 256 classes) as a 16-bit grey PNG. Other values are refused, never wrapped."""
+    low, high = int(mask.min()), int(mask.max())
+    if low < 0 or high > 65535 or mask.dtype.kind not in "iu":
+        raise InputError(f"{path}: a PNG label map holds integer labels 0..65535, got {mask.dtype} {low}..{high}")
+    if high <= 255:
+        image = Image.fromarray(mask.astype(np.uint8), mode="P")
+        flat = [v for colour in palette[:256] for v in colour]
+        image.putpalette(flat + [255] * (768 - len(flat)))
+    else:
+        image = Image.fromarray(mask.astype(np.uint16))
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", OUTPUT_MARKER)
+    with atomic_write(path) as temporary:
+        image.save(temporary, format="PNG", pnginfo=info)
+
+
+def write_overlay(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Saves an RGB uint8 H×W×3 overlay as JPEG (quality 95) with segattn's marker."""
+    with atomic_write(path) as temporary:
+        Image.fromarray(image).save(temporary, format="JPEG", quality=95, comment=OUTPUT_MARKER)
+
+
+def is_own_output(path: str | os.PathLike) -> bool:
+    """Whether the file is a label map or overlay that segattn wrote (it carries the marker near
+    its start); read without decoding the pixels."""
+    try:
+        with open(path, "rb") as file:
+            return OUTPUT_MARKER.encode() in file.read(MARKER_WINDOW)
+    except OSError:
+        return False
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
@@ -114,4 +161,4 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
         ok = False
     if not ok:
         raise InputError(f"{path}: could not encode the image as {path.suffix!r} (unknown suffix?)")
-    path.write_bytes(encoded.tobytes())  # through Python, like read_image: any file name works
+    write_bytes(path, encoded.tobytes())  # through Python, like read_image: any file name works

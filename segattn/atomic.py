@@ -1,0 +1,52 @@
+"""Atomic file writes: every file segattn writes goes through `atomic_write`.
+
+A file is written under a temporary name beside its destination and renamed onto it only once
+it is complete (`os.replace`, atomic within one file system). A process killed mid-write leaves
+at most a hidden `.<name>.<pid>-<random>.tmp` file, never a truncated file under the real name,
+so "the output exists" always means "the output is complete" (`segattn infer` skips existing
+outputs on that basis).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from segattn.errors import InputError
+
+TEMPORARY_SUFFIX = ".tmp"
+# a folder that is missing, read-only or full: the user's to fix, so one line, not a traceback
+USER_ERRNOS = (errno.ENOENT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT)
+
+
+@contextmanager
+def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
+    """Yields a temporary path beside `path` to write to; when the block ends without an error
+    the file is renamed onto `path`, else it is removed. A folder that is missing, read-only or
+    full is an InputError naming the file."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}{TEMPORARY_SUFFIX}")
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    except OSError as exc:
+        if exc.errno not in USER_ERRNOS:
+            raise
+        raise InputError(f"{path}: cannot write the file ({exc.strerror}); expected a folder you can write to") from exc
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Writes `data` to `path` atomically."""
+    with atomic_write(path) as temporary:
+        temporary.write_bytes(data)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Writes `text` (UTF-8) to `path` atomically."""
+    write_bytes(path, text.encode())
