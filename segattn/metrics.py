@@ -52,8 +52,8 @@ def confusion_matrix(
     One pass to form t·K + p and one `bincount`, on the inputs' device: an ignored target
     (≥ K) lands in bins past K·K that are checked and dropped, so no boolean gather is needed;
     predictions are range-checked by one aminmax.
-    A label outside the classes, logits with another class count than K, or float labels are an
-    InputError naming them.
+    A label outside the classes, logits with another class count than K or a NaN or infinite
+    value (one isfinite pass), or float labels are an InputError naming them.
     """
     check_ignore_index(ignore_index, num_classes)
     if target.is_floating_point() or target.is_complex():
@@ -62,6 +62,12 @@ def confusion_matrix(
         if preds.shape[1] != num_classes:
             raise InputError(
                 f"preds: logits {tuple(preds.shape)} hold {preds.shape[1]} classes, expected {num_classes}"
+            )
+        if preds.is_floating_point() and not torch.isfinite(preds).all():  # argmax would score NaN as a class
+            bad = int((~torch.isfinite(preds)).sum())
+            raise InputError(
+                f"preds: {bad} of {preds.numel()} logits {tuple(preds.shape)} are NaN or infinite; "
+                "expected finite network outputs"
             )
         preds = preds.argmax(dim=1)
     elif preds.is_floating_point() or preds.is_complex():

@@ -8,6 +8,7 @@ import torch
 from torchmetrics.classification import MulticlassJaccardIndex
 
 from segattn import InputError, SegMetrics, segmentation_scores
+from segattn.metrics import confusion_matrix
 
 K = 5
 PER_CLASS = ("IoU", "Dice", "Precision", "Recall", "Acc")
@@ -186,6 +187,17 @@ def test_logits_of_another_class_count_and_float_labels_are_refused():
 def test_all_ignore_gives_nan_not_an_error():
     result = segmentation_scores(torch.zeros(1, 4, 4, dtype=torch.long), torch.full((1, 4, 4), 255), 2)
     assert torch.isnan(result["mIoU"]) and torch.isnan(result["aAcc"]) and torch.isnan(result["fwIoU"])
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_logits_are_named_not_scored_as_a_class(bad):
+    logits, target = random_batch(4, n=2, size=8)
+    logits[1, 2, 3, :3] = bad
+    named = r"preds: 3 of 640 logits \(2, 5, 8, 8\) are NaN or infinite"
+    with pytest.raises(InputError, match=named):
+        SegMetrics(K).update(logits, target)
+    with pytest.raises(InputError, match=named):
+        confusion_matrix(logits.half(), target, K, per_image=True)
 
 
 def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
