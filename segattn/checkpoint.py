@@ -4,7 +4,9 @@ A Lightning checkpoint of segattn carries, besides Lightning's own keys, a recor
 "segattn" with everything inference needs: the model's registry name and keyword arguments,
 input channels, class names, palette, and the evaluation transform in Albumentations' serialised
 form. The weights are Lightning's "state_dict" under the "model." prefix. Files are loaded with
-`weights_only=True`: only tensors and plain containers, no code runs on load.
+`weights_only=True`: only tensors and plain containers, no code runs on load. Weights that cannot
+give a finite prediction (NaN or infinite values, a negative batch-norm variance, a network whose
+output on a probe image is not finite) are refused at load.
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from segattn.errors import InputError, MissingPathError
 
 RECORD_KEY = "segattn"
 FORMAT_VERSION = 1
 MODEL_PREFIX = "model."
+PROBE_SIZE = 128  # smp:PAN takes 128 and up
+DAMAGED = "the checkpoint is damaged or its training diverged"
 
 
 def make_record(
@@ -44,10 +49,44 @@ def make_record(
 
 
 def load(path: str | os.PathLike, trust: bool = False) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """Reads a checkpoint: (record, model state_dict without the "model." prefix); see `read`."""
+    """Reads a checkpoint: (record, model state_dict without the "model." prefix); see `read`.
+    Weights that no finite prediction can come from are an InputError (`check_weights`)."""
     checkpoint = read(path, trust)
     state = {k[len(MODEL_PREFIX) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(MODEL_PREFIX)}
+    check_weights(path, state)
     return checkpoint[RECORD_KEY], state
+
+
+def check_weights(path: str | os.PathLike, state: dict[str, Any]) -> None:
+    """Raises an InputError naming the file, the first bad tensor and how many of its values are
+    bad: a NaN or infinite value in a floating tensor, or a negative batch-norm running_var."""
+    for name, value in state.items():
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+            continue
+        if not torch.isfinite(value).all():
+            bad, what = ~torch.isfinite(value), "NaN or infinite"
+        elif name.endswith("running_var") and (value < 0).any():
+            bad, what = value < 0, "negative (a batch-norm variance)"
+        else:
+            continue
+        raise InputError(
+            f"{path}: tensor {MODEL_PREFIX}{name}: {int(bad.sum())} of its {value.numel()} values are {what}; {DAMAGED}"
+        )
+
+
+def check_output(path: str | os.PathLike, model: nn.Module, in_channels: int) -> None:
+    """Raises an InputError naming the file unless the output of `model` (fp32 on the CPU, as
+    `build_model` makes it; left in eval mode) on a probe image, 1×C×128×128 ramping from −1 to
+    1, is finite: finite weights can still overflow. A network that cannot take that size (a ViT
+    encoder of a fixed input size) is not probed."""
+    ramp = torch.linspace(-1, 1, PROBE_SIZE * PROBE_SIZE).view(1, 1, PROBE_SIZE, PROBE_SIZE)
+    try:
+        with torch.inference_mode():
+            output = model.eval()(ramp.expand(1, in_channels, -1, -1))
+    except (RuntimeError, AssertionError):  # a size it cannot take (timm asserts a ViT's): not probed
+        return
+    if not torch.isfinite(output).all():
+        raise InputError(f"{path}: the network's output on a probe image is not finite; {DAMAGED}")
 
 
 def read(path: str | os.PathLike, trust: bool = False) -> dict[str, Any]:
