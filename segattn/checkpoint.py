@@ -25,6 +25,7 @@ from segattn.errors import InputError, MissingPathError
 RECORD_KEY = "segattn"
 FORMAT_VERSION = 1
 MODEL_PREFIX = "model."
+TRUST_HINT = "pass --trust-checkpoint (Python: trust_checkpoint=True)"
 PROBE_SIZE = 128  # smp:PAN takes 128 and up
 DAMAGED = "the checkpoint is damaged or its training diverged"
 
@@ -89,13 +90,14 @@ def check_output(path: str | os.PathLike, model: nn.Module, in_channels: int) ->
         raise InputError(f"{path}: the network's output on a probe image is not finite; {DAMAGED}")
 
 
-def read(path: str | os.PathLike, trust: bool = False) -> dict[str, Any]:
+def read(path: str | os.PathLike, trust: bool = False, trust_hint: str | None = TRUST_HINT) -> dict[str, Any]:
     """The whole checkpoint dict of a file written by SegmentationTask, its record checked; any
     other file is an InputError naming it.
 
     By default with `torch.load(weights_only=True)`: only tensors and plain containers are
     unpickled, so a file crafted to run code on load is refused before anything runs.
     trust=True (`--trust-checkpoint`) unpickles anything: for legacy files from a trusted source.
+    trust_hint: how the caller's user trusts a file, added to that refusal; None where they cannot.
     """
     path = Path(path)
     if not path.is_file():
@@ -107,8 +109,8 @@ def read(path: str | os.PathLike, trust: bool = False) -> dict[str, Any]:
     except pickle.UnpicklingError as exc:
         raise InputError(
             f"{path}: refused to load: it holds objects beyond tensors and plain containers, and unpickling "
-            f"them could run code ({str(exc).splitlines()[0][:200]}). If you trust where the file came "
-            "from, pass --trust-checkpoint (Python: trust_checkpoint=True)."
+            f"them could run code ({str(exc).splitlines()[0][:200]})."
+            + (f" If you trust where the file came from, {trust_hint}." if trust_hint else "")
         ) from exc
     except Exception as exc:  # torch raises several types for foreign or damaged files
         raise InputError(f"{path}: not a readable segattn checkpoint ({type(exc).__name__}: {exc})") from exc

@@ -9,10 +9,11 @@ import torch
 from torch import nn
 
 from segattn import AttentionUNet, InputError, MissingPathError, Segmenter
-from segattn.checkpoint import MODEL_PREFIX, RECORD_KEY, check_output, load, make_record
+from segattn.checkpoint import MODEL_PREFIX, RECORD_KEY, check_output, load, make_record, read
 from segattn.data.io import write_image
 from segattn.data.transforms import eval_pipeline, serialize
 
+from .conftest import REPO
 from .test_cli import run
 
 
@@ -29,15 +30,22 @@ def record():
                        serialize(eval_pipeline("imagenet", 3)))  # fmt: skip
 
 
+def write_malicious(path, marker):
+    """A segattn checkpoint that makes the folder `marker` when unpickled."""
+    torch.save({RECORD_KEY: record(), "state_dict": {}, "payload": MakesADirectoryWhenUnpickled(marker)}, path)
+    return path
+
+
 def test_a_checkpoint_crafted_to_run_code_is_refused_and_the_code_does_not_run(tmp_path):
     marker = tmp_path / "code-ran"
-    torch.save(
-        {RECORD_KEY: record(), "state_dict": {}, "payload": MakesADirectoryWhenUnpickled(marker)}, tmp_path / "x.ckpt"
-    )
+    write_malicious(tmp_path / "x.ckpt", marker)
     with pytest.raises(InputError, match="--trust-checkpoint"):
         load(tmp_path / "x.ckpt")
     with pytest.raises(InputError, match="--trust-checkpoint"):
         Segmenter.from_checkpoint(tmp_path / "x.ckpt")
+    with pytest.raises(InputError, match=r"could run code \(.*\)\.$") as refused:  # a caller with no such flag
+        read(tmp_path / "x.ckpt", trust_hint=None)
+    assert "trust" not in str(refused.value)
     assert not marker.exists()
     load(tmp_path / "x.ckpt", trust=True)  # the user's explicit choice: the payload runs
     assert marker.exists()
@@ -120,3 +128,12 @@ def test_the_command_line_refuses_a_damaged_checkpoint_in_one_line(tmp_path):
         "the checkpoint is damaged or its training diverged"
     ]
 
+
+def test_lightning_commands_do_not_suggest_a_flag_they_lack(tmp_path):
+    """validate/fit --ckpt_path take no --trust-checkpoint; the refusal must not suggest it."""
+    marker = tmp_path / "code-ran"
+    ckpt = write_malicious(tmp_path / "x.ckpt", marker)
+    result = run("validate", "--config", REPO / "configs/demo.yaml", "--ckpt_path", ckpt, check=False, cwd=tmp_path)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("segattn: error:")]
+    assert result.returncode == 2 and len(errors) == 1 and "refused to load" in errors[0], result.stderr[-3000:]
+    assert "trust" not in result.stderr and "Traceback" not in result.stderr and not marker.exists()
