@@ -4,7 +4,9 @@ A Lightning checkpoint of segattn carries, besides Lightning's own keys, a recor
 "segattn" with everything inference needs: the model's registry name and keyword arguments,
 input channels, class names, palette, and the evaluation transform in Albumentations' serialised
 form. The weights are Lightning's "state_dict" under the "model." prefix. Files are loaded with
-`weights_only=True`: only tensors and plain containers, no code runs on load.
+`weights_only=True`: only tensors and plain containers, no code runs on load. Weights that cannot
+give a finite prediction (NaN or infinite values, a negative batch-norm variance, a network whose
+output on a probe image is not finite) are refused at load.
 """
 
 from __future__ import annotations
@@ -16,12 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from segattn.errors import InputError, MissingPathError
 
 RECORD_KEY = "segattn"
 FORMAT_VERSION = 1
 MODEL_PREFIX = "model."
+TRUST_HINT = "pass --trust-checkpoint (Python: trust_checkpoint=True)"
+PROBE_SIZE = 128  # smp:PAN takes 128 and up
+DAMAGED = "the checkpoint is damaged or its training diverged"
 
 
 def make_record(
@@ -44,19 +50,54 @@ def make_record(
 
 
 def load(path: str | os.PathLike, trust: bool = False) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """Reads a checkpoint: (record, model state_dict without the "model." prefix); see `read`."""
+    """Reads a checkpoint: (record, model state_dict without the "model." prefix); see `read`.
+    Weights that no finite prediction can come from are an InputError (`check_weights`)."""
     checkpoint = read(path, trust)
     state = {k[len(MODEL_PREFIX) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(MODEL_PREFIX)}
+    check_weights(path, state)
     return checkpoint[RECORD_KEY], state
 
 
-def read(path: str | os.PathLike, trust: bool = False) -> dict[str, Any]:
+def check_weights(path: str | os.PathLike, state: dict[str, Any]) -> None:
+    """Raises an InputError naming the file, the first bad tensor and how many of its values are
+    bad: a NaN or infinite value in a floating tensor, or a negative batch-norm running_var."""
+    for name, value in state.items():
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+            continue
+        if not torch.isfinite(value).all():
+            bad, what = ~torch.isfinite(value), "NaN or infinite"
+        elif name.endswith("running_var") and (value < 0).any():
+            bad, what = value < 0, "negative (a batch-norm variance)"
+        else:
+            continue
+        raise InputError(
+            f"{path}: tensor {MODEL_PREFIX}{name}: {int(bad.sum())} of its {value.numel()} values are {what}; {DAMAGED}"
+        )
+
+
+def check_output(path: str | os.PathLike, model: nn.Module, in_channels: int) -> None:
+    """Raises an InputError naming the file unless the output of `model` (fp32 on the CPU, as
+    `build_model` makes it; left in eval mode) on a probe image, 1×C×128×128 ramping from −1 to
+    1, is finite: finite weights can still overflow. A network that cannot take that size (a ViT
+    encoder of a fixed input size) is not probed."""
+    ramp = torch.linspace(-1, 1, PROBE_SIZE * PROBE_SIZE).view(1, 1, PROBE_SIZE, PROBE_SIZE)
+    try:
+        with torch.inference_mode():
+            output = model.eval()(ramp.expand(1, in_channels, -1, -1))
+    except (RuntimeError, AssertionError):  # a size it cannot take (timm asserts a ViT's): not probed
+        return
+    if not torch.isfinite(output).all():
+        raise InputError(f"{path}: the network's output on a probe image is not finite; {DAMAGED}")
+
+
+def read(path: str | os.PathLike, trust: bool = False, trust_hint: str | None = TRUST_HINT) -> dict[str, Any]:
     """The whole checkpoint dict of a file written by SegmentationTask, its record checked; any
     other file is an InputError naming it.
 
     By default with `torch.load(weights_only=True)`: only tensors and plain containers are
     unpickled, so a file crafted to run code on load is refused before anything runs.
     trust=True (`--trust-checkpoint`) unpickles anything: for legacy files from a trusted source.
+    trust_hint: how the caller's user trusts a file, added to that refusal; None where they cannot.
     """
     path = Path(path)
     if not path.is_file():
@@ -68,8 +109,8 @@ def read(path: str | os.PathLike, trust: bool = False) -> dict[str, Any]:
     except pickle.UnpicklingError as exc:
         raise InputError(
             f"{path}: refused to load: it holds objects beyond tensors and plain containers, and unpickling "
-            f"them could run code ({str(exc).splitlines()[0][:200]}). If you trust where the file came "
-            "from, pass --trust-checkpoint (Python: trust_checkpoint=True)."
+            f"them could run code ({str(exc).splitlines()[0][:200]})."
+            + (f" If you trust where the file came from, {trust_hint}." if trust_hint else "")
         ) from exc
     except Exception as exc:  # torch raises several types for foreign or damaged files
         raise InputError(f"{path}: not a readable segattn checkpoint ({type(exc).__name__}: {exc})") from exc

@@ -91,7 +91,7 @@ class SegattnCLI(LightningCLI):
                 config["ckpt_path"] = None
                 return
             config["ckpt_path"] = str(found)
-        stored = checkpoint.read(config["ckpt_path"])
+        stored = checkpoint.read(config["ckpt_path"], trust_hint=None)  # Lightning's commands cannot trust a file
         self.checkpoint_record, self.checkpoint_step = stored[checkpoint.RECORD_KEY], stored.get("global_step", 0)
         defaults = self._subcommand_parsers[subcommand].get_defaults()["model"]
         # fit resumes training: every setting counts; the others only build and score the network

@@ -102,6 +102,7 @@ class Segmenter:
                 f"{len(missing)} missing (e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}); "
                 "written by another segattn version?"
             )
+        checkpoint.check_output(path, model, record["in_channels"])  # finite weights can still overflow
         transform = deserialize(record["eval_transform"], f"{path}: eval_transform")
         return cls(
             model, record["classes"], transform, record["palette"], record["in_channels"], device, precision, compile

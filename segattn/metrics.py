@@ -16,6 +16,10 @@ image's own class mean.
 A class absent from both truth and prediction has IoU = Dice = 0/0: with absent="nan" (default)
 it is NaN and left out of the means (nanmean), with "one" it scores 1, with "zero" 0. Other 0/0
 ratios (the precision of a class never predicted, the recall of a class never present) stay NaN.
+The absent rule applies to a confusion matrix that holds pixels: when nothing was scored (Σ C =
+0: every target pixel was ignore_index, or no update was made) every score is NaN, whatever
+`absent`, and `compute()` warns. With averaging="image", such an image's scores are NaN, so it is
+left out of the image means rather than counted as a perfect (or zero) image.
 include_background=False leaves class 0 out of the means (it is still reported per class).
 reduce_zero_label=True (MMSegmentation's option for sets whose label 0 is "other"): target 0
 becomes ignore and every other target label is lowered by one.
@@ -29,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics import Metric
+from torchmetrics.utilities import rank_zero_warn
 
 from segattn.errors import InputError, check_choice
 
@@ -52,8 +57,8 @@ def confusion_matrix(
     One pass to form t·K + p and one `bincount`, on the inputs' device: an ignored target
     (≥ K) lands in bins past K·K that are checked and dropped, so no boolean gather is needed;
     predictions are range-checked by one aminmax.
-    A label outside the classes, logits with another class count than K, or float labels are an
-    InputError naming them.
+    A label outside the classes, logits with another class count than K or a NaN or infinite
+    value (one isfinite pass), or float labels are an InputError naming them.
     """
     check_ignore_index(ignore_index, num_classes)
     if target.is_floating_point() or target.is_complex():
@@ -62,6 +67,12 @@ def confusion_matrix(
         if preds.shape[1] != num_classes:
             raise InputError(
                 f"preds: logits {tuple(preds.shape)} hold {preds.shape[1]} classes, expected {num_classes}"
+            )
+        if preds.is_floating_point() and not torch.isfinite(preds).all():  # argmax would score NaN as a class
+            bad = int((~torch.isfinite(preds)).sum())
+            raise InputError(
+                f"preds: {bad} of {preds.numel()} logits {tuple(preds.shape)} are NaN or infinite; "
+                "expected finite network outputs"
             )
         preds = preds.argmax(dim=1)
     elif preds.is_floating_point() or preds.is_complex():
@@ -134,7 +145,8 @@ def scores(confmat: Tensor, absent: Absent = "nan", include_background: bool = T
     tp = cm.diagonal(dim1=-2, dim2=-1)
     truth, predicted = cm.sum(dim=-1), cm.sum(dim=-2)
     total = truth.sum(dim=-1)
-    both_absent = (truth + predicted) == 0
+    # absent from both, in a matrix that holds pixels: an empty matrix's scores all stay NaN
+    both_absent = ((truth + predicted) == 0) & (total > 0).unsqueeze(-1)
     iou = tp / (truth + predicted - tp)
     dice = 2 * tp / (truth + predicted)
     if absent != "nan":
@@ -253,6 +265,13 @@ class SegMetrics(Metric):
         self.update(confusion=cm)
 
     def compute(self) -> dict[str, Tensor]:
+        """The scores (see the class docstring); all NaN, with a warning, when no pixel was scored."""
+        if not self.confmat.any():
+            zero_label = " or 0, with reduce_zero_label" if self.reduce_zero_label else ""
+            rank_zero_warn(
+                f"SegMetrics: no pixel was scored: every target pixel was ignore_index ({self.ignore_index}"
+                f"{zero_label}), or no update was made; every score is NaN"
+            )
         if self.averaging == "dataset":
             return scores(self.confmat, self.absent, self.include_background)
         class_means = self.class_sum / self.class_count  # 0/0 → NaN: never defined

@@ -8,20 +8,24 @@ import torch
 from torchmetrics.classification import MulticlassJaccardIndex
 
 from segattn import InputError, SegMetrics, segmentation_scores
+from segattn.metrics import confusion_matrix
 
 K = 5
 PER_CLASS = ("IoU", "Dice", "Precision", "Recall", "Acc")
+MEANS = ("mIoU", "mDice", "mPrecision", "mRecall", "mAcc", "aAcc", "fwIoU")
 
 
 def numpy_confusion(pred: np.ndarray, target: np.ndarray, k: int, ignore: int = 255) -> np.ndarray:
     """An independent reference: a plain numpy confusion matrix over the non-ignored pixels."""
     keep = target != ignore
-    cm = np.zeros((k, k), np.int64)
-    np.add.at(cm, (target[keep], pred[keep]), 1)
-    return cm
+    return np.bincount(target[keep] * k + pred[keep], minlength=k * k).reshape(k, k)
 
 
 def numpy_scores(cm: np.ndarray, absent: str = "nan", include_background: bool = True) -> dict:
+    """The module docstring's definitions; a matrix with no pixel scores NaN throughout."""
+    if not cm.sum():
+        nan = np.full(len(cm), np.nan)
+        return {key: nan for key in PER_CLASS} | {key: np.nan for key in MEANS}
     tp = np.diag(cm).astype(float)
     rows, cols = cm.sum(1).astype(float), cm.sum(0).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -31,7 +35,7 @@ def numpy_scores(cm: np.ndarray, absent: str = "nan", include_background: bool =
             empty = (rows + cols) == 0
             iou[empty] = dice[empty] = 1.0 if absent == "one" else 0.0
         aacc = tp.sum() / cm.sum()
-        fwiou = np.sum((rows / cm.sum() * iou)[rows > 0]) if cm.sum() else np.nan
+        fwiou = np.sum((rows / cm.sum() * iou)[rows > 0])
     first = 0 if include_background else 1
     out = {"IoU": iou, "Dice": dice, "Precision": precision, "Recall": recall, "Acc": recall}
     for key in PER_CLASS:
@@ -82,26 +86,37 @@ def test_absent_class_class_only_in_truth_and_all_ignore_image():
     assert torch.isnan(ours["IoU"][4]) and ours["IoU"][3] == 0 and torch.isnan(ours["Precision"][3])
 
 
-def test_image_averaging_equals_numpy_per_image_means():
+def nanmean(values) -> float | np.ndarray:
+    """np.nanmean over axis 0 without its warning: NaN where every value is NaN."""
+    values = np.asarray(values, float)
+    counts = (~np.isnan(values)).sum(0)
+    with np.errstate(invalid="ignore"):
+        return np.where(counts > 0, np.nansum(values, 0) / counts, np.nan)
+
+
+@pytest.mark.parametrize("absent", ["nan", "one", "zero"])
+def test_image_averaging_equals_numpy_per_image_means(absent):
     logits, target = random_batch(9, n=4, k=4)
+    logits = torch.cat([logits, torch.full_like(logits[:, :1], -100)], dim=1)  # class 4: absent from the split
     target[1] = torch.where(target[1] == 2, 255, target[1])  # class 2 absent from one image's truth
-    target[3] = 255  # an image with nothing to score: left out
+    target[3] = 255  # an image with nothing to score: NaN throughout, left out
     preds = logits.argmax(1)
     per_image = [
-        numpy_scores(numpy_confusion(p.numpy().ravel(), t.numpy().ravel(), 4))
+        numpy_scores(numpy_confusion(p.numpy().ravel(), t.numpy().ravel(), 5), absent)
         for p, t in zip(preds, target, strict=True)
     ]
-    scored = [s for s, t in zip(per_image, target, strict=True) if (t != 255).any()]
-    metric = SegMetrics(4, averaging="image")
+    assert all(np.isnan(per_image[3][key]).all() for key in (*PER_CLASS, *MEANS))
+    metric = SegMetrics(5, averaging="image", absent=absent)
     metric.update(preds[:2], target[:2])
     metric.update(preds[2:], target[2:])
     ours = metric.compute()
-    for key in PER_CLASS:
-        stacked = np.stack([s[key] for s in scored])
-        expected = np.array([np.nan if np.isnan(c).all() else np.nanmean(c) for c in stacked.T])
+    for key in (*PER_CLASS, *MEANS):
+        expected = nanmean([s[key] for s in per_image])
         np.testing.assert_allclose(ours[key].numpy(), expected, atol=1e-6, equal_nan=True, err_msg=key)
-    for key in ("mIoU", "mDice", "aAcc", "fwIoU"):
-        np.testing.assert_allclose(float(ours[key]), np.mean([s[key] for s in scored]), atol=1e-6, err_msg=key)
+    without_empty = segmentation_scores(preds[:3], target[:3], 5, averaging="image", absent=absent)
+    for key, value in without_empty.items():
+        torch.testing.assert_close(ours[key], value, equal_nan=True, msg=key)
+    assert ours["IoU"][4].isnan() if absent == "nan" else ours["IoU"][4] == (absent == "one")
 
 
 def test_reduce_zero_label_matches_mmsegmentation_rule():
@@ -183,9 +198,38 @@ def test_logits_of_another_class_count_and_float_labels_are_refused():
         segmentation_scores(torch.full((1, 4, 4), 0.7), target, 2)
 
 
-def test_all_ignore_gives_nan_not_an_error():
-    result = segmentation_scores(torch.zeros(1, 4, 4, dtype=torch.long), torch.full((1, 4, 4), 255), 2)
-    assert torch.isnan(result["mIoU"]) and torch.isnan(result["aAcc"]) and torch.isnan(result["fwIoU"])
+@pytest.mark.parametrize("averaging", ["dataset", "image"])
+@pytest.mark.parametrize("absent", ["nan", "one", "zero"])
+def test_no_scored_pixel_gives_nan_and_a_warning_whatever_absent(absent, averaging):
+    """An all-ignore evaluation (Lightning's sanity check may see one) is NaN, not 1.0 or 0.0:
+    the absent rule is for classes absent from a split that has scored pixels."""
+    labels, ignored = torch.zeros(2, 4, 4, dtype=torch.long), torch.full((2, 4, 4), 255)
+    with pytest.warns(UserWarning, match=r"no pixel was scored: every target pixel was ignore_index \(255\)"):
+        result = segmentation_scores(labels, ignored, 2, averaging=averaging, absent=absent)
+    assert all(value.isnan().all() for value in result.values()), result
+    with warnings.catch_warnings(record=True) as caught:  # torchmetrics adds "compute ... before update"
+        warnings.simplefilter("always")
+        untouched = SegMetrics(2, averaging=averaging, absent=absent).compute()
+    assert any("no pixel was scored" in str(w.message) for w in caught)
+    assert all(value.isnan().all() for value in untouched.values())
+    with warnings.catch_warnings():  # one scored pixel: no warning, and the absent rule applies
+        warnings.simplefilter("error")
+        ignored[0, 0, 0] = 0
+        scored = segmentation_scores(labels, ignored, 2, averaging=averaging, absent=absent)
+    expected = numpy_scores(numpy_confusion(labels.numpy().ravel(), ignored.numpy().ravel(), 2), absent)
+    assert_scores_equal(scored, expected)
+    assert scored["mIoU"] == (1.0 if absent != "zero" else 0.5)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_logits_are_named_not_scored_as_a_class(bad):
+    logits, target = random_batch(4, n=2, size=8)
+    logits[1, 2, 3, :3] = bad
+    named = r"preds: 3 of 640 logits \(2, 5, 8, 8\) are NaN or infinite"
+    with pytest.raises(InputError, match=named):
+        SegMetrics(K).update(logits, target)
+    with pytest.raises(InputError, match=named):
+        confusion_matrix(logits.half(), target, K, per_image=True)
 
 
 def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
