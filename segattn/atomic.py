@@ -41,6 +41,28 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
         temporary.unlink(missing_ok=True)
 
 
+def remove_stale_temporaries(folder: str | os.PathLike) -> int:
+    """Removes the temporary files that `atomic_write` left in `folder` when its process was
+    killed (their process id no longer runs on this machine); returns how many."""
+    removed = 0
+    for path in Path(folder).glob(f".*{TEMPORARY_SUFFIX}"):
+        pid = path.name.rsplit(".", 2)[-2].split("-")[0]
+        if pid.isdigit() and not process_runs(int(pid)):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def process_runs(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Writes `data` to `path` atomically."""
     with atomic_write(path) as temporary:

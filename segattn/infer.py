@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from segattn.atomic import atomic_write
+from segattn.atomic import atomic_write, remove_stale_temporaries
 from segattn.data.io import is_own_output, read_image, write_label_map, write_overlay
 from segattn.errors import InputError
 from segattn.inference import Segmenter, expand_inputs
@@ -110,6 +110,7 @@ def run_infer(
         raise InputError(f"output {output}: cannot create the folder ({exc.strerror})") from exc
     if not os.access(output, os.W_OK | os.X_OK):
         raise InputError(f"output {output}: the folder is not writable")
+    remove_stale_temporaries(output)  # left by a run that was killed mid-write
     wanted = ["mask", *(["overlay"] if overlay_images else []), *(["probs"] if probs else [])]
     images, own_outputs = plan_outputs([Path(p) for p in expand_inputs(inputs)], output, wanted)
     todo = [p for p in images if overwrite or not all(output_paths(p, output)[k].exists() for k in wanted)]
