@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 
 from segattn.cli import SegattnCLI
-from segattn.errors import MissingPathError
+from segattn.errors import MissingPathError, check_count
 from segattn.evaluate import evaluate_dataset, print_scores, write_report
 from segattn.infer import run_infer
 from segattn.inference import Segmenter
@@ -26,6 +26,9 @@ def run_demo(
     n_val: int | None = None,
 ) -> dict:
     """Runs the demo and returns the validation scores of the best checkpoint."""
+    for key, value in (("epochs", epochs), ("n_train", n_train), ("n_val", n_val)):
+        if value is not None:
+            check_count(key, value)
     start = time.perf_counter()
     config_path = Path(config) if config else DEFAULT_CONFIG
     if not config_path.is_file():

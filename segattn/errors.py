@@ -27,7 +27,7 @@ def check_choice(key: str, value: object, choices: Any, optional: bool = False) 
 
 def check_count(key: str, value: object) -> None:
     """Raises an InputError naming `key` unless `value` is an integer ≥ 1."""
-    if not isinstance(value, int) or value < 1:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise InputError(f"{key}: expected an integer ≥ 1, got {value!r}")
 
 

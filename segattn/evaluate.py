@@ -25,7 +25,7 @@ from segattn.atomic import write_text
 from segattn.boundary import BoundaryMetrics
 from segattn.data.base import SegDataset, check_pixel_depth
 from segattn.data.io import write_image
-from segattn.errors import InputError
+from segattn.errors import InputError, check_count
 from segattn.inference import Segmenter
 from segattn.metrics import PER_CLASS, Absent, Averaging, SegMetrics, confusion_matrix, scores
 from segattn.viz import plot_confusion, side_by_side
@@ -56,6 +56,7 @@ def evaluate_dataset(
 
     boundary=True adds HD95 and ASSD (see `segattn.boundary`; CPU, slower). predict_options go
     to `Segmenter.predict` (tta, scales, slide, blending)."""
+    check_count("batch_size", batch_size)
     if list(dataset.classes) != segmenter.classes:
         raise InputError(f"data classes {dataset.classes} differ from the checkpoint's {segmenter.classes}")
     k = len(segmenter.classes)
@@ -132,6 +133,8 @@ def write_report(
     """Writes metrics.json (NaN as null), per_class.csv, confusion.png and, given the segmenter
     and data set, worst/NN_<name>.png: image | truth | prediction for the `worst` images with
     the lowest own mIoU. Returns {what: path}."""
+    if not isinstance(worst, int) or worst < 0:
+        raise InputError(f"worst: expected 0 or more images for the gallery, got {worst!r}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"metrics": out / "metrics.json", "per_class": out / "per_class.csv", "confusion": out / "confusion.png"}

@@ -24,7 +24,7 @@ from segattn import checkpoint
 from segattn.data.base import check_pixel_depth, image_to_tensor
 from segattn.data.io import IMAGE_SUFFIXES, match_channels, read_image
 from segattn.data.transforms import deserialize
-from segattn.errors import InputError, MissingPathError, check_choice
+from segattn.errors import InputError, MissingPathError, check_choice, check_count
 from segattn.models import build_model
 from segattn.sliding import Blending, sliding_window
 
@@ -141,10 +141,9 @@ class Segmenter:
         An option that would have no effect (scales without "flip+scales", blending without
         slide) is an InputError, as is a value out of range.
         """
-        if batch_size < 1:
-            raise InputError(f"batch_size: expected a positive number, got {batch_size}")
-        if workers < 0:
-            raise InputError(f"workers: expected 0 or more DataLoader processes, got {workers}")
+        check_count("batch_size", batch_size)
+        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
+            raise InputError(f"workers: expected 0 or more DataLoader processes, got {workers!r}")
         if scales is not None and tta != "flip+scales":
             raise InputError(f"scales {list(scales)} apply to tta='flip+scales' only; tta is {tta!r}")
         views = tta_views(tta, DEFAULT_SCALES if scales is None else scales)
