@@ -191,6 +191,38 @@ def test_classes_entries_other_than_a_name_or_an_id(tmp_path, key):
         CocoSegmentation(images_dir, ann_file, classes=["cat", key])
 
 
+def many_categories(count):
+    return [{"id": i, "name": f"class{i}"} for i in range(1, count + 1)]
+
+
+def test_more_selected_categories_than_labels_below_ignore_is_refused(tmp_path):
+    """Label 255 is the ignore label, and the uint8 label cache would wrap 256 to 0."""
+    images_dir, ann_file = write_set(tmp_path, categories=many_categories(255))
+    with pytest.raises(InputError, match=r"ann\.json: 255 categories selected, at most 254: .*255 is the ignore label"):
+        CocoSegmentation(images_dir, ann_file)
+    ds = CocoSegmentation(images_dir, ann_file, classes=list(range(2, 256)))
+    assert len(ds.classes) == 255 and ds.classes[-1] == "class255"
+
+
+def test_254_classes_round_trip_through_the_label_cache(tmp_path):
+    images_dir, ann_file = write_set(
+        tmp_path, annotations=[annotation(category_id=254)], categories=many_categories(254)
+    )
+    ds = CocoSegmentation(images_dir, ann_file, cache_dir=tmp_path / "cache")
+    first, cached = ds.load(0)["mask"], ds.load(0)["mask"]  # rasterised and written, then read back
+    assert first.max() == 254 and np.array_equal(first, cached)
+    assert len(list(ds.cache.glob("*.png"))) == 1
+
+
+def test_the_label_cache_never_stores_a_label_that_would_wrap(tmp_path, monkeypatch):
+    images_dir, ann_file = write_set(tmp_path, annotations=[annotation()])
+    ds = CocoSegmentation(images_dir, ann_file, cache_dir=tmp_path / "cache")
+    monkeypatch.setattr(ds, "label_map", lambda image_id: np.full((6, 8), 256, np.int64))
+    with pytest.raises(RuntimeError, match=r"1\.png: label map holds 256\.\.256; a uint8 PNG stores 0\.\.255 only"):
+        ds.load(0)
+    assert not list(ds.cache.iterdir())
+
+
 def test_polygons_straying_a_little_outside_load_and_rasterise_as_pycocotools_does(tmp_path):
     """Real COCO polygons stray slightly outside the image (x = 640.5 for a width of 640); the
     bounds themselves (-W and 2W, -H and 2H) are accepted too. Compared with pycocotools'

@@ -23,6 +23,7 @@ from segattn.errors import InputError, MissingPathError, check_choice
 
 Crowd = Literal["ignore", "foreground", "background"]
 Overlap = Literal["smaller_on_top", "annotation_order", "ignore"]
+MAX_CLASSES = IGNORE_INDEX - 1  # labels 1..254 after background 0; 255 is the ignore label
 
 
 class CocoSegmentation(SegDataset):
@@ -47,7 +48,8 @@ class CocoSegmentation(SegDataset):
     `split` selects images by file name (see `segattn.data.splits`).
 
     The file is validated as it is read, before any worker starts (`segattn.data.coco_checks`):
-    a malformed entry is an InputError naming the file, the entry and the value.
+    a malformed entry is an InputError naming the file, the entry and the value. At most
+    MAX_CLASSES (254) categories may be selected, as 255 is the ignore label.
 
     Item: {"image": uint8 H×W×3 RGB, "mask": int64 H×W, "name": file name}.
     """
@@ -80,6 +82,11 @@ class CocoSegmentation(SegDataset):
         self.crowd, self.min_area, self.overlap = crowd, min_area, overlap
         categories = sorted(self.coco.loadCats(self.coco.getCatIds()), key=lambda c: c["id"])
         selected = select_categories(categories, classes, ann_file)
+        if len(selected) > MAX_CLASSES:
+            raise InputError(
+                f"{ann_file}: {len(selected)} categories selected, at most {MAX_CLASSES}: labels are 1..n after "
+                f"background 0, and {IGNORE_INDEX} is the ignore label (select fewer with classes)"
+            )
         self.label_of = {c["id"]: label for label, c in enumerate(selected, start=1)}
         self.classes = ["background", *(c["name"] for c in selected)]
         by_name = self.checked_images(ann_file)
@@ -140,6 +147,8 @@ class CocoSegmentation(SegDataset):
         if path.is_file():
             return read_mask(path).astype(np.int64)
         mask = self.label_map(image_id)
+        if mask.min() < 0 or mask.max() > np.iinfo(np.uint8).max:  # a bug: MAX_CLASSES keeps labels in 0..255
+            raise RuntimeError(f"{path}: label map holds {mask.min()}..{mask.max()}; a uint8 PNG stores 0..255 only")
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         Image.fromarray(mask.astype(np.uint8)).save(tmp, format="PNG")
         os.replace(tmp, path)  # atomic: a concurrent reader never sees half a file
