@@ -82,7 +82,10 @@ def test_coco_errors_name_the_file_or_value(tmp_path):
     images_dir, ann_file = write_coco(tmp_path, [box(1, 9, 0, 0, 2, 2)])
     with pytest.raises(InputError, match="'horse'"):
         CocoSegmentation(images_dir, ann_file, classes=["horse"])
-    for wrong, named in (({"image_id": 7}, "refers to image 7"), ({"category_id": 4}, "has category 4")):
+    for wrong, named in (
+        ({"image_id": 7}, r"\(image 7\) has image_id 7, not in 'images'"),
+        ({"category_id": 4}, r"\(image 1\) has category_id 4, not in 'categories'"),
+    ):
         images_dir, ann_file = write_coco(tmp_path, [box(1, 9, 0, 0, 2, 2), box(5, 9, 0, 0, 2, 2) | wrong])
         with pytest.raises(InputError, match=f"ann.json: annotation 5 {named}"):
             CocoSegmentation(images_dir, ann_file)

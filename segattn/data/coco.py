@@ -16,12 +16,14 @@ from PIL import Image
 from pycocotools.coco import COCO
 
 from segattn.data.base import IGNORE_INDEX, Sample, SegDataset
+from segattn.data.coco_checks import check_instances
 from segattn.data.io import read_image, read_mask
 from segattn.data.splits import SplitSpec, select
 from segattn.errors import InputError, MissingPathError, check_choice
 
 Crowd = Literal["ignore", "foreground", "background"]
 Overlap = Literal["smaller_on_top", "annotation_order", "ignore"]
+MAX_CLASSES = IGNORE_INDEX - 1  # labels 1..254 after background 0; 255 is the ignore label
 
 
 class CocoSegmentation(SegDataset):
@@ -44,6 +46,10 @@ class CocoSegmentation(SegDataset):
     `cache_dir`: label maps are written there as PNG on first use, under a key made of the
     annotation file's SHA-1 and these settings, so later epochs do not rasterise again.
     `split` selects images by file name (see `segattn.data.splits`).
+
+    The file is validated as it is read, before any worker starts (`segattn.data.coco_checks`):
+    a malformed entry is an InputError naming the file, the entry and the value. At most
+    MAX_CLASSES (254) categories may be selected, as 255 is the ignore label.
 
     Item: {"image": uint8 H×W×3 RGB, "mask": int64 H×W, "name": file name}.
     """
@@ -72,15 +78,15 @@ class CocoSegmentation(SegDataset):
         check_choice("overlap", overlap, Overlap)
         if min_area < 0:
             raise InputError(f"min_area: expected 0 or more, got {min_area}")
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
-                self.coco = COCO(str(ann_file))
-        except (ValueError, KeyError, TypeError, AssertionError) as exc:
-            raise InputError(f"{ann_file}: not a COCO instances file ({type(exc).__name__}: {exc})") from exc
+        self.coco = read_coco(ann_file)
         self.crowd, self.min_area, self.overlap = crowd, min_area, overlap
-        check_structure(self.coco, ann_file)
         categories = sorted(self.coco.loadCats(self.coco.getCatIds()), key=lambda c: c["id"])
         selected = select_categories(categories, classes, ann_file)
+        if len(selected) > MAX_CLASSES:
+            raise InputError(
+                f"{ann_file}: {len(selected)} categories selected, at most {MAX_CLASSES}: labels are 1..n after "
+                f"background 0, and {IGNORE_INDEX} is the ignore label (select fewer with classes)"
+            )
         self.label_of = {c["id"]: label for label, c in enumerate(selected, start=1)}
         self.classes = ["background", *(c["name"] for c in selected)]
         by_name = self.checked_images(ann_file)
@@ -141,6 +147,8 @@ class CocoSegmentation(SegDataset):
         if path.is_file():
             return read_mask(path).astype(np.int64)
         mask = self.label_map(image_id)
+        if mask.min() < 0 or mask.max() > np.iinfo(np.uint8).max:  # a bug: MAX_CLASSES keeps labels in 0..255
+            raise RuntimeError(f"{path}: label map holds {mask.min()}..{mask.max()}; a uint8 PNG stores 0..255 only")
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         Image.fromarray(mask.astype(np.uint8)).save(tmp, format="PNG")
         os.replace(tmp, path)  # atomic: a concurrent reader never sees half a file
@@ -149,9 +157,7 @@ class CocoSegmentation(SegDataset):
     def annotations(self, image_id: int) -> list[dict]:
         """The image's annotations of selected categories with area ≥ min_area."""
         return [
-            a
-            for a in self.coco.imgToAnns[image_id]
-            if a["category_id"] in self.label_of and float(a["area"]) >= self.min_area
+            a for a in self.coco.imgToAnns[image_id] if a["category_id"] in self.label_of and a["area"] >= self.min_area
         ]
 
     def label_map(self, image_id: int) -> np.ndarray:
@@ -169,7 +175,7 @@ class CocoSegmentation(SegDataset):
         if self.overlap == "annotation_order":
             things.sort(key=lambda a: a["id"])
         else:
-            things.sort(key=lambda a: (-float(a["area"]), a["id"]))
+            things.sort(key=lambda a: (-a["area"], a["id"]))
         first_label = np.zeros_like(mask) if self.overlap == "ignore" else None
         for ann in things:
             pixels = self.coco.annToMask(ann) > 0
@@ -184,53 +190,32 @@ class CocoSegmentation(SegDataset):
         return mask
 
 
-REQUIRED = {
-    "images": ("id", "file_name", "height", "width"),
-    "annotations": ("id", "image_id", "category_id", "segmentation", "area"),
-    "categories": ("id", "name"),
-}
-
-
-def check_structure(coco: COCO, ann_file: Path) -> None:
-    """Raises an InputError naming the first entry that pycocotools would index wrongly or that
-    would fail later: a missing section or key, an image id, file name or category id given twice
-    (pycocotools keeps the last, so the other's annotations would vanish), an annotation whose
-    image or category is not in the file."""
-    for section, keys in REQUIRED.items():
-        entries = coco.dataset.get(section)
-        if entries is None:
-            raise InputError(
-                f"{ann_file}: no {section!r} list; a COCO instances file has images, annotations, categories"
-            )
-        if not isinstance(entries, list):
-            raise InputError(f"{ann_file}: expected a list under {section!r}, got {type(entries).__name__}")
-        for entry in entries:
-            missing = [key for key in keys if key not in entry]
-            if missing:
-                raise InputError(f"{ann_file}: {section[:-1]} {entry.get('id', entry)!r} has no {missing}")
-    for section, key in (("images", "id"), ("images", "file_name"), ("categories", "id")):
-        seen: set = set()
-        for entry in coco.dataset[section]:
-            if entry[key] in seen:
-                raise InputError(f"{ann_file}: {section} lists {key} {entry[key]!r} twice")
-            seen.add(entry[key])
-    for ann in coco.dataset["annotations"]:
-        if ann["image_id"] not in coco.imgs:
-            raise InputError(f"{ann_file}: annotation {ann['id']} refers to image {ann['image_id']}, not listed")
-        if ann["category_id"] not in coco.cats:
-            raise InputError(
-                f"{ann_file}: annotation {ann['id']} has category {ann['category_id']}, not in 'categories'"
-            )
+def read_coco(ann_file: Path) -> COCO:
+    """The file read and validated by `check_instances` before pycocotools indexes it."""
+    try:
+        with open(ann_file, "rb") as file:
+            dataset = json.load(file)
+    except ValueError as exc:  # not JSON, or not UTF-8
+        raise InputError(f"{ann_file}: not a COCO instances file ({type(exc).__name__}: {exc})") from exc
+    check_instances(dataset, ann_file)
+    coco = COCO()
+    coco.dataset = dataset
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
+        coco.createIndex()
+    return coco
 
 
 def select_categories(categories: list[dict], wanted: Sequence[str | int] | None, ann_file: Path) -> list[dict]:
-    """The categories named (or numbered) in `wanted`, in ascending id order; all when None."""
+    """The categories named (str) or numbered (int, not bool) in `wanted`, in ascending id order;
+    all when None."""
     if wanted is None:
         return categories
     by_name = {c["name"]: c for c in categories}
     by_id = {c["id"]: c for c in categories}
     chosen = []
     for key in wanted:
+        if type(key) not in (str, int):
+            raise InputError(f"classes: {key!r} is a {type(key).__name__}; expected a category name or integer id")
         category = by_id.get(key) if isinstance(key, int) else by_name.get(key)
         if category is None:
             raise InputError(f"classes: {key!r} is not a category of {ann_file}; it has {sorted(by_name)}")
