@@ -252,3 +252,27 @@ def test_the_real_coco_tiny_files_still_load(shared_data):
         ann_file = shared_data / f"coco_tiny/annotations/instances_{split}.json"
         ds = CocoSegmentation(shared_data / f"coco_tiny/{split}", ann_file)
         assert len(ds) == 80 and len(ds.classes) == 81
+
+
+def test_settings_and_ids_that_would_be_misread_are_refused(tmp_path):
+    """A NaN min_area would drop every instance, a plain string of classes be read letter by letter,
+    and pycocotools would keep one of two annotations sharing an id."""
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(images / "a.png")
+    square = [[1, 1, 5, 1, 5, 5, 1, 5]]
+    ann = {"id": 1, "image_id": 1, "category_id": 1, "segmentation": square, "area": 16.0, "iscrowd": 0}
+    data = {
+        "images": [{"id": 1, "file_name": "a.png", "height": 8, "width": 8}],
+        "annotations": [ann, dict(ann)],
+        "categories": [{"id": 1, "name": "dog"}],
+    }
+    (tmp_path / "ann.json").write_text(json.dumps(data))
+    with pytest.raises(InputError, match="annotations lists id 1 twice"):
+        CocoSegmentation(images, tmp_path / "ann.json")
+    data["annotations"][1]["id"] = 2
+    (tmp_path / "ann.json").write_text(json.dumps(data))
+    with pytest.raises(InputError, match=r"min_area: expected a finite number ≥ 0, got nan"):
+        CocoSegmentation(images, tmp_path / "ann.json", min_area=float("nan"))
+    with pytest.raises(InputError, match="classes: 'dog' is one string"):
+        CocoSegmentation(images, tmp_path / "ann.json", classes="dog")

@@ -6,21 +6,22 @@ import contextlib
 import hashlib
 import io
 import json
+import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from PIL import Image
 from pycocotools.coco import COCO
 
 from segattn.data.base import IGNORE_INDEX, Sample, SegDataset
 from segattn.data.coco_checks import check_instances
-from segattn.data.io import read_image, read_mask
+from segattn.data.io import read_image, read_mask, write_label_map
 from segattn.data.splits import SplitSpec, select
 from segattn.errors import InputError, MissingPathError, check_choice
 
+GREYS = [[value] * 3 for value in range(256)]  # the label cache's palette: label = grey level
 Crowd = Literal["ignore", "foreground", "background"]
 Overlap = Literal["smaller_on_top", "annotation_order", "ignore"]
 MAX_CLASSES = IGNORE_INDEX - 1  # labels 1..254 after background 0; 255 is the ignore label
@@ -76,8 +77,8 @@ class CocoSegmentation(SegDataset):
             raise MissingPathError(f"{self.images_dir}: image folder not found")
         check_choice("crowd", crowd, Crowd)
         check_choice("overlap", overlap, Overlap)
-        if min_area < 0:
-            raise InputError(f"min_area: expected 0 or more, got {min_area}")
+        if isinstance(min_area, bool) or not isinstance(min_area, (int, float)) or not 0 <= min_area < math.inf:
+            raise InputError(f"min_area: expected a finite number ≥ 0, got {min_area!r}")
         self.coco = read_coco(ann_file)
         self.crowd, self.min_area, self.overlap = crowd, min_area, overlap
         categories = sorted(self.coco.loadCats(self.coco.getCatIds()), key=lambda c: c["id"])
@@ -147,11 +148,9 @@ class CocoSegmentation(SegDataset):
         if path.is_file():
             return read_mask(path).astype(np.int64)
         mask = self.label_map(image_id)
-        if mask.min() < 0 or mask.max() > np.iinfo(np.uint8).max:  # a bug: MAX_CLASSES keeps labels in 0..255
-            raise RuntimeError(f"{path}: label map holds {mask.min()}..{mask.max()}; a uint8 PNG stores 0..255 only")
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        Image.fromarray(mask.astype(np.uint8)).save(tmp, format="PNG")
-        os.replace(tmp, path)  # atomic: a concurrent reader never sees half a file
+        # atomic (a concurrent reader never sees half a file), and exact: a label the PNG cannot
+        # hold is refused, never wrapped
+        write_label_map(path, mask, GREYS)
         return mask
 
     def annotations(self, image_id: int) -> list[dict]:
@@ -210,6 +209,8 @@ def select_categories(categories: list[dict], wanted: Sequence[str | int] | None
     all when None."""
     if wanted is None:
         return categories
+    if isinstance(wanted, str):  # would be read letter by letter
+        raise InputError(f"classes: {wanted!r} is one string; expected a list of category names or ids")
     by_name = {c["name"]: c for c in categories}
     by_id = {c["id"]: c for c in categories}
     chosen = []

@@ -73,6 +73,7 @@ def check_instances(dataset: Any, ann_file: Path) -> None:
         lambda ann: f"annotation {short(ann['id'])} (image {short(ann['image_id'])})",
         ann_file,
     )
+    check_unique(dataset["annotations"], "annotations", "id", ann_file)  # pycocotools keeps the last
 
 
 def check_each(entries: list[dict], check: Callable[[dict], None], name: Callable[[dict], str], ann_file: Path) -> None:
