@@ -217,8 +217,16 @@ def test_254_classes_round_trip_through_the_label_cache(tmp_path):
 def test_the_label_cache_never_stores_a_label_that_would_wrap(tmp_path, monkeypatch):
     images_dir, ann_file = write_set(tmp_path, annotations=[annotation()])
     ds = CocoSegmentation(images_dir, ann_file, cache_dir=tmp_path / "cache")
-    monkeypatch.setattr(ds, "label_map", lambda image_id: np.full((6, 8), 256, np.int64))
-    with pytest.raises(RuntimeError, match=r"1\.png: label map holds 256\.\.256; a uint8 PNG stores 0\.\.255 only"):
+    labels = np.arange(48, dtype=np.int64).reshape(6, 8) * 7  # up to 329: past uint8
+    monkeypatch.setattr(ds, "label_map", lambda image_id: labels)
+    np.testing.assert_array_equal(ds.load(0)["mask"], labels)  # rasterised, then cached
+    monkeypatch.setattr(ds, "label_map", None)  # the second read can only come from the cache
+    np.testing.assert_array_equal(ds.load(0)["mask"], labels)
+    monkeypatch.setattr(ds, "label_map", lambda image_id: labels - 1)
+    (ds.cache / "1.png").unlink()
+    with pytest.raises(
+        InputError, match=r"1\.png: a PNG label map holds integer labels 0\.\.65535, got int64 -1\.\.328"
+    ):
         ds.load(0)
     assert not list(ds.cache.iterdir())
 
