@@ -367,12 +367,10 @@ def infer_summary(stats: InferStats, output: str) -> str:
     if stats.failed:
         notes.append(f"{len(stats.failed)} failed")
     detail = f" ({'; '.join(notes)})" if notes else ""
-    if not stats.written:
-        return f"wrote nothing to {output}{detail}"
-    return (
-        f"wrote label maps for {stats.written} image(s) to {output}{detail} in {stats.seconds:.1f} s: "
-        f"{stats.images_per_second:.3g} images/s"
-    )
+    summary = f"wrote {stats.written} label maps to {output}{detail}"
+    if not stats.written:  # no speed to report
+        return summary
+    return f"{summary} in {stats.seconds:.1f} s: {stats.images_per_second:.3g} images/s"
 
 
 def add_predict_options(parser: argparse.ArgumentParser) -> None:

@@ -97,10 +97,10 @@ def test_outputs_never_land_on_inputs_and_a_second_run_beside_them_skips(ckpt, t
     assert len(list(jpgs.glob("*.png"))) == 3 and len(list(jpgs.glob("*_overlay.jpg"))) == 3
     second = segattn("infer", "--ckpt", ckpt, "--input", jpgs, "--output", jpgs, "--overlay", "--workers", "0")
     assert second.returncode == 0, second.stderr[-2000:]
-    assert "wrote nothing" in second.stdout and "3 existed" in second.stdout and "nan" not in second.stdout
+    assert "wrote 0 label maps" in second.stdout and "3 existed" in second.stdout and "nan" not in second.stdout
     assert "6 input file(s) were segattn's own earlier outputs" in second.stdout
     again = segattn("infer", "--ckpt", ckpt, "--input", jpgs, "--output", jpgs, "--overlay", "--overwrite")
-    assert again.returncode == 0 and "for 3 image(s)" in again.stdout, again.stderr[-2000:]
+    assert again.returncode == 0 and "wrote 3 label maps" in again.stdout, again.stderr[-2000:]
     assert sorted(p.name for p in jpgs.iterdir()) == sorted(
         f"00000{i}{end}" for i in range(3) for end in (".jpg", ".png", "_overlay.jpg")
     )
