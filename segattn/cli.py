@@ -27,12 +27,7 @@ from segattn.evaluate import evaluate_dataset, print_scores, write_report
 from segattn.inference import Segmenter
 from segattn.models.registry import check_kwargs
 from segattn.task import SegmentationTask
-
-OWN_COMMANDS = ("demo", "evaluate", "infer", "export")
-OWN_COMMANDS_HELP = (
-    "segattn's own commands: demo (synthetic data → fit → evaluate → predictions), evaluate (score a "
-    "checkpoint), infer (label maps for images), export (ONNX); `segattn <command> --help` for each."
-)
+from segattn.usage import COMMANDS, OWN_COMMANDS, overview, unknown_command
 
 
 class OneLineErrorParser(LightningArgumentParser):
@@ -54,7 +49,8 @@ class SegattnCLI(LightningCLI):
     def __init__(self, args: Sequence[str] | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("parser_class", OneLineErrorParser)
-        kwargs.setdefault("parser_kwargs", {"epilog": OWN_COMMANDS_HELP})
+        epilog = f"segattn's own commands: {', '.join(OWN_COMMANDS)}; `segattn --help` says what each does."
+        kwargs.setdefault("parser_kwargs", {"epilog": epilog})
         # The recipe's AdamW + warm-up + cosine is SegmentationTask's (model.lr, model.weight_decay, ...):
         # LightningCLI's --optimizer / --lr_scheduler would replace it with only a warning.
         kwargs.setdefault("auto_configure_optimizers", False)
@@ -214,11 +210,18 @@ def quiet_lightning() -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """The `segattn` command. argv None: sys.argv, left as it is, since Lightning's DDP launcher
-    starts the other ranks with the same command line."""
-    quiet_lightning()
+    starts the other ranks with the same command line. No arguments, -h or --help: the overview of
+    the commands (segattn.usage; exit status 2 when no command was given); `<command> --help` is
+    the command's own."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(overview())
+        sys.exit(0 if args else 2)
+    if not args[0].startswith("-") and args[0] not in COMMANDS:
+        fail(unknown_command(args[0]))
+    quiet_lightning()
     try:
-        if args and args[0] in OWN_COMMANDS:
+        if args[0] in OWN_COMMANDS:
             sys.argv = sys.argv[:1]  # the demo hands LightningCLI its own arguments
             run_own_command(args)
         else:
