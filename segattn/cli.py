@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import importlib
 import logging
 import os
@@ -16,8 +15,6 @@ from typing import Any, NoReturn
 import yaml
 from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.utilities import rank_zero_warn
 
 from segattn import checkpoint
@@ -26,6 +23,7 @@ from segattn.errors import InputError, MissingPathError, TrainingDiverged
 from segattn.evaluate import evaluate_dataset, print_scores, write_report
 from segattn.inference import Segmenter
 from segattn.models.registry import check_kwargs
+from segattn.runlogs import run_loggers
 from segattn.task import SegmentationTask
 from segattn.usage import COMMANDS, OWN_COMMANDS, overview, unknown_command
 
@@ -42,8 +40,9 @@ class OneLineErrorParser(LightningArgumentParser):
 class SegattnCLI(LightningCLI):
     """LightningCLI over SegmentationTask and SegDataModule; classes and input channels flow from
     the data module into the model. Unless `trainer.logger` is set, a run logs to TensorBoard and
-    to CSV (metrics.csv) in one folder, <default_root_dir>/lightning_logs/version_N/, which also
-    holds checkpoints/. `fit --ckpt_path last` resumes the newest last.ckpt of any earlier run
+    to CSV (metrics.csv) in one folder: fit in <default_root_dir>/lightning_logs/version_N/, which
+    also holds checkpoints/, validate, test and predict in <default_root_dir>/<subcommand>/version_N/
+    (see segattn.runlogs). `fit --ckpt_path last` resumes the newest last.ckpt of any earlier run
     under default_root_dir."""
 
     def __init__(self, args: Sequence[str] | None = None, **kwargs: Any) -> None:
@@ -119,11 +118,8 @@ class SegattnCLI(LightningCLI):
         config = self._get(self.config_init, "trainer", default={})
         if config.get("logger") in (None, True):
             root = config.get("default_root_dir") or os.getcwd()
-            ckpt = self.config[self.subcommand].get("ckpt_path") if self.subcommand == "fit" else None
-            version = resumed_version(ckpt, root)
-            # first: it creates the version folder; a resumed run goes on in its own
-            csv_logger = CSVLogger(root) if version is None else ResumedCSVLogger(root, version, self.checkpoint_step)
-            kwargs["logger"] = [csv_logger, TensorBoardLogger(root, version=csv_logger.version)]
+            ckpt = self.config[self.subcommand].get("ckpt_path")
+            kwargs["logger"] = run_loggers(root, self.subcommand, ckpt, self.checkpoint_step)
         return super().instantiate_trainer(**kwargs)
 
 
@@ -153,40 +149,6 @@ def check_dataset_keys(path: Path) -> None:
         except (ImportError, AttributeError, ValueError):
             continue  # jsonargparse names a class_path it cannot import
         check_kwargs(f"{path}: data.{split}.init_args of {name}", cls, entry["init_args"], supplied=())
-
-
-class ResumedCSVLogger(CSVLogger):
-    """A CSVLogger that goes on in an existing version folder. Lightning's deletes the folder's
-    metrics.csv when it starts writing; this one keeps its rows logged before the checkpoint's
-    global step (later ones, from the interrupted run, are logged again) and writes them first."""
-
-    def __init__(self, root: str | os.PathLike, version: int, checkpoint_step: int) -> None:
-        super().__init__(root, version=version)
-        metrics = Path(self.log_dir) / "metrics.csv"
-        rows = list(csv.DictReader(metrics.open(newline=""))) if metrics.is_file() else []
-        self.kept = [{k: v for k, v in row.items() if v != ""} for row in rows if int(row["step"]) < checkpoint_step]
-
-    @property
-    def experiment(self) -> Any:
-        new = self._experiment is None
-        with warnings.catch_warnings():  # its "previous log files will be deleted": not so here
-            warnings.filterwarnings("ignore", message="Experiment logs directory")
-            writer = super().experiment  # creating the writer deletes metrics.csv
-        if new and isinstance(writer, ExperimentWriter):  # not the dummy of ranks > 0
-            writer.metrics[:0] = self.kept
-        return writer
-
-
-def resumed_version(ckpt_path: str | None, root: str | os.PathLike) -> int | None:
-    """N when ckpt_path lies in <root>/lightning_logs/version_N/checkpoints/: a run resumed from
-    it logs on in that folder, where its ModelCheckpoint finds its best score so far (in a new
-    folder, best.ckpt would be the best of the resumed epochs only). None: a new version."""
-    if ckpt_path is None:
-        return None
-    run = Path(ckpt_path).resolve().parent.parent
-    inside = Path(ckpt_path).parent.name == "checkpoints" and run.parent == (Path(root) / "lightning_logs").resolve()
-    number = run.name.removeprefix("version_")
-    return int(number) if inside and run.name.startswith("version_") and number.isdigit() else None
 
 
 def newest_last_checkpoint(root: str | os.PathLike) -> Path | None:

@@ -9,8 +9,19 @@ import pytest
 from segattn.cli import main
 from segattn.usage import COMMANDS
 
+from .conftest import REPO
+from .test_cli import run, small_fit_args
+
 pytestmark = pytest.mark.slow
 EVERY_COMMAND = ["demo", "fit", "validate", "test", "predict", "evaluate", "infer", "export"]
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    """A 1-epoch fit (2 steps) through the CLI: (run folder, data folder, its best checkpoint)."""
+    root = tmp_path_factory.mktemp("newcomer")
+    run(*small_fit_args(root / "run", root / "data", epochs=1))
+    return root / "run", root / "data", root / "run/lightning_logs/version_0/checkpoints/best.ckpt"
 
 
 @pytest.mark.parametrize("argv", [[], ["-h"], ["--help"]])
@@ -34,3 +45,19 @@ def test_a_command_keeps_its_own_help_and_a_misspelt_one_is_named(capsys, monkey
         main(["fitt"])
     assert stop.value.code == 2
     assert capsys.readouterr().err.startswith("segattn: error: fitt: unknown command; did you mean fit?")
+
+
+def test_only_fit_counts_in_lightning_logs(fitted):
+    """validate and predict log in folders of their own (the README's <default_root_dir>/<command>/
+    version_N/), so the next fit is version_1."""
+    run_dir, data_dir, best = fitted
+    args = small_fit_args(run_dir, data_dir, epochs=1)
+    run("validate", *args[1:], "--ckpt_path", best)
+    predicted = run("predict", *args[1:], "--ckpt_path", best)
+    run(*args)
+    assert sorted(p.name for p in (run_dir / "lightning_logs").iterdir()) == ["version_0", "version_1"]
+    assert "<default_root_dir>/<command>/version_N/" in (REPO / "README.md").read_text()
+    assert "val/mIoU" in (run_dir / "validate/version_0/metrics.csv").read_text()
+    folder = run_dir / "predict/version_0/predictions"
+    assert len(list(folder.glob("*.png"))) == 6
+    assert f"wrote 6 label maps to {folder}" in predicted.stdout + predicted.stderr
