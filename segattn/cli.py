@@ -10,7 +10,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import yaml
 from lightning.pytorch import Trainer
@@ -18,6 +18,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_warn
 
 from segattn import checkpoint
+from segattn.cli_errors import OneLineErrorParser, fail, read_yaml
 from segattn.data import SegDataModule
 from segattn.errors import InputError, MissingPathError, TrainingDiverged
 from segattn.evaluate import evaluate_dataset, print_scores, write_report
@@ -26,15 +27,6 @@ from segattn.models.registry import check_kwargs
 from segattn.runlogs import run_loggers
 from segattn.task import SegmentationTask
 from segattn.usage import COMMANDS, OWN_COMMANDS, overview, unknown_command
-
-
-class OneLineErrorParser(LightningArgumentParser):
-    """Reports a config or argument error as one line that names the key, instead of the usage."""
-
-    def error(self, message: str, ex: Exception | None = None) -> NoReturn:
-        if not self.exit_on_error:
-            super().error(message, ex)
-        fail(" ".join(line.strip() for line in message.strip().splitlines()))
 
 
 class SegattnCLI(LightningCLI):
@@ -137,7 +129,7 @@ def check_dataset_keys(path: Path) -> None:
     """An unknown init_args key of a data set in a config file is an InputError naming it.
     jsonargparse reports one itself, except when its value is a mapping with number keys (a
     misspelt value_map, say): then it says "Key must be a string", which names nothing."""
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = read_yaml(path) or {}
     data = raw.get("data") if isinstance(raw, dict) else None
     for split in ("train", "val", "test"):
         entry = data.get(split) if isinstance(data, dict) else None
@@ -155,11 +147,6 @@ def newest_last_checkpoint(root: str | os.PathLike) -> Path | None:
     """The most recently written <root>/**/checkpoints/last*.ckpt, or None."""
     found = [path for path in Path(root).glob("**/checkpoints/last*.ckpt") if path.is_file()]
     return max(found, key=lambda path: path.stat().st_mtime, default=None)
-
-
-def fail(message: str) -> NoReturn:
-    print(f"segattn: error: {message}", file=sys.stderr)
-    sys.exit(2)
 
 
 def quiet_lightning() -> None:
@@ -362,8 +349,8 @@ def load_datamodule(config: str | os.PathLike, overrides: Sequence[str] = ()) ->
     path = Path(config)
     if not path.is_file():
         raise MissingPathError(f"{path}: config file not found")
-    raw = yaml.safe_load(path.read_text()) or {}
-    if "data" not in raw:
+    raw = read_yaml(path)
+    if not isinstance(raw, dict) or "data" not in raw:
         raise InputError(f"{path}: no 'data' section")
     parser = OneLineErrorParser()
     parser.add_lightning_class_args(SegDataModule, "data")

@@ -2,6 +2,8 @@
 subcommand logs, and the one-line errors of a first config (an unknown option, a YAML slip, a
 relative data path read from another folder)."""
 
+import re
+import shlex
 import sys
 
 import pytest
@@ -22,6 +24,14 @@ def fitted(tmp_path_factory):
     root = tmp_path_factory.mktemp("newcomer")
     run(*small_fit_args(root / "run", root / "data", epochs=1))
     return root / "run", root / "data", root / "run/lightning_logs/version_0/checkpoints/best.ckpt"
+
+
+def one_error_line(result) -> str:
+    """The run's only stderr line that starts with `segattn: error:`; it must have exited with 2."""
+    errors = [line for line in result.stderr.splitlines() if line.startswith("segattn: error:")]
+    assert result.returncode == 2 and len(errors) == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    return errors[0]
 
 
 @pytest.mark.parametrize("argv", [[], ["-h"], ["--help"]])
@@ -47,6 +57,14 @@ def test_a_command_keeps_its_own_help_and_a_misspelt_one_is_named(capsys, monkey
     assert capsys.readouterr().err.startswith("segattn: error: fitt: unknown command; did you mean fit?")
 
 
+def test_readme_unknown_option_example_is_what_the_command_prints(tmp_path):
+    readme = " ".join((REPO / "README.md").read_text().split())
+    command, quoted = re.search(r"`(segattn fit [^`]+)` prints `(segattn: error: [^`]+)`", readme).groups()
+    (tmp_path / "configs").symlink_to(REPO / "configs")  # its relative config path, and no runs/ in the checkout
+    result = run(*shlex.split(command)[1:], check=False, cwd=tmp_path)
+    assert one_error_line(result) == quoted
+
+
 def test_only_fit_counts_in_lightning_logs(fitted):
     """validate and predict log in folders of their own (the README's <default_root_dir>/<command>/
     version_N/), so the next fit is version_1."""
@@ -61,3 +79,12 @@ def test_only_fit_counts_in_lightning_logs(fitted):
     folder = run_dir / "predict/version_0/predictions"
     assert len(list(folder.glob("*.png"))) == 6
     assert f"wrote 6 label maps to {folder}" in predicted.stdout + predicted.stderr
+
+
+def test_yaml_syntax_error_names_the_file_and_line(fitted, tmp_path):
+    _, _, best = fitted
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  lr: 0.001\n  model_args: {widths: [8, 16]\ndata:\n")
+    expected = f"segattn: error: {bad}, line 4, column 1: cannot read as YAML: "
+    for command in (["fit", "--config", bad], ["evaluate", "--ckpt", best, "--config", bad]):
+        assert one_error_line(run(*command, check=False)).startswith(expected)
