@@ -1,23 +1,26 @@
 """The command line's one-line errors where a library would answer with its own: the argument
-parser's (an unknown option names the nearest known ones) and a config file's YAML syntax (the
-file, line and column)."""
+parser's (an unknown option names the nearest known ones), a config file's YAML syntax (the file,
+line and column), and a configured data path that does not exist (its split and key)."""
 
 from __future__ import annotations
 
 import argparse
 import difflib
+import os
 import re
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
 import yaml
+from jsonargparse import Namespace
 from lightning.pytorch.cli import LightningArgumentParser
 
-from segattn.errors import InputError
+from segattn.errors import InputError, MissingPathError
 
 # argparse's for a flag, jsonargparse's for a key in a config file or a --model '{...}' value
 UNKNOWN_OPTIONS = re.compile(r"unrecognized arguments: (.*)|Subcommand '\w+' does not accept option '([^']+)'")
+SPLITS = ("train", "val", "test")
 
 
 def fail(message: str) -> NoReturn:
@@ -27,13 +30,23 @@ def fail(message: str) -> NoReturn:
 
 
 class OneLineErrorParser(LightningArgumentParser):
-    """Reports a config or argument error as one line that names the key, instead of the usage."""
+    """Reports a config or argument error as one line that names the key, instead of the usage,
+    and a data set's missing path with the data split and key that give it."""
 
     def error(self, message: str, ex: Exception | None = None) -> NoReturn:
         if not self.exit_on_error:
             super().error(message, ex)
         parser = getattr(ex, "subcommand_parser", None) or self
         fail(unknown_options(message, parser) or " ".join(line.strip() for line in message.strip().splitlines()))
+
+    def instantiate(self, cfg: Namespace, *args: Any, **kwargs: Any) -> Namespace:
+        try:
+            return super().instantiate(cfg, *args, **kwargs)
+        except MissingPathError as exc:
+            key = data_path_key(exc.path, cfg.get("data"))
+            if key is None:
+                raise
+            raise MissingPathError(keyed_message(exc, key), exc.path) from exc
 
 
 def unknown_options(message: str, parser: argparse.ArgumentParser) -> str | None:
@@ -67,6 +80,28 @@ def option_keys(parser: argparse.ArgumentParser) -> list[str]:
             keys.update(key for sub in action.choices.values() for key in option_keys(sub))
         keys.update(option[2:] for option in action.option_strings if option.startswith("--"))
     return sorted(keys)
+
+
+def data_path_key(path: str | os.PathLike | None, data: Any) -> str | None:
+    """The key, data.<split>.init_args.<key>, of the first data set (in the order they are built)
+    that a config's data section gives `path`; None when none does."""
+    if path is None or not isinstance(data, Namespace):
+        return None
+    for split in SPLITS:
+        init_args = data.get(f"{split}.init_args")
+        for key, value in vars(init_args).items() if isinstance(init_args, Namespace) else ():
+            if isinstance(value, (str, os.PathLike)) and Path(value) == Path(path):
+                return f"data.{split}.init_args.{key}"
+    return None
+
+
+def keyed_message(exc: MissingPathError, key: str) -> str:
+    """The message of a data set's MissingPathError led by the config key that gave the path, and
+    for a relative path, where it was looked for."""
+    detail = str(exc).removeprefix(f"{key.rsplit('.', 1)[1]}: ")  # ImageMaskFolder's names the key itself
+    if Path(exc.path).is_absolute():
+        return f"{key}: {detail}"
+    return f"{key}: {detail}; relative paths are read from the current folder, {Path.cwd()}"
 
 
 def read_yaml(path: Path) -> Any:

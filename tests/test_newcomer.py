@@ -2,6 +2,7 @@
 subcommand logs, and the one-line errors of a first config (an unknown option, a YAML slip, a
 relative data path read from another folder)."""
 
+import json
 import re
 import shlex
 import sys
@@ -79,6 +80,32 @@ def test_only_fit_counts_in_lightning_logs(fitted):
     folder = run_dir / "predict/version_0/predictions"
     assert len(list(folder.glob("*.png"))) == 6
     assert f"wrote 6 label maps to {folder}" in predicted.stdout + predicted.stderr
+
+
+def test_relative_data_path_names_the_split_and_the_current_folder(fitted, tmp_path):
+    _, data_dir, best = fitted
+    elsewhere = (tmp_path / "elsewhere").resolve()
+    elsewhere.mkdir()
+    folder = {"class_path": "segattn.data.ImageMaskFolder",
+              "init_args": {"images_dir": "data/membrane/train/images", "masks_dir": str(data_dir),
+                            "classes": ["background", "membrane"]}}  # fmt: skip
+    fit_config = tmp_path / "fit.yaml"
+    fit_config.write_text(json.dumps({"data": {"train": folder, "val": folder}}))
+    assert one_error_line(run("fit", "--config", fit_config, check=False, cwd=elsewhere)) == (
+        "segattn: error: data.train.init_args.images_dir: data/membrane/train/images is not a folder; "
+        f"relative paths are read from the current folder, {elsewhere}"
+    )
+    synthetic = {"root": str(data_dir), "n_train": 16, "n_val": 6, "size": 64}
+    coco = {"images_dir": "synthetic/val", "ann_file": str(data_dir / "annotations/instances_val.json")}
+    data = {"train": {"class_path": "segattn.data.SyntheticShapes", "init_args": synthetic},
+            "val": {"class_path": "segattn.data.CocoSegmentation", "init_args": coco}}  # fmt: skip
+    eval_config = tmp_path / "eval.yaml"
+    eval_config.write_text(json.dumps({"data": data}))
+    result = run("evaluate", "--ckpt", best, "--config", eval_config, check=False, cwd=elsewhere)
+    assert one_error_line(result) == (
+        "segattn: error: data.val.init_args.images_dir: synthetic/val: image folder not found; "
+        f"relative paths are read from the current folder, {elsewhere}"
+    )
 
 
 def test_yaml_syntax_error_names_the_file_and_line(fitted, tmp_path):
