@@ -9,9 +9,9 @@ import difflib
 COMMANDS = {
     "demo": "synthetic data → fit → evaluate → predictions, on the CPU in a few minutes",
     "fit": "train a model on a config's data (every config key is also a flag: --model.lr 0.001)",
-    "validate": "score a checkpoint (--ckpt_path) on the config's val split, logged like fit",
+    "validate": "score a checkpoint (--ckpt_path) on the config's val split",
     "test": "score a checkpoint (--ckpt_path) on the config's test split",
-    "predict": "label maps of the config's test (else val) images, from a checkpoint (--ckpt_path)",
+    "predict": "label maps (palette PNGs) of the config's test (else val) images, from --ckpt_path",
     "evaluate": "score a checkpoint on a split: per-class table, metrics.json, confusion, worst images",
     "infer": "label maps (palette PNGs) for a folder or glob of images, from a checkpoint",
     "export": "ONNX export of a checkpoint, checked against onnxruntime",
