@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import importlib
 import logging
 import os
@@ -11,54 +10,42 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.utilities import rank_zero_warn
 
 from segattn import checkpoint
+from segattn.cli_errors import OneLineArgumentParser, OneLineErrorParser, fail, read_yaml
 from segattn.cli_types import count, non_negative, scale, share
 from segattn.data import SegDataModule
 from segattn.errors import InputError, MissingPathError, TrainingDiverged
 from segattn.evaluate import evaluate_dataset, print_scores, write_report
 from segattn.inference import Segmenter
 from segattn.models.registry import check_kwargs
+from segattn.runlogs import run_loggers
 from segattn.task import SegmentationTask
+from segattn.usage import COMMANDS, OWN_COMMANDS, overview, unknown_command
 
 if TYPE_CHECKING:
     from segattn.infer import InferStats
-
-OWN_COMMANDS = ("demo", "evaluate", "infer", "export")
-OWN_COMMANDS_HELP = (
-    "segattn's own commands: demo (synthetic data → fit → evaluate → predictions), evaluate (score a "
-    "checkpoint), infer (label maps for images), export (ONNX); `segattn <command> --help` for each."
-)
-
-
-class OneLineErrorParser(LightningArgumentParser):
-    """Reports a config or argument error as one line that names the key, instead of the usage."""
-
-    def error(self, message: str, ex: Exception | None = None) -> NoReturn:
-        if not self.exit_on_error:
-            super().error(message, ex)
-        fail(" ".join(line.strip() for line in message.strip().splitlines()))
 
 
 class SegattnCLI(LightningCLI):
     """LightningCLI over SegmentationTask and SegDataModule; classes and input channels flow from
     the data module into the model. Unless `trainer.logger` is set, a run logs to TensorBoard and
-    to CSV (metrics.csv) in one folder, <default_root_dir>/lightning_logs/version_N/, which also
-    holds checkpoints/. `fit --ckpt_path last` resumes the newest last.ckpt of any earlier run
+    to CSV (metrics.csv) in one folder: fit in <default_root_dir>/lightning_logs/version_N/, which
+    also holds checkpoints/, validate, test and predict in <default_root_dir>/<subcommand>/version_N/
+    (see segattn.runlogs). `fit --ckpt_path last` resumes the newest last.ckpt of any earlier run
     under default_root_dir."""
 
     def __init__(self, args: Sequence[str] | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("parser_class", OneLineErrorParser)
-        kwargs.setdefault("parser_kwargs", {"epilog": OWN_COMMANDS_HELP})
+        epilog = f"segattn's own commands: {', '.join(OWN_COMMANDS)}; `segattn --help` says what each does."
+        kwargs.setdefault("parser_kwargs", {"epilog": epilog, "allow_abbrev": False})  # --trainer.max_epoch is a typo
         # The recipe's AdamW + warm-up + cosine is SegmentationTask's (model.lr, model.weight_decay, ...):
         # LightningCLI's --optimizer / --lr_scheduler would replace it with only a warning.
         kwargs.setdefault("auto_configure_optimizers", False)
@@ -127,11 +114,8 @@ class SegattnCLI(LightningCLI):
         config = self._get(self.config_init, "trainer", default={})
         if config.get("logger") in (None, True):
             root = config.get("default_root_dir") or os.getcwd()
-            ckpt = self.config[self.subcommand].get("ckpt_path") if self.subcommand == "fit" else None
-            version = resumed_version(ckpt, root)
-            # first: it creates the version folder; a resumed run goes on in its own
-            csv_logger = CSVLogger(root) if version is None else ResumedCSVLogger(root, version, self.checkpoint_step)
-            kwargs["logger"] = [csv_logger, TensorBoardLogger(root, version=csv_logger.version)]
+            ckpt = self.config[self.subcommand].get("ckpt_path")
+            kwargs["logger"] = run_loggers(root, self.subcommand, ckpt, self.checkpoint_step)
         return super().instantiate_trainer(**kwargs)
 
 
@@ -149,7 +133,7 @@ def check_dataset_keys(path: Path) -> None:
     """An unknown init_args key of a data set in a config file is an InputError naming it.
     jsonargparse reports one itself, except when its value is a mapping with number keys (a
     misspelt value_map, say): then it says "Key must be a string", which names nothing."""
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = read_yaml(path) or {}
     data = raw.get("data") if isinstance(raw, dict) else None
     for split in ("train", "val", "test"):
         entry = data.get(split) if isinstance(data, dict) else None
@@ -163,49 +147,10 @@ def check_dataset_keys(path: Path) -> None:
         check_kwargs(f"{path}: data.{split}.init_args of {name}", cls, entry["init_args"], supplied=())
 
 
-class ResumedCSVLogger(CSVLogger):
-    """A CSVLogger that goes on in an existing version folder. Lightning's deletes the folder's
-    metrics.csv when it starts writing; this one keeps its rows logged before the checkpoint's
-    global step (later ones, from the interrupted run, are logged again) and writes them first."""
-
-    def __init__(self, root: str | os.PathLike, version: int, checkpoint_step: int) -> None:
-        super().__init__(root, version=version)
-        metrics = Path(self.log_dir) / "metrics.csv"
-        rows = list(csv.DictReader(metrics.open(newline=""))) if metrics.is_file() else []
-        self.kept = [{k: v for k, v in row.items() if v != ""} for row in rows if int(row["step"]) < checkpoint_step]
-
-    @property
-    def experiment(self) -> Any:
-        new = self._experiment is None
-        with warnings.catch_warnings():  # its "previous log files will be deleted": not so here
-            warnings.filterwarnings("ignore", message="Experiment logs directory")
-            writer = super().experiment  # creating the writer deletes metrics.csv
-        if new and isinstance(writer, ExperimentWriter):  # not the dummy of ranks > 0
-            writer.metrics[:0] = self.kept
-        return writer
-
-
-def resumed_version(ckpt_path: str | None, root: str | os.PathLike) -> int | None:
-    """N when ckpt_path lies in <root>/lightning_logs/version_N/checkpoints/: a run resumed from
-    it logs on in that folder, where its ModelCheckpoint finds its best score so far (in a new
-    folder, best.ckpt would be the best of the resumed epochs only). None: a new version."""
-    if ckpt_path is None:
-        return None
-    run = Path(ckpt_path).resolve().parent.parent
-    inside = Path(ckpt_path).parent.name == "checkpoints" and run.parent == (Path(root) / "lightning_logs").resolve()
-    number = run.name.removeprefix("version_")
-    return int(number) if inside and run.name.startswith("version_") and number.isdigit() else None
-
-
 def newest_last_checkpoint(root: str | os.PathLike) -> Path | None:
     """The most recently written <root>/**/checkpoints/last*.ckpt, or None."""
     found = [path for path in Path(root).glob("**/checkpoints/last*.ckpt") if path.is_file()]
     return max(found, key=lambda path: path.stat().st_mtime, default=None)
-
-
-def fail(message: str) -> NoReturn:
-    print(f"segattn: error: {message}", file=sys.stderr)
-    sys.exit(2)
 
 
 def quiet_lightning() -> None:
@@ -218,11 +163,18 @@ def quiet_lightning() -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """The `segattn` command. argv None: sys.argv, left as it is, since Lightning's DDP launcher
-    starts the other ranks with the same command line."""
-    quiet_lightning()
+    starts the other ranks with the same command line. No arguments, -h or --help: the overview of
+    the commands (segattn.usage; exit status 2 when no command was given); `<command> --help` is
+    the command's own."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(overview())
+        sys.exit(0 if args else 2)
+    if not args[0].startswith("-") and args[0] not in COMMANDS:
+        fail(unknown_command(args[0]))
+    quiet_lightning()
     try:
-        if args and args[0] in OWN_COMMANDS:
+        if args[0] in OWN_COMMANDS:
             sys.argv = sys.argv[:1]  # the demo hands LightningCLI its own arguments
             run_own_command(args)
         else:
@@ -240,13 +192,6 @@ def own_message(exc: Exception) -> str:
     if text.startswith("Caught ") and marker in text:
         return text.rsplit(marker, 1)[1].strip()
     return text
-
-
-class OneLineArgumentParser(argparse.ArgumentParser):
-    """argparse for segattn's own commands, its errors as one line (`segattn: error: ...`)."""
-
-    def error(self, message: str) -> NoReturn:
-        fail(f"{self.prog.removeprefix('segattn ')}: {message}" if " " in self.prog else message)
 
 
 def run_own_command(argv: list[str]) -> None:
@@ -435,8 +380,8 @@ def load_datamodule(config: str | os.PathLike, overrides: Sequence[str] = ()) ->
     path = Path(config)
     if not path.is_file():
         raise MissingPathError(f"{path}: config file not found")
-    raw = yaml.safe_load(path.read_text()) or {}
-    if "data" not in raw:
+    raw = read_yaml(path)
+    if not isinstance(raw, dict) or "data" not in raw:
         raise InputError(f"{path}: no 'data' section")
     parser = OneLineErrorParser()
     parser.add_lightning_class_args(SegDataModule, "data")

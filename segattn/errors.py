@@ -4,6 +4,7 @@ The command line prints these (and TrainingDiverged) as one line, with no traceb
 else is a bug and keeps its traceback.
 """
 
+import os
 from typing import Any, get_args
 
 
@@ -12,7 +13,12 @@ class InputError(ValueError):
 
 
 class MissingPathError(InputError, FileNotFoundError):
-    """A configured or given path that does not exist."""
+    """A configured or given path that does not exist; `path`, where the raiser gives it, is that
+    path as configured (the command line names the config key that holds it)."""
+
+    def __init__(self, message: str, path: str | os.PathLike | None = None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 def check_choice(key: str, value: object, choices: Any, optional: bool = False) -> None:

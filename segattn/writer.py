@@ -19,8 +19,9 @@ class LabelMapWriter(BasePredictionWriter):
     """Writes every label map of `Trainer.predict` to <output_dir>/<image name>.png, a palette PNG
     whose pixel values are the class indices (as `segattn infer` writes them), at the size the
     evaluation transform gives the image (its own, unless that transform resizes). output_dir
-    None: <the run's log folder>/predictions. Lightning has no such writer (its
-    BasePredictionWriter leaves the writing to a subclass), hence this one."""
+    None: <the run's log folder>/predictions, which `segattn predict` makes
+    <default_root_dir>/predict/version_N/predictions (segattn.runlogs). Lightning has no such
+    writer (its BasePredictionWriter leaves the writing to a subclass), hence this one."""
 
     def __init__(self, output_dir: str | Path | None = None) -> None:
         super().__init__(write_interval="batch")

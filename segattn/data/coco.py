@@ -72,9 +72,9 @@ class CocoSegmentation(SegDataset):
         self.images_dir = Path(images_dir)
         ann_file = Path(ann_file)
         if not ann_file.is_file():
-            raise MissingPathError(f"{ann_file}: COCO annotation file not found")
+            raise MissingPathError(f"{ann_file}: COCO annotation file not found", ann_file)
         if not self.images_dir.is_dir():
-            raise MissingPathError(f"{self.images_dir}: image folder not found")
+            raise MissingPathError(f"{self.images_dir}: image folder not found", self.images_dir)
         check_choice("crowd", crowd, Crowd)
         check_choice("overlap", overlap, Overlap)
         if isinstance(min_area, bool) or not isinstance(min_area, (int, float)) or not 0 <= min_area < math.inf:

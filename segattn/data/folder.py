@@ -54,7 +54,7 @@ class ImageMaskFolder(SegDataset):
         self.roi_dir = Path(roi_dir) if roi_dir is not None else None
         for name, folder in (("images_dir", self.images_dir), ("masks_dir", self.masks_dir), ("roi_dir", self.roi_dir)):
             if folder is not None and not folder.is_dir():
-                raise MissingPathError(f"{name}: {folder} is not a folder")
+                raise MissingPathError(f"{name}: {folder} is not a folder", folder)
         if len(classes) < 2:
             raise InputError(f"classes: expected at least 2 names (background included), got {classes}")
         if channels not in (1, 3):
