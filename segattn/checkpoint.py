@@ -53,9 +53,14 @@ def load(path: str | os.PathLike, trust: bool = False) -> tuple[dict[str, Any], 
     """Reads a checkpoint: (record, model state_dict without the "model." prefix); see `read`.
     Weights that no finite prediction can come from are an InputError (`check_weights`)."""
     checkpoint = read(path, trust)
-    state = {k[len(MODEL_PREFIX) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(MODEL_PREFIX)}
+    state = model_state(checkpoint)
     check_weights(path, state)
     return checkpoint[RECORD_KEY], state
+
+
+def model_state(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The network's weights of a checkpoint dict, without the "model." prefix."""
+    return {k[len(MODEL_PREFIX) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(MODEL_PREFIX)}
 
 
 def check_weights(path: str | os.PathLike, state: dict[str, Any]) -> None:

@@ -79,6 +79,7 @@ class SegattnCLI(LightningCLI):
                 return
             config["ckpt_path"] = str(found)
         stored = checkpoint.read(config["ckpt_path"], trust_hint=None)  # Lightning's commands cannot trust a file
+        checkpoint.check_weights(config["ckpt_path"], checkpoint.model_state(stored))  # resuming NaNs trains NaNs
         self.checkpoint_record, self.checkpoint_step = stored[checkpoint.RECORD_KEY], stored.get("global_step", 0)
         defaults = self._subcommand_parsers[subcommand].get_defaults()["model"]
         # fit resumes training: every setting counts; the others only build and score the network
@@ -197,14 +198,14 @@ def own_message(exc: Exception) -> str:
 def run_own_command(argv: list[str]) -> None:
     parser = OneLineArgumentParser(prog="segattn")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="synthetic data → fit → evaluate → predictions, on the CPU in minutes")
+    demo = sub.add_parser("demo", help=COMMANDS["demo"])
     demo.add_argument("--config", help="recipe (default: configs/demo.yaml of this checkout)")
     demo.add_argument("--out", default="runs/demo", help="where logs, checkpoints and predictions go")
     demo.add_argument("--data-dir", help="where the synthetic set is made (default: the config's)")
     demo.add_argument("--epochs", type=count, help="override the recipe's max_epochs")
     demo.add_argument("--n-train", type=count, help="override the number of training images")
     demo.add_argument("--n-val", type=count, help="override the number of validation images")
-    evaluate = sub.add_parser("evaluate", help="score a checkpoint on a data split of a config")
+    evaluate = sub.add_parser("evaluate", help=COMMANDS["evaluate"])
     evaluate.add_argument("--ckpt", required=True, help="checkpoint written by fit")
     evaluate.add_argument(
         "--config",
@@ -221,7 +222,7 @@ def run_own_command(argv: list[str]) -> None:
     evaluate.add_argument("--boundary", action="store_true", help="also HD95 and ASSD (CPU, slower)")
     evaluate.add_argument("--worst", type=non_negative, default=8, help="gallery of the N images with the lowest mIoU")
     add_predict_options(evaluate)
-    infer = sub.add_parser("infer", help="label maps (palette PNGs) for a folder or glob of images")
+    infer = sub.add_parser("infer", help=COMMANDS["infer"])
     infer.add_argument("--ckpt", required=True, help="checkpoint written by fit")
     infer.add_argument("--input", required=True, nargs="+", help="image files, folders or globs (quote globs)")
     infer.add_argument("--output", required=True, help="folder for <stem>.png label maps")
@@ -238,7 +239,7 @@ def run_own_command(argv: list[str]) -> None:
         help="report an image that cannot be read or written, go on with the rest, exit 1 at the end",
     )
     add_predict_options(infer)
-    export = sub.add_parser("export", help="ONNX export checked against onnxruntime")
+    export = sub.add_parser("export", help=COMMANDS["export"])
     export.add_argument("--ckpt", required=True, help="checkpoint written by fit")
     export.add_argument("--onnx", required=True, help="the .onnx file to write")
     export.add_argument("--dynamic", action="store_true", help="free batch, height and width")

@@ -137,3 +137,19 @@ def test_lightning_commands_do_not_suggest_a_flag_they_lack(tmp_path):
     errors = [line for line in result.stderr.splitlines() if line.startswith("segattn: error:")]
     assert result.returncode == 2 and len(errors) == 1 and "refused to load" in errors[0], result.stderr[-3000:]
     assert "trust" not in result.stderr and "Traceback" not in result.stderr and not marker.exists()
+
+
+def test_lightning_commands_refuse_a_damaged_checkpoint_before_resuming_it(tmp_path, capsys, monkeypatch):
+    """fit --ckpt_path would go on training NaNs; validate would score them."""
+    from segattn.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    bad = write_checkpoint(tmp_path / "bad.ckpt", nan_twice)
+    for command in ("fit", "validate"):
+        with pytest.raises(SystemExit) as exit_:
+            main([command, "--config", str(REPO / "configs/demo.yaml"), "--ckpt_path", str(bad)])
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and err.strip().splitlines() == [
+            f"segattn: error: {bad}: tensor model.encoder.stages.0.3.weight: 1 of its 576 values are NaN or "
+            "infinite; the checkpoint is damaged or its training diverged"
+        ], err
