@@ -58,7 +58,7 @@ def decode(path: Path) -> np.ndarray:
     if image is None:
         raise InputError(f"{path}: cannot decode as an image (corrupt or unsupported format)")
     if image.ndim == 3 and image.shape[2] == 3:
-        return image[..., ::-1]
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=image)  # in place: a large scan is held once
     if image.ndim == 3 and image.shape[2] == 4:
         return image[..., [2, 1, 0, 3]]
     return image
@@ -98,7 +98,7 @@ def write_label_map(path: str | os.PathLike, mask: np.ndarray, palette: list[lis
     and viewers show the palette's colours."""
     if mask.min() < 0 or mask.max() > 255:
         raise InputError(f"{path}: a palette PNG holds labels 0..255, got {mask.min()}..{mask.max()}")
-    image = Image.fromarray(mask.astype(np.uint8), mode="P")
+    image = Image.fromarray(mask.astype(np.uint8, copy=False), mode="P")
     flat = [v for colour in palette[:256] for v in colour]
     image.putpalette(flat + [255] * (768 - len(flat)))
     image.save(path)
