@@ -49,6 +49,12 @@ def make_record(
     }
 
 
+def save(path: str | os.PathLike, weights: dict[str, torch.Tensor], record: dict[str, Any]) -> None:
+    """Writes the smallest file `load` reads: `record` (from `make_record`) and the model's
+    state_dict, without Lightning's keys; for a model built without training (benchmarks, tests)."""
+    torch.save({RECORD_KEY: record, "state_dict": {MODEL_PREFIX + k: v for k, v in weights.items()}}, path)
+
+
 def load(path: str | os.PathLike, trust: bool = False) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """Reads a checkpoint: (record, model state_dict without the "model." prefix); see `read`.
     Weights that no finite prediction can come from are an InputError (`check_weights`)."""

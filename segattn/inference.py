@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import glob
 import inspect
 import math
@@ -12,7 +13,6 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Literal
 
-import albumentations as A
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -26,7 +26,8 @@ from segattn.data.io import IMAGE_SUFFIXES, match_channels, read_image
 from segattn.data.transforms import deserialize
 from segattn.errors import InputError, MissingPathError, check_choice, check_count
 from segattn.models import build_model
-from segattn.sliding import Blending, sliding_window
+from segattn.sliding import Blending, sliding_bands, sliding_window
+from segattn.window_transform import PixelNormalize, window_normalize
 
 ImageInput = str | os.PathLike | np.ndarray
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
@@ -43,8 +44,8 @@ class Segmenter:
     Each image goes through the checkpoint's evaluation transform; consecutive images of the same
     size are batched (the network pads to its stride and crops back). The network runs on a copy
     with batch norms folded into the convolutions, in channels_last memory format, under autocast
-    at `precision`. On a GPU, a transform that is one mean/std Normalize runs on the device
-    (`DeviceNormalize`): images cross the bus as uint8 and the CPU does no per-pixel work.
+    at `precision`. On a GPU, a transform that is one mean/std Normalize or Window runs on the
+    device (`device_normalize`): images cross the bus as uint8 and the CPU does no per-pixel work.
     """
 
     def __init__(
@@ -68,7 +69,7 @@ class Segmenter:
         self.palette = [list(c) for c in palette]
         self.transform = eval_transform
         self.in_channels = in_channels
-        self.device_normalize = DeviceNormalize.of(eval_transform, self.device)
+        self.device_normalize = device_normalize(eval_transform, self.device)
 
     @classmethod
     def from_checkpoint(
@@ -133,7 +134,10 @@ class Segmenter:
         slide: (window, overlap), or a window alone (overlap 0.25), for sliding-window inference
             with `blending` weights ("gaussian", default, or "constant"); windows are batched
             `batch_size` at a time on the device; the image is stitched on the GPU when its
-            probabilities fit in a quarter of the free memory, else on the CPU.
+            probabilities fit in a quarter of the free memory, else on the CPU. Host memory: the
+            image as decoded, the label map, one batch of windows and strips of (K + 1) × window
+            × W floats, when the transform has a window-wise form (see
+            `segattn.window_transform`); any other transform makes a float32 copy of the image.
         return_probs: yield float32 K×H×W probabilities instead of label maps.
         workers: DataLoader processes that read and transform images while the device computes.
         skip_errors: an input that cannot be read (missing, empty, corrupt, unsuitable) yields its
@@ -149,7 +153,7 @@ class Segmenter:
         views = tta_views(tta, DEFAULT_SCALES if scales is None else scales)
         slide = sliding_options(slide, blending)
         pending: list[dict[str, Any]] = []
-        for sample in self.samples(inputs, workers, skip_errors):
+        for sample in self.samples(inputs, workers, windows=slide is not None, skip_errors=skip_errors):
             if "error" in sample:
                 if pending:
                     yield from self.run_batch(pending, views, return_probs)
@@ -158,7 +162,7 @@ class Segmenter:
                 continue
             check_scales(sample, views, slide)
             if slide is not None:
-                yield self.finish(self.slide_probs(sample["tensor"], views, *slide, batch_size), sample, return_probs)
+                yield self.slide(sample, views, *slide, batch_size, return_probs)
                 continue
             if pending and (batch_key(sample) != batch_key(pending[0]) or len(pending) == batch_size):
                 yield from self.run_batch(pending, views, return_probs)
@@ -186,21 +190,27 @@ class Segmenter:
         }
         return self.finish(logits.float(), sample, return_probs=False), alphas
 
-    def input_images(self, items: list[ImageInput], skip_errors: bool = False) -> InputImages:
-        """The items as a Dataset: transformed on the CPU, or raw when the device normalises."""
-        return InputImages(items, self.in_channels, self.transform, self.device_normalize is not None, skip_errors)
+    def input_images(self, items: list[ImageInput], windows: bool = False, skip_errors: bool = False) -> InputImages:
+        """The items as a Dataset: transformed on the CPU, or raw when the device normalises, or
+        (windows, for the sliding window) as decoded with their window-wise transform."""
+        raw = self.device_normalize is not None
+        return InputImages(items, self.in_channels, self.transform, raw, windows, skip_errors)
 
     def normalized(self, batch: Tensor) -> Tensor:
         """A batch from `input_images`, on the device, as the network's float input."""
         return batch if self.device_normalize is None else self.device_normalize(batch)
 
     def samples(
-        self, inputs: ImageInput | Sequence[ImageInput], workers: int, skip_errors: bool = False
+        self,
+        inputs: ImageInput | Sequence[ImageInput],
+        workers: int,
+        windows: bool = False,
+        skip_errors: bool = False,
     ) -> Iterable[dict[str, Any]]:
-        """{"name": str, "size": (H, W), "tensor": C×h×w (float32, or raw integers; see
-        `input_images`)} per input, or {"name", "error": message} (skip_errors), read by
-        `workers` processes."""
-        dataset = self.input_images(expand_inputs(inputs), skip_errors)
+        """{"name": str, "size": (H, W), "tensor": C×h×w (float32, or raw integers), or H×W×C as
+        decoded with its "normalize" (see `InputImages`)} per input, or {"name", "error": message}
+        (skip_errors), read by `workers` processes."""
+        dataset = self.input_images(expand_inputs(inputs), windows, skip_errors)
         if workers == 0:
             return (dataset[i] for i in range(len(dataset)))
         return DataLoader(dataset, batch_size=None, num_workers=workers, prefetch_factor=4)
@@ -212,33 +222,48 @@ class Segmenter:
         for sample, p in zip(samples, probs, strict=True):
             yield self.finish(p[None], sample, return_probs)
 
-    def slide_probs(
+    def slide(
         self,
-        image: Tensor,
+        sample: dict[str, Any],
         views: list[tuple[float, bool]],
         window: int,
         overlap: float,
         blending: Blending,
         batch_size: int,
-    ) -> Tensor:
+        return_probs: bool,
+    ) -> np.ndarray:
+        """A sample of `samples(..., windows=True)` through the sliding window: `finish`'s result.
+        Label maps are filled band by band (`sliding_bands`); probabilities, and the result of a
+        transform that resized, are stitched whole first."""
+        normalize = sample.get("normalize")
+        image = sample["tensor"][None] if normalize is None else sample["tensor"].permute(2, 0, 1)[None]
         stitch = stitch_device(self.device, len(self.classes), image.shape[-2:])
-        return sliding_window(
-            image[None].to(stitch),  # windows are cut where the result is summed
-            lambda windows: self.probabilities(windows, views),
-            window,
-            overlap,
-            batch_size,
-            blending,
-            device=self.device,
-            output_device=stitch,
-        )
+        if normalize is None:  # transformed whole: windows are cut where the result is summed
+            image = image.to(stitch)
+        else:  # as decoded: windows are cut on the host and normalised on the device
+            normalize = normalize.to(self.device)
+        options = (window, overlap, batch_size, blending, self.device, stitch)
+        predict = functools.partial(self.probabilities, views=views, normalize=normalize)
+        if return_probs or tuple(image.shape[-2:]) != tuple(sample["size"]):
+            return self.finish(sliding_window(image, predict, *options), sample, return_probs)
+        labels = np.empty(sample["size"], self.label_dtype)
+        for top, band in sliding_bands(image, predict, *options):
+            labels[top : top + band.shape[2]] = self.label_map(band)
+        return labels
 
     @torch.inference_mode()
-    def probabilities(self, batch: Tensor, views: list[tuple[float, bool]], softmax: bool = True) -> Tensor:
+    def probabilities(
+        self,
+        batch: Tensor,
+        views: list[tuple[float, bool]],
+        softmax: bool = True,
+        normalize: PixelNormalize | None = None,
+    ) -> Tensor:
         """Softmax probabilities float32 N×K×h×w of a batch from `input_images` on the device,
         averaged over the TTA views (scale, flip); softmax=False (one view only) gives the
-        logits, whose argmax is the same."""
-        batch = self.normalized(batch)
+        logits, whose argmax is the same. normalize: the window-wise transform of a sliding
+        window's raw windows (see `InputImages`); default `normalized`."""
+        batch = self.normalized(batch) if normalize is None else normalize(batch)
         height, width = batch.shape[-2:]
         autocast = torch.autocast(self.device.type, dtype=self.dtype) if self.dtype != torch.float32 else nullcontext()
         total = None
@@ -280,20 +305,38 @@ class Segmenter:
             probs = F.interpolate(probs, size=tuple(sample["size"]), mode="bilinear", align_corners=False)
         if return_probs:
             return probs[0].cpu().numpy()
-        labels = probs[0].argmax(dim=0).to(torch.uint8 if len(self.classes) <= 256 else torch.int32)
+        return self.label_map(probs)
+
+    @property
+    def label_dtype(self) -> np.dtype:
+        """uint8 for at most 256 classes, else int32."""
+        return np.dtype(np.uint8 if len(self.classes) <= 256 else np.int32)
+
+    def label_map(self, probs: Tensor) -> np.ndarray:
+        """1×K×h×w probabilities (or logits) → h×w labels of `label_dtype`."""
+        labels = probs[0].argmax(dim=0).to(getattr(torch, self.label_dtype.name))
         return labels.cpu().numpy()  # narrowed on the device: 1/8 of int64's bytes cross the bus
 
 
 class InputImages(Dataset):
     """Inputs read and transformed (so that DataLoader workers can do it). raw: the pixels left
     for the device to normalise, C×H×W uint8, or int32 for 16-bit images (torch's uint16 has few
-    CUDA kernels). Either way a 16-bit image must suit `transform` (see `check_pixel_depth`).
-    skip_errors: an input that raises an InputError gives {"name", "error": message} instead."""
+    CUDA kernels). windows (for the sliding window): an image whose transform has a window-wise
+    form (`window_normalize`) is left as decoded, "tensor" H×W×C uint8/uint16 (no copy), with
+    that form as "normalize"; any other is transformed whole. Either way a 16-bit image must
+    suit `transform` (see `check_pixel_depth`). skip_errors: an input that raises an InputError
+    gives {"name", "error": message} instead."""
 
     def __init__(
-        self, items: list[ImageInput], channels: int, transform: Any, raw: bool = False, skip_errors: bool = False
+        self,
+        items: list[ImageInput],
+        channels: int,
+        transform: Any,
+        raw: bool = False,
+        windows: bool = False,
+        skip_errors: bool = False,
     ) -> None:
-        self.items, self.channels, self.transform, self.raw = items, channels, transform, raw
+        self.items, self.channels, self.transform, self.raw, self.windows = items, channels, transform, raw, windows
         self.skip_errors = skip_errors
 
     def __len__(self) -> int:
@@ -318,6 +361,10 @@ class InputImages(Dataset):
     def prepare(self, index: int) -> dict[str, Any]:
         image = self.load(index)
         check_pixel_depth(self.transform, image, self.name(index))
+        normalize = window_normalize(self.transform, image) if self.windows else None
+        if normalize is not None:
+            pixels = torch.from_numpy(np.ascontiguousarray(image))
+            return {"size": image.shape[:2], "tensor": pixels, "normalize": normalize}
         if self.raw:
             raw = np.ascontiguousarray(image.transpose(2, 0, 1))
             return {
@@ -325,31 +372,6 @@ class InputImages(Dataset):
                 "tensor": torch.from_numpy(raw.astype(np.int32, copy=False) if raw.dtype == np.uint16 else raw),
             }
         return {"size": image.shape[:2], "tensor": image_to_tensor(self.transform(image=image)["image"])}
-
-
-class DeviceNormalize:
-    """Albumentations' mean/std Normalize ("standard"), (x − mean·max) · 1/(std·max) in float32,
-    applied to raw N×C×H×W batches on the device. Written here because Albumentations runs on
-    NumPy only; the operations are the ones albucore does in float32, so results are equal."""
-
-    def __init__(self, mean: np.ndarray, denominator: np.ndarray, device: torch.device) -> None:
-        self.mean = torch.as_tensor(mean, dtype=torch.float32, device=device).reshape(-1, 1, 1)
-        self.denominator = torch.as_tensor(denominator, dtype=torch.float32, device=device).reshape(-1, 1, 1)
-
-    @classmethod
-    def of(cls, pipeline: Any, device: torch.device) -> DeviceNormalize | None:
-        """One for a GPU and a pipeline that is exactly one always-applied mean/std Normalize;
-        None otherwise (the CPU, per-image normalisations, anything else in the pipeline)."""
-        transforms = list(pipeline.transforms) if isinstance(pipeline, A.Compose) else [pipeline]
-        if device.type != "cuda" or len(transforms) != 1:
-            return None
-        (normalize,) = transforms
-        if not isinstance(normalize, A.Normalize) or normalize.normalization != "standard" or normalize.p < 1:
-            return None
-        return cls(normalize.mean_np, normalize.denominator, device)
-
-    def __call__(self, batch: Tensor) -> Tensor:
-        return (batch.float() - self.mean) * self.denominator
 
 
 def batch_key(sample: dict[str, Any]) -> tuple[Any, ...]:
@@ -370,6 +392,14 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
                     child[i], child[i + 1] = fuse_conv_bn_eval(conv, norm), nn.Identity()
         fold_batchnorm(child)
     return module
+
+
+def device_normalize(pipeline: Any, device: torch.device) -> PixelNormalize | None:
+    """On a GPU, a pipeline that is one fixed per-pixel step (a mean/std Normalize or a Window; see
+    `window_normalize`) as a PixelNormalize on the device, for raw N×C×H×W batches; None otherwise
+    (the CPU, per-image normalisations, anything else in the pipeline)."""
+    normalize = window_normalize(pipeline, None) if device.type == "cuda" else None
+    return None if normalize is None else normalize.to(device)
 
 
 def stitch_device(device: torch.device, num_classes: int, size: Sequence[int]) -> torch.device:
@@ -426,7 +456,8 @@ def tta_views(tta: Tta, scales: Sequence[float]) -> list[tuple[float, bool]]:
 def check_scales(sample: dict[str, Any], views: list[tuple[float, bool]], slide: tuple | None) -> None:
     """A TTA scale that shrinks the image (or window) below one pixel is an InputError naming it."""
     smallest = min(scale for scale, _ in views)
-    side = min(sample["tensor"].shape[-2:]) if slide is None else min(*sample["tensor"].shape[-2:], slide[0])
+    size = sample["size"] if "normalize" in sample else sample["tensor"].shape[-2:]  # as decoded, or transformed
+    side = min(size) if slide is None else min(*size, slide[0])
     if side * smallest < 1:
         raise InputError(
             f"{sample['name']}: scale {smallest:g} shrinks its {side}-pixel side to nothing; "

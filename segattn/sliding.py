@@ -1,9 +1,11 @@
-"""Sliding-window inference: one function, every knob explicit (after MONAI's
-`sliding_window_inference`, which is not a segattn dependency)."""
+"""Sliding-window inference, every knob explicit (after MONAI's `sliding_window_inference`, which
+is not a segattn dependency): `sliding_bands` hands on the result a band of rows at a time as the
+bands become final, so that a caller can reduce each (to labels, say) and memory stays bounded by
+strips of the image's width; `sliding_window` puts the bands together into the full-size result."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Literal
 
 import torch
@@ -48,16 +50,41 @@ def sliding_window(
     device: torch.device | str = "cpu",
     output_device: torch.device | str = "cpu",
 ) -> Tensor:
-    """Class probabilities of a large image from overlapping windows.
+    """Class probabilities of a large image from overlapping windows: float32 1×K×H×W on
+    `output_device`, the weighted mean of the windows' probabilities (the bands of
+    `sliding_bands`, arguments as there, put together). Memory: this full-size result plus
+    `sliding_bands`' strips."""
+    output = None
+    for top, band in sliding_bands(image, predict, window, overlap, batch_size, blending, device, output_device):
+        if output is None:
+            output = band.new_empty(1, band.shape[1], *image.shape[-2:])
+        output[:, :, top : top + band.shape[2]] = band
+    return output
+
+
+def sliding_bands(
+    image: Tensor,
+    predict: Callable[[Tensor], Tensor],
+    window: int | tuple[int, int],
+    overlap: float = 0.25,
+    batch_size: int = 4,
+    blending: Blending = "gaussian",
+    device: torch.device | str = "cpu",
+    output_device: torch.device | str = "cpu",
+) -> Iterator[tuple[int, Tensor]]:
+    """The sliding window's probabilities, a band of rows at a time, top to bottom.
 
     image: 1×C×H×W of any dtype `predict` takes (kept where it is; windows are cut there and
         copied to `device` batch by batch).
     predict: windows B×C×h×w on `device` → probabilities B×K×h×w.
     window: window side (or (h, w)); a window larger than the image shrinks to it.
     overlap: share of a window that overlaps its neighbour, in [0, 1).
-    Returns float32 1×K×H×W on `output_device`: the weighted mean of the windows' probabilities.
-    Device memory is bounded by one batch of windows; the full-size result lives on
-    `output_device` (the CPU for images too large for the accelerator).
+    Yields (top, float32 1×K×b×W on `output_device`): rows top : top + b of the weighted mean of
+    the windows' probabilities, each band once no later window reaches it, together covering
+    0 : H in order. Windows run row by row in batches that may span rows; the sums are held
+    for one window's height only, (K + 1) × h × W floats on `output_device`, and device memory
+    is bounded by one batch of windows. The sums are the full-image sums, added in the same
+    order, so the result is the same to the bit.
     """
     if image.ndim != 4 or image.shape[0] != 1:
         raise InputError(f"sliding_window: expected one image 1×C×H×W, got {tuple(image.shape)}")
@@ -72,14 +99,23 @@ def sliding_window(
     corners = [(y, x) for y in window_starts(height, win_h, stride_h) for x in window_starts(width, win_w, stride_w)]
     weights = blend_weights(win_h, win_w, blending, torch.device(device))
     stitch_weights = weights.to(output_device)
-    output, norm = None, torch.zeros(1, 1, height, width, device=output_device)
+    # rows top : top + win_h of the weighted sums and of the weights
+    total, norm, top = None, torch.zeros(1, 1, win_h, width, device=output_device), 0
     for start in range(0, len(corners), batch_size):
         chunk = corners[start : start + batch_size]
         windows = torch.cat([image[..., y : y + win_h, x : x + win_w] for y, x in chunk]).to(device)
         probs = (predict(windows).float() * weights).to(output_device)
-        if output is None:
-            output = torch.zeros(1, probs.shape[1], height, width, device=output_device)
+        if total is None:
+            total = torch.zeros(1, probs.shape[1], win_h, width, device=output_device)
         for (y, x), p in zip(chunk, probs, strict=True):
-            output[0, :, y : y + win_h, x : x + win_w] += p
-            norm[0, :, y : y + win_h, x : x + win_w] += stitch_weights
-    return output.div_(norm)
+            if y > top:  # windows come row by row: rows above y receive no more
+                yield top, total[:, :, : y - top] / norm[:, :, : y - top]
+                total, norm, top = shift_up(total, y - top), shift_up(norm, y - top), y
+            total[0, :, :, x : x + win_w] += p
+            norm[0, :, :, x : x + win_w] += stitch_weights
+    yield top, total / norm
+
+
+def shift_up(rows: Tensor, count: int) -> Tensor:
+    """1×C×h×W rows moved up by `count`, zeros below."""
+    return torch.cat([rows[:, :, count:], rows.new_zeros(*rows.shape[:2], count, rows.shape[3])], dim=2)

@@ -9,7 +9,7 @@ import torch
 from segattn import AttentionUNet, InputError, SegmentationTask, Segmenter
 from segattn.data import SegDataModule, SyntheticShapes
 from segattn.data.transforms import eval_pipeline
-from segattn.inference import DeviceNormalize, InputImages, stitch_device
+from segattn.inference import InputImages, device_normalize, stitch_device
 from segattn.metrics import SegMetrics
 from segattn.sliding import sliding_window
 
@@ -52,13 +52,13 @@ def test_device_normalize_equals_the_albumentations_transform_bit_for_bit():
     explicit = {"mean": [0.1, 0.2, 0.3], "std": [0.2, 0.3, 0.4], "max_pixel_value": 4000}
     for spec, dtype, high in (("imagenet", np.uint8, 256), (explicit, np.uint16, 4000)):
         pipeline = eval_pipeline(spec, 3)
-        normalize = DeviceNormalize.of(pipeline, torch.device("cuda"))
+        normalize = device_normalize(pipeline, torch.device("cuda"))
         image = rng.integers(0, high, (37, 53, 3), dtype=dtype)
         raw = InputImages([image], 3, pipeline, raw=True)[0]["tensor"]
         expected = pipeline(image=image)["image"].transpose(2, 0, 1)
         np.testing.assert_array_equal(normalize(raw[None].cuda())[0].cpu().numpy(), expected)
-    assert DeviceNormalize.of(eval_pipeline("zscore", 3), torch.device("cuda")) is None  # per-image statistics
-    assert DeviceNormalize.of(eval_pipeline("imagenet", 3), torch.device("cpu")) is None
+    assert device_normalize(eval_pipeline("zscore", 3), torch.device("cuda")) is None  # per-image statistics
+    assert device_normalize(eval_pipeline("imagenet", 3), torch.device("cpu")) is None
 
 
 def test_8_and_16_bit_inputs_of_one_size_are_not_stacked_together():

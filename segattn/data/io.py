@@ -83,7 +83,9 @@ def decode(path: Path) -> np.ndarray:
         raise InputError(f"{path}: cannot decode as an image ({str(exc).strip().splitlines()[-1]})") from exc
     if image is None:
         raise InputError(f"{path}: cannot decode as an image (corrupt or unsupported format)")
-    return image[..., ::-1] if image.ndim == 3 and image.shape[2] == 3 else image
+    if image.ndim == 3 and image.shape[2] == 3:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=image)  # in place: a large scan is held once
+    return image
 
 
 def read_mask(path: str | os.PathLike) -> np.ndarray:
@@ -124,7 +126,7 @@ def write_label_map(path: str | os.PathLike, mask: np.ndarray, palette: list[lis
     if low < 0 or high > 65535 or mask.dtype.kind not in "iu":
         raise InputError(f"{path}: a PNG label map holds integer labels 0..65535, got {mask.dtype} {low}..{high}")
     if high <= 255:
-        image = Image.fromarray(mask.astype(np.uint8), mode="P")
+        image = Image.fromarray(mask.astype(np.uint8, copy=False), mode="P")
         flat = [v for colour in palette[:256] for v in colour]
         image.putpalette(flat + [255] * (768 - len(flat)))
     else:
