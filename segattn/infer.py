@@ -27,6 +27,8 @@ from segattn.errors import InputError
 from segattn.inference import Segmenter, expand_inputs
 from segattn.viz import overlay
 
+BAND_ROWS = 256  # rows of probabilities converted at a time when they are written
+
 
 @dataclass
 class InferStats:
@@ -143,11 +145,23 @@ def write_outputs(image: Path, output: Path, result: np.ndarray, segmenter: Segm
     """Writes the wanted outputs of one image, the label map last: each atomically, so a run
     killed midway leaves no partial file, only a missing one that the next run writes."""
     paths = output_paths(image, output)
-    labels = result
-    if "probs" in wanted:  # result: float32 K×H×W probabilities
-        labels = result.argmax(axis=0).astype(np.uint8 if len(segmenter.classes) <= 256 else np.int32)
-        with atomic_write(paths["probs"]) as temporary, open(temporary, "wb") as file:
-            np.save(file, result.astype(np.float16))
+    labels = result if "probs" not in wanted else write_probabilities(paths["probs"], result)
     if "overlay" in wanted:
         write_overlay(paths["overlay"], overlay(read_image(image, segmenter.in_channels), labels, segmenter.palette))
     write_label_map(paths["mask"], labels, segmenter.palette)
+
+
+def write_probabilities(path: Path, probs: np.ndarray) -> np.ndarray:
+    """Saves float32 K×H×W probabilities as a float16 .npy (atomically) and returns their label
+    map (argmax of the float32 values; uint8, int32 beyond 256 classes), both band by band, so
+    that no second full-size array is held besides the file's pages."""
+    labels = np.empty(probs.shape[1:], np.uint8 if len(probs) <= 256 else np.int32)
+    with atomic_write(path) as temporary:
+        stored = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.float16, shape=probs.shape)
+        for top in range(0, probs.shape[1], BAND_ROWS):
+            band = probs[:, top : top + BAND_ROWS]
+            stored[:, top : top + BAND_ROWS] = band
+            labels[top : top + BAND_ROWS] = band.argmax(axis=0)
+        stored.flush()
+        del stored  # closes the mapping before the file is renamed
+    return labels

@@ -231,6 +231,8 @@ def test_label_maps_of_any_class_count_round_trip(ckpt, tmp_path):
     predicted = seg.predict(tmp_path / "in" / "x.png")[0]
     assert predicted.max() == 280
     np.testing.assert_array_equal(read_mask(tmp_path / "out" / "x.png"), predicted)
+    probs = seg.predict(tmp_path / "in" / "x.png", return_probs=True)[0]
+    np.testing.assert_array_equal(np.load(tmp_path / "out" / "x_probs.npy"), probs.astype(np.float16))
 
 
 def test_a_16bit_image_in_an_evaluation_split_is_named_by_its_file(ckpt, tmp_path):
