@@ -87,11 +87,11 @@ def test_runs_side_by_side_score_as_runs_one_after_another(bench, capsys):
 @pytest.mark.parametrize(
     ("argv", "named"),
     [
-        (["accuracy", "--jobs", "0"], "--jobs: expected 1 or more, got 0"),
-        (["accuracy", "--steps", "0"], "--steps: expected 1 or more, got 0"),
-        (["accuracy", "--workers", "-1"], "--workers: expected 0 or more, got -1"),
+        (["accuracy", "--jobs", "0"], "--jobs: expected an integer ≥ 1, got '0'"),
+        (["accuracy", "--steps", "0"], "--steps: expected an integer ≥ 1, got '0'"),
+        (["accuracy", "--workers", "-1"], "--workers: expected an integer ≥ 0, got '-1'"),
         (["accuracy", "--seeds", "0", "0"], "--seeds: each seed once, got [0, 0]"),
-        (["speed", "--sizes", "256", "0"], "--sizes: expected 1 or more, got 0"),
+        (["speed", "--sizes", "256", "0"], "--sizes: expected an integer ≥ 1, got '0'"),
         (["inference", "--config", "nope"], "--config: no configs/nope.yaml; expected one of ["),
     ],
 )

@@ -56,8 +56,8 @@ def test_bad_arguments_and_files_are_named_before_anything_runs(tune, tmp_path, 
     (tmp_path / "empty.jsonl").write_text("")
     for argv, named in [
         (["drive", "--variants", str(tmp_path / "missing.yaml")], "missing.yaml: no such file"),
-        (["drive", "--variants", str(variants), "--steps", "0"], "--steps: expected 1 or more, got 0"),
-        (["drive", "--variants", str(variants), "--crop", "0"], "--crop: expected 1 or more, got 0"),
+        (["drive", "--variants", str(variants), "--steps", "0"], "--steps: expected an integer ≥ 1, got '0'"),
+        (["drive", "--variants", str(variants), "--crop", "0"], "--crop: expected an integer ≥ 1, got '0'"),
         (["drive", "--variants", str(variants), "--seeds", "0", "0"], "--seeds: each seed once"),
         (["summarize", str(tmp_path / "missing.jsonl")], "no such file"),
     ]:

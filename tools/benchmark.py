@@ -69,6 +69,7 @@ from lightning.pytorch.callbacks import Callback
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from segattn import cli_types
 from segattn.cli import load_datamodule, quiet_lightning
 from segattn.data import SegDataModule
 from segattn.errors import InputError
@@ -1314,22 +1315,6 @@ def speed_mode(args: argparse.Namespace) -> str:
     return " + ".join([args.precision, *(["channels_last"] if args.channels_last else [])])
 
 
-def positive(text: str) -> int:
-    """argparse type: an integer ≥ 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
-    return value
-
-
-def non_negative(text: str) -> int:
-    """argparse type: an integer ≥ 0."""
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
-    return value
-
-
 def config_name(text: str) -> str:
     """argparse type: the name of a configs/<name>.yaml (a path to one is taken too)."""
     name = Path(text).name.removesuffix(".yaml")
@@ -1362,32 +1347,38 @@ def main(argv: Sequence[str] | None = None) -> None:
     models = command(
         sub, "models", "parameters, GFLOPs and CPU img/s of the Attention U-Nets and their peers", run_models
     )
-    models.add_argument("--size", type=positive, default=256, help="square input side (default 256)")
-    models.add_argument("--batch", type=positive, default=2, help="images per timed call (default 2)")
-    models.add_argument("--repeats", type=positive, default=5, help="timed rounds; the median is reported (default 5)")
-    models.add_argument("--warmup", type=non_negative, default=1, help="untimed rounds first (default 1)")
+    models.add_argument("--size", type=cli_types.count, default=256, help="square input side (default 256)")
+    models.add_argument("--batch", type=cli_types.count, default=2, help="images per timed call (default 2)")
+    models.add_argument(
+        "--repeats", type=cli_types.count, default=5, help="timed rounds; the median is reported (default 5)"
+    )
+    models.add_argument("--warmup", type=cli_types.non_negative, default=1, help="untimed rounds first (default 1)")
     metrics = command(sub, "metrics", "SegMetrics vs torchmetrics vs smp.metrics", run_metrics)
-    metrics.add_argument("--repeats", type=positive, default=7)
+    metrics.add_argument("--repeats", type=cli_types.count, default=7)
     inference = command(sub, "inference", "Segmenter.predict vs MONAI and smp loops", run_inference)
     inference.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    inference.add_argument("--images", type=positive, help="images of --size (default 8 on the CPU, 256 on the GPU)")
-    inference.add_argument("--size", type=positive, default=512, help="image side; on the GPU also the window side")
-    inference.add_argument("--repeats", type=positive, default=3)
+    inference.add_argument(
+        "--images", type=cli_types.count, help="images of --size (default 8 on the CPU, 256 on the GPU)"
+    )
+    inference.add_argument(
+        "--size", type=cli_types.count, default=512, help="image side; on the GPU also the window side"
+    )
+    inference.add_argument("--repeats", type=cli_types.count, default=3)
     inference.add_argument(
         "--config",
         type=config_name,
         help="name of the configs/<name>.yaml whose network runs (default attunet_small on the CPU, drive on the GPU)",
     )
-    inference.add_argument("--big", type=positive, default=8192, help="GPU: side of the one large image")
-    inference.add_argument("--batch", type=positive, default=16, help="GPU: images or windows per batch")
+    inference.add_argument("--big", type=cli_types.count, default=8192, help="GPU: side of the one large image")
+    inference.add_argument("--batch", type=cli_types.count, default=16, help="GPU: images or windows per batch")
     ablation = command(sub, "ablation", "attunet_paper with and without gates on DRIVE, one budget", run_ablation)
-    ablation.add_argument("--steps", type=positive, default=300)
-    ablation.add_argument("--crop", type=positive, default=128)
-    ablation.add_argument("--batch", type=positive, default=4)
+    ablation.add_argument("--steps", type=cli_types.count, default=300)
+    ablation.add_argument("--crop", type=cli_types.count, default=128)
+    ablation.add_argument("--batch", type=cli_types.count, default=4)
     ablation.add_argument("--seeds", type=int, nargs="+", default=[0])
     data = command(sub, "data", "COCO pipeline batches/s: first epoch vs cached vs no cache", run_data)
-    data.add_argument("--workers", type=non_negative, default=2)
-    data.add_argument("--epochs", type=positive, default=3)
+    data.add_argument("--workers", type=cli_types.non_negative, default=2)
+    data.add_argument("--epochs", type=cli_types.count, default=3)
     accuracy = command(sub, "accuracy", "segattn vs its peers trained under one budget on real data", run_accuracy)
     length = accuracy.add_mutually_exclusive_group()
     length.add_argument("--quick", action="store_true", help="the ≤ 10-minute budget (fewer steps, smaller crops)")
@@ -1398,27 +1389,31 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     accuracy.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
     accuracy.add_argument("--seeds", type=int, nargs="+", help="default: 0 1 (--quick: 0)")
-    accuracy.add_argument("--steps", type=positive, help="optimiser steps on every data set (default: the plan's)")
     accuracy.add_argument(
-        "--workers", type=non_negative, help="DataLoader workers (default: the config's data.num_workers)"
+        "--steps", type=cli_types.count, help="optimiser steps on every data set (default: the plan's)"
+    )
+    accuracy.add_argument(
+        "--workers", type=cli_types.non_negative, help="DataLoader workers (default: the config's data.num_workers)"
     )
     accuracy.add_argument("--contenders", nargs="+", metavar="NAME", help="train only these (default: all five)")
     accuracy.add_argument(
-        "--jobs", type=positive, default=1, help="training runs at a time, each in its own process (default 1)"
+        "--jobs", type=cli_types.count, default=1, help="training runs at a time, each in its own process (default 1)"
     )
     speed = command(sub, "speed", "training and inference img/s, peak memory, GFLOPs of the contenders", run_speed)
-    speed.add_argument("--sizes", type=positive, nargs="+", default=[256, 512], help="square input sides")
-    speed.add_argument("--batch", type=positive, default=2, help="images per timed call (default 2)")
-    speed.add_argument("--repeats", type=positive, default=3, help="timed rounds; the median is reported (default 3)")
-    speed.add_argument("--warmup", type=non_negative, default=1, help="untimed rounds first (default 1)")
+    speed.add_argument("--sizes", type=cli_types.count, nargs="+", default=[256, 512], help="square input sides")
+    speed.add_argument("--batch", type=cli_types.count, default=2, help="images per timed call (default 2)")
+    speed.add_argument(
+        "--repeats", type=cli_types.count, default=3, help="timed rounds; the median is reported (default 3)"
+    )
+    speed.add_argument("--warmup", type=cli_types.non_negative, default=1, help="untimed rounds first (default 1)")
     speed.add_argument(
         "--precision", choices=list(PRECISIONS), default="fp32", help="autocast dtype for every network (default fp32)"
     )
     speed.add_argument("--channels-last", action="store_true", help="channels_last weights and inputs, every network")
     memory = command(sub, "memory", "peak RSS of segattn infer --slide on large synthetic images", run_memory)
-    memory.add_argument("--sizes", type=positive, nargs="+", default=[10_000, 20_000], help="image sides")
-    memory.add_argument("--window", type=positive, default=512, help="sliding-window side (default 512)")
-    memory.add_argument("--batch", type=positive, default=4, help="windows per forward (default 4)")
+    memory.add_argument("--sizes", type=cli_types.count, nargs="+", default=[10_000, 20_000], help="image sides")
+    memory.add_argument("--window", type=cli_types.count, default=512, help="sliding-window side (default 512)")
+    memory.add_argument("--batch", type=cli_types.count, default=4, help="windows per forward (default 4)")
     memory.add_argument(
         "--config", type=config_name, default="demo", help="configs/<name>.yaml whose network runs (default demo)"
     )

@@ -63,13 +63,12 @@ from benchmark import (
     fit_job,
     load_config,
     mean_spread,
-    non_negative,
-    positive,
     quiet_training,
     run_jobs,
 )
 from lightning.pytorch.cli import instantiate_class
 
+from segattn import cli_types
 from segattn.cli import load_datamodule
 from segattn.data import SegDataModule
 from segattn.errors import InputError
@@ -385,22 +384,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("dataset", help="configs/DATASET.yaml (or `summarize FILE.jsonl ...`)")
     parser.add_argument("--variants", type=Path, required=True, help="YAML list of variants, the baseline first")
-    parser.add_argument("--folds", type=positive, default=3, help="folds of the train split (default 3)")
+    parser.add_argument("--folds", type=cli_types.count, default=3, help="folds of the train split (default 3)")
     parser.add_argument("--fold-seed", type=int, default=0, help="seed of the fold shuffle (default 0)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="training seeds (default 0 1)")
     budget = parser.add_mutually_exclusive_group()
-    budget.add_argument("--steps", type=positive, help="optimiser steps per run")
+    budget.add_argument("--steps", type=cli_types.count, help="optimiser steps per run")
     budget.add_argument(
-        "--epochs", type=positive, help="epochs of each fold's train part (default: trainer.max_epochs)"
+        "--epochs", type=cli_types.count, help="epochs of each fold's train part (default: trainer.max_epochs)"
     )
-    parser.add_argument("--crop", type=positive, help="training crop side (default: the config's)")
-    parser.add_argument("--batch", type=positive, help="training and validation batch (default: the config's)")
-    parser.add_argument("--val-images", type=positive, help="score only the first N held-out images (quick checks)")
-    parser.add_argument("--workers", type=non_negative, help="DataLoader workers (default: the config's)")
+    parser.add_argument("--crop", type=cli_types.count, help="training crop side (default: the config's)")
+    parser.add_argument("--batch", type=cli_types.count, help="training and validation batch (default: the config's)")
+    parser.add_argument(
+        "--val-images", type=cli_types.count, help="score only the first N held-out images (quick checks)"
+    )
+    parser.add_argument("--workers", type=cli_types.non_negative, help="DataLoader workers (default: the config's)")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these variants")
     parser.add_argument("--only-folds", type=int, nargs="+", metavar="F", help="run only these folds (0-based)")
     parser.add_argument("--out", type=Path, help="JSONL file the runs go to (default runs/tune/DATASET.jsonl)")
-    parser.add_argument("--jobs", type=positive, default=1, help="runs at a time, each in its own process (default 1)")
+    parser.add_argument(
+        "--jobs", type=cli_types.count, default=1, help="runs at a time, each in its own process (default 1)"
+    )
     args = parser.parse_args(argv)
     distinct_seeds(parser, args.seeds)
     if not args.variants.is_file():
