@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -27,3 +28,31 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not found at {SHARED_DATA} (set SEGATTN_SHARED_DATA)")
     return SHARED_DATA
+
+
+class Result(NamedTuple):
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def segattn(capsys, monkeypatch):
+    """Runs the `segattn` command in this process (its `main`, as the console script does; no
+    7-second interpreter start), optionally in another folder: (exit code, stdout, stderr)."""
+    from segattn.cli import main
+
+    def run(*args, cwd: Path | None = None) -> Result:
+        capsys.readouterr()
+        with monkeypatch.context() as patch:
+            if cwd is not None:
+                patch.chdir(cwd)
+            try:
+                main([str(a) for a in args])
+                code = 0
+            except SystemExit as exit_:
+                code = exit_.code
+        out, err = capsys.readouterr()
+        return Result(code, out, err)
+
+    return run

@@ -14,7 +14,6 @@ from segattn.data.io import write_image
 from segattn.data.transforms import eval_pipeline, serialize
 
 from .conftest import REPO
-from .test_cli import run
 
 
 class MakesADirectoryWhenUnpickled:
@@ -118,10 +117,10 @@ def test_a_network_that_cannot_take_the_probe_size_is_not_probed():
     check_output("fixed.ckpt", FixedSize(), 3)
 
 
-def test_the_command_line_refuses_a_damaged_checkpoint_in_one_line(tmp_path):
+def test_the_command_line_refuses_a_damaged_checkpoint_in_one_line(tmp_path, segattn):
     bad = write_checkpoint(tmp_path / "bad.ckpt", nan_twice)
     write_image(tmp_path / "in.png", np.zeros((8, 8, 3), np.uint8))
-    result = run("infer", "--ckpt", bad, "--input", tmp_path / "in.png", "--output", tmp_path / "out", check=False)
+    result = segattn("infer", "--ckpt", bad, "--input", tmp_path / "in.png", "--output", tmp_path / "out")
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
     assert result.stderr.strip().splitlines() == [
         f"segattn: error: {bad}: tensor model.encoder.stages.0.3.weight: 1 of its 576 values are NaN or infinite; "
@@ -129,27 +128,22 @@ def test_the_command_line_refuses_a_damaged_checkpoint_in_one_line(tmp_path):
     ]
 
 
-def test_lightning_commands_do_not_suggest_a_flag_they_lack(tmp_path):
+def test_lightning_commands_do_not_suggest_a_flag_they_lack(tmp_path, segattn):
     """validate/fit --ckpt_path take no --trust-checkpoint; the refusal must not suggest it."""
     marker = tmp_path / "code-ran"
     ckpt = write_malicious(tmp_path / "x.ckpt", marker)
-    result = run("validate", "--config", REPO / "configs/demo.yaml", "--ckpt_path", ckpt, check=False, cwd=tmp_path)
+    result = segattn("validate", "--config", REPO / "configs/demo.yaml", "--ckpt_path", ckpt, cwd=tmp_path)
     errors = [line for line in result.stderr.splitlines() if line.startswith("segattn: error:")]
     assert result.returncode == 2 and len(errors) == 1 and "refused to load" in errors[0], result.stderr[-3000:]
     assert "trust" not in result.stderr and "Traceback" not in result.stderr and not marker.exists()
 
 
-def test_lightning_commands_refuse_a_damaged_checkpoint_before_resuming_it(tmp_path, capsys, monkeypatch):
+def test_lightning_commands_refuse_a_damaged_checkpoint_before_resuming_it(tmp_path, segattn):
     """fit --ckpt_path would go on training NaNs; validate would score them."""
-    from segattn.cli import main
-
-    monkeypatch.chdir(tmp_path)
     bad = write_checkpoint(tmp_path / "bad.ckpt", nan_twice)
     for command in ("fit", "validate"):
-        with pytest.raises(SystemExit) as exit_:
-            main([command, "--config", str(REPO / "configs/demo.yaml"), "--ckpt_path", str(bad)])
-        err = capsys.readouterr().err
-        assert exit_.value.code == 2 and err.strip().splitlines() == [
+        result = segattn(command, "--config", REPO / "configs/demo.yaml", "--ckpt_path", bad, cwd=tmp_path)
+        assert result.returncode == 2 and result.stderr.strip().splitlines() == [
             f"segattn: error: {bad}: tensor model.encoder.stages.0.3.weight: 1 of its 576 values are NaN or "
             "infinite; the checkpoint is damaged or its training diverged"
-        ], err
+        ], result.stderr

@@ -58,11 +58,11 @@ def test_a_command_keeps_its_own_help_and_a_misspelt_one_is_named(capsys, monkey
     assert capsys.readouterr().err.startswith("segattn: error: fitt: unknown command; did you mean fit?")
 
 
-def test_readme_unknown_option_example_is_what_the_command_prints(tmp_path):
+def test_readme_unknown_option_example_is_what_the_command_prints(tmp_path, segattn):
     readme = " ".join((REPO / "README.md").read_text().split())
     command, quoted = re.search(r"`(segattn fit [^`]+)` prints `(segattn: error: [^`]+)`", readme).groups()
     (tmp_path / "configs").symlink_to(REPO / "configs")  # its relative config path, and no runs/ in the checkout
-    result = run(*shlex.split(command)[1:], check=False, cwd=tmp_path)
+    result = segattn(*shlex.split(command)[1:], cwd=tmp_path)
     assert one_error_line(result) == quoted
 
 
@@ -82,7 +82,7 @@ def test_only_fit_counts_in_lightning_logs(fitted):
     assert f"wrote 6 label maps to {folder}" in predicted.stdout + predicted.stderr
 
 
-def test_relative_data_path_names_the_split_and_the_current_folder(fitted, tmp_path):
+def test_relative_data_path_names_the_split_and_the_current_folder(fitted, tmp_path, segattn):
     _, data_dir, best = fitted
     elsewhere = (tmp_path / "elsewhere").resolve()
     elsewhere.mkdir()
@@ -91,7 +91,7 @@ def test_relative_data_path_names_the_split_and_the_current_folder(fitted, tmp_p
                             "classes": ["background", "membrane"]}}  # fmt: skip
     fit_config = tmp_path / "fit.yaml"
     fit_config.write_text(json.dumps({"data": {"train": folder, "val": folder}}))
-    assert one_error_line(run("fit", "--config", fit_config, check=False, cwd=elsewhere)) == (
+    assert one_error_line(segattn("fit", "--config", fit_config, cwd=elsewhere)) == (
         "segattn: error: data.train.init_args.images_dir: data/membrane/train/images is not a folder; "
         f"relative paths are read from the current folder, {elsewhere}"
     )
@@ -101,17 +101,17 @@ def test_relative_data_path_names_the_split_and_the_current_folder(fitted, tmp_p
             "val": {"class_path": "segattn.data.CocoSegmentation", "init_args": coco}}  # fmt: skip
     eval_config = tmp_path / "eval.yaml"
     eval_config.write_text(json.dumps({"data": data}))
-    result = run("evaluate", "--ckpt", best, "--config", eval_config, check=False, cwd=elsewhere)
+    result = segattn("evaluate", "--ckpt", best, "--config", eval_config, cwd=elsewhere)
     assert one_error_line(result) == (
         "segattn: error: data.val.init_args.images_dir: synthetic/val: image folder not found; "
         f"relative paths are read from the current folder, {elsewhere}"
     )
 
 
-def test_yaml_syntax_error_names_the_file_and_line(fitted, tmp_path):
+def test_yaml_syntax_error_names_the_file_and_line(fitted, tmp_path, segattn):
     _, _, best = fitted
     bad = tmp_path / "bad.yaml"
     bad.write_text("model:\n  lr: 0.001\n  model_args: {widths: [8, 16]\ndata:\n")
     expected = f"segattn: error: {bad}, line 4, column 1: cannot read as YAML: "
     for command in (["fit", "--config", bad], ["evaluate", "--ckpt", best, "--config", bad]):
-        assert one_error_line(run(*command, check=False)).startswith(expected)
+        assert one_error_line(segattn(*command)).startswith(expected)

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -50,31 +49,7 @@ def ckpt(tmp_path_factory) -> str:
     return str(path)
 
 
-class Result(NamedTuple):
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-@pytest.fixture
-def segattn(capsys):
-    """Runs the `segattn` command in this process (its `main`, as the console script does):
-    exit code, stdout, stderr."""
-
-    def run(*args) -> Result:
-        capsys.readouterr()
-        try:
-            main([str(a) for a in args])
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code
-        out, err = capsys.readouterr()
-        return Result(code, out, err)
-
-    return run
-
-
-def one_line_error(result: Result) -> str:
+def one_line_error(result) -> str:
     assert result.returncode == 2, result.stderr[-2000:]
     lines = [line for line in result.stderr.splitlines() if line.startswith("segattn: error:")]
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
@@ -153,9 +128,9 @@ def test_an_unreadable_image_fails_the_run_or_is_skipped_and_reported(ckpt, tmp_
     for i in range(3):
         write_image(images / f"{i}.png", picture(24, 24, i))
     (images / "1b.png").write_bytes(b"")  # zero bytes
-    line = one_line_error(segattn("infer", "--ckpt", ckpt, "--input", images, "--output", out))
+    line = one_line_error(segattn("infer", "--ckpt", ckpt, "--input", images, "--output", out, "--workers", "0"))
     assert "1b.png: the file is empty (0 bytes)" in line
-    skipping = segattn("infer", "--ckpt", ckpt, "--input", images, "--output", out, "--skip-errors")
+    skipping = segattn("infer", "--ckpt", ckpt, "--input", images, "--output", out, "--skip-errors", "--workers", "0")
     assert skipping.returncode == 1 and "Traceback" not in skipping.stderr
     assert "1 image(s) failed" in skipping.stderr and "1b.png: the file is empty" in skipping.stderr
     assert sorted(p.name for p in out.glob("*.png")) == ["0.png", "1.png", "2.png"]
