@@ -4,38 +4,34 @@ from __future__ import annotations
 
 import copy
 import functools
-import glob
 import inspect
-import math
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import nullcontext
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from segattn import checkpoint
-from segattn.data.base import check_pixel_depth, image_to_tensor
-from segattn.data.io import IMAGE_SUFFIXES, match_channels, read_image
 from segattn.data.transforms import deserialize
-from segattn.errors import InputError, MissingPathError, check_choice, check_count
+from segattn.errors import InputError, check_count
+from segattn.inference.inputs import ImageInput, InputImages, expand_inputs, one_image
+from segattn.inference.options import DEFAULT_SCALES, Tta, check_scales, sliding_options, tta_views
+from segattn.inference.runtime import (
+    Precision,
+    device_normalize,
+    fold_batchnorm,
+    resolve_device,
+    resolve_precision,
+    stitch_device,
+)
 from segattn.models import build_model
 from segattn.sliding import Blending, sliding_bands, sliding_window
-from segattn.window_transform import PixelNormalize, window_normalize
-
-ImageInput = str | os.PathLike | np.ndarray
-Precision = Literal["auto", "fp32", "bf16", "fp16"]
-TtaMode = Literal["flip", "flip+scales"]
-Tta = TtaMode | None
-DEFAULT_SCALES = (0.75, 1.0, 1.25)
-DEFAULT_OVERLAP = 0.25
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+from segattn.window_transform import PixelNormalize
 
 
 class Segmenter:
@@ -318,210 +314,6 @@ class Segmenter:
         return labels.cpu().numpy()  # narrowed on the device: 1/8 of int64's bytes cross the bus
 
 
-class InputImages(Dataset):
-    """Inputs read and transformed (so that DataLoader workers can do it). raw: the pixels left
-    for the device to normalise, C×H×W uint8, or int32 for 16-bit images (torch's uint16 has few
-    CUDA kernels). windows (for the sliding window): an image whose transform has a window-wise
-    form (`window_normalize`) is left as decoded, "tensor" H×W×C uint8/uint16 (no copy), with
-    that form as "normalize"; any other is transformed whole. Either way a 16-bit image must
-    suit `transform` (see `check_pixel_depth`). skip_errors: an input that raises an InputError
-    gives {"name", "error": message} instead."""
-
-    def __init__(
-        self,
-        items: list[ImageInput],
-        channels: int,
-        transform: Any,
-        raw: bool = False,
-        windows: bool = False,
-        skip_errors: bool = False,
-    ) -> None:
-        self.items, self.channels, self.transform, self.raw, self.windows = items, channels, transform, raw, windows
-        self.skip_errors = skip_errors
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def load(self, index: int) -> np.ndarray:
-        """The input as uint8/uint16 H×W×C, before the transform."""
-        return load_input(self.items[index], self.channels)
-
-    def name(self, index: int) -> str:
-        item = self.items[index]
-        return f"array input {item.shape}" if isinstance(item, np.ndarray) else str(item)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        try:
-            return {"name": self.name(index), **self.prepare(index)}
-        except InputError as exc:
-            if not self.skip_errors:
-                raise
-            return {"name": self.name(index), "error": str(exc)}
-
-    def prepare(self, index: int) -> dict[str, Any]:
-        image = self.load(index)
-        check_pixel_depth(self.transform, image, self.name(index))
-        normalize = window_normalize(self.transform, image) if self.windows else None
-        if normalize is not None:
-            pixels = torch.from_numpy(np.ascontiguousarray(image))
-            return {"size": image.shape[:2], "tensor": pixels, "normalize": normalize}
-        if self.raw:
-            raw = np.ascontiguousarray(image.transpose(2, 0, 1))
-            return {
-                "size": image.shape[:2],
-                "tensor": torch.from_numpy(raw.astype(np.int32, copy=False) if raw.dtype == np.uint16 else raw),
-            }
-        return {"size": image.shape[:2], "tensor": image_to_tensor(self.transform(image=image)["image"])}
-
-
 def batch_key(sample: dict[str, Any]) -> tuple[Any, ...]:
     """Samples with equal keys stack into one batch."""
     return sample["tensor"].shape, sample["tensor"].dtype
-
-
-def fold_batchnorm(module: nn.Module) -> nn.Module:
-    """Folds every BatchNorm2d that directly follows a Conv2d inside an nn.Sequential into the
-    convolution (eval mode: y = W'x + b' with the running statistics), in place; the norm
-    becomes an Identity. Saves a memory-bound pass per norm at inference; outputs are equal up to
-    float rounding."""
-    for child in module.children():
-        if isinstance(child, nn.Sequential):
-            for i in range(len(child) - 1):
-                conv, norm = child[i], child[i + 1]
-                if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d) and norm.track_running_stats:
-                    child[i], child[i + 1] = fuse_conv_bn_eval(conv, norm), nn.Identity()
-        fold_batchnorm(child)
-    return module
-
-
-def device_normalize(pipeline: Any, device: torch.device) -> PixelNormalize | None:
-    """On a GPU, a pipeline that is one fixed per-pixel step (a mean/std Normalize or a Window; see
-    `window_normalize`) as a PixelNormalize on the device, for raw N×C×H×W batches; None otherwise
-    (the CPU, per-image normalisations, anything else in the pipeline)."""
-    normalize = window_normalize(pipeline, None) if device.type == "cuda" else None
-    return None if normalize is None else normalize.to(device)
-
-
-def stitch_device(device: torch.device, num_classes: int, size: Sequence[int]) -> torch.device:
-    """Where a sliding-window result of K×H×W is summed: on the GPU when the sum and its weights
-    (K + 1 float32 planes) take at most a quarter of its free memory (one copy per window
-    instead of a host transfer), else on the CPU, so that device memory stays bounded by one
-    batch of windows however large the image."""
-    if device.type != "cuda":
-        return torch.device("cpu")
-    needed = (num_classes + 1) * size[0] * size[1] * 4
-    free, _ = torch.cuda.mem_get_info(device)
-    return device if needed <= free // 4 else torch.device("cpu")
-
-
-def load_input(item: ImageInput, channels: int) -> np.ndarray:
-    if isinstance(item, np.ndarray):
-        return match_channels(item, channels, f"array input {item.dtype} {item.shape}")
-    return read_image(item, channels)
-
-
-def sliding_options(
-    slide: int | tuple[int, float] | None, blending: Blending | None
-) -> tuple[int, float, Blending] | None:
-    """(window, overlap, blending) from `predict`'s slide and blending, checked; None: whole images."""
-    if slide is None:
-        if blending is not None:
-            raise InputError(f"blending {blending!r} applies to sliding-window inference only; give slide=WINDOW")
-        return None
-    check_choice("blending", blending, Blending, optional=True)
-    if isinstance(slide, int) and not isinstance(slide, bool):
-        slide = (slide, DEFAULT_OVERLAP)
-    if not isinstance(slide, (tuple, list)) or len(slide) != 2:
-        raise InputError(f"slide: expected a window side or (window, overlap), got {slide!r}")
-    window, overlap = slide
-    if not isinstance(window, int) or window < 1:
-        raise InputError(f"slide: expected a positive window side, got {window!r}")
-    if not 0 <= overlap < 1:
-        raise InputError(f"slide: expected an overlap share in [0, 1), got {overlap!r}")
-    return window, float(overlap), blending or "gaussian"
-
-
-def tta_views(tta: Tta, scales: Sequence[float]) -> list[tuple[float, bool]]:
-    """(scale, horizontal flip) pairs: the views whose probabilities are averaged."""
-    check_choice("tta", tta, TtaMode, optional=True)
-    if tta is None:
-        return [(1.0, False)]
-    if tta == "flip":
-        return [(1.0, False), (1.0, True)]
-    if not scales or not all(isinstance(s, (int, float)) and math.isfinite(s) and s > 0 for s in scales):
-        raise InputError(f"scales: expected positive finite factors, got {list(scales)}")
-    return [(float(s), flip) for s in scales for flip in (False, True)]
-
-
-def check_scales(sample: dict[str, Any], views: list[tuple[float, bool]], slide: tuple | None) -> None:
-    """A TTA scale that shrinks the image (or window) below one pixel is an InputError naming it."""
-    smallest = min(scale for scale, _ in views)
-    size = sample["size"] if "normalize" in sample else sample["tensor"].shape[-2:]  # as decoded, or transformed
-    side = min(size) if slide is None else min(*size, slide[0])
-    if side * smallest < 1:
-        raise InputError(
-            f"{sample['name']}: scale {smallest:g} shrinks its {side}-pixel side to nothing; "
-            f"expected scales ≥ {1 / side:.3g}"
-        )
-
-
-def one_image(item: Any) -> ImageInput:
-    """`item` if it is one image (an array, or a path that is not a folder or a pattern)."""
-    if isinstance(item, np.ndarray):
-        return item
-    path_like = isinstance(item, (str, os.PathLike))
-    if not path_like or Path(item).is_dir() or (glob.has_magic(str(item)) and not Path(item).is_file()):
-        raise InputError(f"attention: takes one image file or array, got {item!r}; predict takes folders, globs, lists")
-    return item
-
-
-def expand_inputs(inputs: ImageInput | Sequence[ImageInput]) -> list[ImageInput]:
-    """A flat list of arrays and image paths; folders and globs become their image files sorted
-    by name."""
-    items: Iterable[ImageInput] = [inputs] if isinstance(inputs, (str, os.PathLike, np.ndarray)) else inputs
-    expanded: list[ImageInput] = []
-    for item in items:
-        if isinstance(item, np.ndarray):
-            expanded.append(item)
-            continue
-        path = Path(item)
-        if path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not files:
-                raise InputError(f"{path}: folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
-            expanded.extend(files)
-        elif path.is_file():
-            expanded.append(path)
-        elif glob.has_magic(str(item)):
-            files = sorted(Path(p) for p in glob.glob(str(item)) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
-            if not files:
-                raise InputError(f"{item}: the pattern matches no image file")
-            expanded.extend(files)
-        else:
-            raise MissingPathError(f"{path}: no such image file, folder or pattern")
-    return expanded
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """ "auto" → the first CUDA GPU if there is one, else the CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise InputError(f"device: unknown device {device!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'") from exc
-    if resolved.type not in ("cpu", "cuda"):
-        raise InputError(f"device: {device!r} is not supported; expected 'auto', 'cpu', 'cuda' or 'cuda:N'")
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device: {device!r} asked for, but no CUDA GPU is available")
-    return resolved
-
-
-def resolve_precision(precision: Precision, device: torch.device) -> torch.dtype:
-    """ "auto" → bf16 on GPUs that support it, else fp16 on a GPU, fp32 on the CPU."""
-    check_choice("precision", precision, Precision)
-    if precision == "auto":
-        if device.type != "cuda":
-            return torch.float32
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return DTYPES[precision]
