@@ -41,6 +41,18 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
         temporary.unlink(missing_ok=True)
 
 
+def writable_folder(folder: Path, subject: str, what: str = "the folder") -> None:
+    """Creates `folder` (with its parents) where it is missing; an InputError led by `subject`
+    when it cannot be created or written to, so that a command fails before its work, not at
+    its first write."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{subject}: cannot create {what} ({exc.strerror})") from exc
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"{subject}: {what} is not writable")
+
+
 def remove_stale_temporaries(folder: str | os.PathLike) -> int:
     """Removes the temporary files that `atomic_write` left in `folder` when its process was
     killed (their process id no longer runs on this machine); returns how many."""

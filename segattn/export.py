@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from segattn.atomic import write_bytes
+from segattn.atomic import writable_folder, write_bytes
 from segattn.data.synthetic import draw_image
 from segattn.errors import InputError, check_count
 from segattn.inference import InputImages, Segmenter
@@ -41,12 +41,7 @@ def export_onnx(
         raise InputError(f"export needs {exc.name}, which is not installed: pip install 'segattn[export]'") from exc
     check_count("opset", opset)
     target = Path(onnx_path)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"{target}: cannot create its folder {target.parent} ({exc.strerror})") from exc
-    if not os.access(target.parent, os.W_OK | os.X_OK):
-        raise InputError(f"{target}: its folder {target.parent} is not writable")
+    writable_folder(target.parent, str(target), f"its folder {target.parent}")
     segmenter = Segmenter.from_checkpoint(ckpt, device="cpu", precision="fp32", trust_checkpoint=trust_checkpoint)
     model = segmenter.model
     sample = image if image is not None else draw_image(np.random.default_rng(0), 160)[0]

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from segattn.atomic import atomic_write, remove_stale_temporaries
+from segattn.atomic import atomic_write, remove_stale_temporaries, writable_folder
 from segattn.data.io import is_own_output, read_image, write_label_map, write_overlay
 from segattn.errors import InputError
 from segattn.inference import Segmenter, expand_inputs
@@ -58,26 +58,26 @@ def plan_outputs(images: list[Path], output: Path, wanted: list[str]) -> tuple[l
     """(the inputs to segment, how many inputs are segattn's own earlier outputs and are left
     out). Raises an InputError when an output would land on an input or on a file that segattn
     did not write, or when two inputs would write the same output."""
-    resolved = {image.resolve() for image in images}
+    resolved = {image: image.resolve() for image in images}
+    input_files = set(resolved.values())
+    outputs = {image: output_paths(image, output) for image in images}
     own = {  # label maps and overlays of other inputs, written by segattn
         path
         for image in images
         for kind in ("mask", "overlay")
-        if (path := output_paths(image, output)[kind].resolve()) in resolved
-        and path != image.resolve()
-        and is_own_output(path)
+        if (path := outputs[image][kind].resolve()) in input_files and path != resolved[image] and is_own_output(path)
     }
-    inputs = [image for image in images if image.resolve() not in own]
-    resolved -= own
+    inputs = [image for image in images if resolved[image] not in own]
+    remaining = {resolved[image] for image in inputs}
     producer: dict[Path, Path] = {}  # resolved output → its input
     for image in inputs:
         for kind in wanted:
-            path = output_paths(image, output)[kind]
+            path = outputs[image][kind]
             key = path.resolve()
             if key in producer:
                 raise InputError(f"{producer[key]} and {image} would both write {path.name}; rename one")
             producer[key] = image
-            if key in resolved:
+            if key in remaining:
                 raise InputError(f"{image}: its {kind} would be written onto an input, {path}; choose another --output")
             if kind != "probs" and key.exists() and not is_own_output(key):
                 raise InputError(
@@ -106,12 +106,7 @@ def run_infer(
     output = Path(output)
     if output.exists() and not output.is_dir():
         raise InputError(f"output {output}: exists and is not a folder; expected a folder for the label maps")
-    try:
-        output.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"output {output}: cannot create the folder ({exc.strerror})") from exc
-    if not os.access(output, os.W_OK | os.X_OK):
-        raise InputError(f"output {output}: the folder is not writable")
+    writable_folder(output, f"output {output}")
     remove_stale_temporaries(output)  # left by a run that was killed mid-write
     wanted = ["mask", *(["overlay"] if overlay_images else []), *(["probs"] if probs else [])]
     images, own_outputs = plan_outputs([Path(p) for p in expand_inputs(inputs)], output, wanted)
@@ -145,17 +140,17 @@ def write_outputs(image: Path, output: Path, result: np.ndarray, segmenter: Segm
     """Writes the wanted outputs of one image, the label map last: each atomically, so a run
     killed midway leaves no partial file, only a missing one that the next run writes."""
     paths = output_paths(image, output)
-    labels = result if "probs" not in wanted else write_probabilities(paths["probs"], result)
+    labels = result if "probs" not in wanted else write_probabilities(paths["probs"], result, segmenter.label_dtype)
     if "overlay" in wanted:
         write_overlay(paths["overlay"], overlay(read_image(image, segmenter.in_channels), labels, segmenter.palette))
     write_label_map(paths["mask"], labels, segmenter.palette)
 
 
-def write_probabilities(path: Path, probs: np.ndarray) -> np.ndarray:
+def write_probabilities(path: Path, probs: np.ndarray, label_dtype: np.dtype) -> np.ndarray:
     """Saves float32 K×H×W probabilities as a float16 .npy (atomically) and returns their label
-    map (argmax of the float32 values; uint8, int32 beyond 256 classes), both band by band, so
-    that no second full-size array is held besides the file's pages."""
-    labels = np.empty(probs.shape[1:], np.uint8 if len(probs) <= 256 else np.int32)
+    map (argmax of the float32 values, as `label_dtype`), both band by band, so that no second
+    full-size array is held besides the file's pages."""
+    labels = np.empty(probs.shape[1:], label_dtype)
     with atomic_write(path) as temporary:
         stored = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.float16, shape=probs.shape)
         for top in range(0, probs.shape[1], BAND_ROWS):

@@ -25,7 +25,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".we
 # Written into every label map (a PNG text chunk) and overlay (a JPEG comment) segattn writes,
 # near the start of the file, where `is_own_output` looks for it.
 OUTPUT_MARKER = "written by segattn"
-MARKER_WINDOW = 1 << 16
+MARKER_WINDOW = 4096  # PIL writes both within the first hundred bytes
 # Any depth, any colour, orientation applied: OpenCV's IMREAD_UNCHANGED would ignore the EXIF
 # orientation (and keep alpha, which `match_channels` drops anyway).
 DECODE_FLAGS = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
