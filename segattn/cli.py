@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
 import sys
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
 from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_warn
@@ -21,11 +18,12 @@ from segattn import checkpoint
 from segattn.cli_errors import OneLineArgumentParser, OneLineErrorParser, fail, read_yaml
 from segattn.cli_types import count, non_negative, scale, share
 from segattn.data import SegDataModule
-from segattn.errors import InputError, MissingPathError, TrainingDiverged
+from segattn.data.config import load_datamodule
+from segattn.errors import InputError, TrainingDiverged
 from segattn.evaluate import evaluate_dataset, print_scores, write_report
 from segattn.inference import Segmenter
 from segattn.models.registry import check_kwargs
-from segattn.runlogs import run_loggers
+from segattn.runlogs import newest_last_checkpoint, quiet_lightning, run_loggers
 from segattn.task import SegmentationTask
 from segattn.usage import COMMANDS, OWN_COMMANDS, overview, unknown_command
 
@@ -146,20 +144,6 @@ def check_dataset_keys(path: Path) -> None:
         except (ImportError, AttributeError, ValueError):
             continue  # jsonargparse names a class_path it cannot import
         check_kwargs(f"{path}: data.{split}.init_args of {name}", cls, entry["init_args"], supplied=())
-
-
-def newest_last_checkpoint(root: str | os.PathLike) -> Path | None:
-    """The most recently written <root>/**/checkpoints/last*.ckpt, or None."""
-    found = [path for path in Path(root).glob("**/checkpoints/last*.ckpt") if path.is_file()]
-    return max(found, key=lambda path: path.stat().st_mtime, default=None)
-
-
-def quiet_lightning() -> None:
-    """Drops Lightning's advertisements ("💡 Tip: ... litlogger / litmodels") and its LeafSpec
-    deprecation notice (Lightning's own code against newer torch) from the command's output."""
-    for handler in logging.getLogger("lightning.pytorch").handlers:
-        handler.addFilter(lambda record: not record.getMessage().startswith("💡 Tip"))
-    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -372,21 +356,6 @@ def is_data_overrides(tokens: list[str]) -> bool:
     """Whether every option among `tokens` is a `--data.<key>` override."""
     options = [token for token in tokens if token.startswith("--")]
     return bool(options) and tokens[0] == options[0] and all(o.startswith("--data.") for o in options)
-
-
-def load_datamodule(config: str | os.PathLike, overrides: Sequence[str] = ()) -> SegDataModule:
-    """The SegDataModule of a fit config's `data` section (other sections are not read), with
-    command-line overrides of its keys as `fit` takes them, e.g. ["--data.val.init_args.images_dir",
-    "/data/val"]."""
-    path = Path(config)
-    if not path.is_file():
-        raise MissingPathError(f"{path}: config file not found")
-    raw = read_yaml(path)
-    if not isinstance(raw, dict) or "data" not in raw:
-        raise InputError(f"{path}: no 'data' section")
-    parser = OneLineErrorParser()
-    parser.add_lightning_class_args(SegDataModule, "data")
-    return parser.instantiate(parser.parse_args(["--data", yaml.safe_dump(raw["data"]), *overrides])).data
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ runs only; validate, test and predict log into <default_root_dir>/<subcommand>/v
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -64,3 +65,17 @@ def resumed_version(ckpt_path: str | None, root: str | os.PathLike) -> int | Non
     inside = Path(ckpt_path).parent.name == "checkpoints" and run.parent == (Path(root) / FIT_LOGS).resolve()
     number = run.name.removeprefix("version_")
     return int(number) if inside and run.name.startswith("version_") and number.isdigit() else None
+
+
+def newest_last_checkpoint(root: str | os.PathLike) -> Path | None:
+    """The most recently written <root>/**/checkpoints/last*.ckpt, or None."""
+    found = [path for path in Path(root).glob("**/checkpoints/last*.ckpt") if path.is_file()]
+    return max(found, key=lambda path: path.stat().st_mtime, default=None)
+
+
+def quiet_lightning() -> None:
+    """Drops Lightning's advertisements ("💡 Tip: ... litlogger / litmodels") and its LeafSpec
+    deprecation notice (Lightning's own code against newer torch) from the command's output."""
+    for handler in logging.getLogger("lightning.pytorch").handlers:
+        handler.addFilter(lambda record: not record.getMessage().startswith("💡 Tip"))
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")

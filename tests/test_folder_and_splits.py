@@ -284,7 +284,7 @@ def test_value_map_config_for_label_png_folders(tmp_path):
 
 
 def test_cocostuff_config_maps_raw_ids_to_171_contiguous_classes(tmp_path):
-    from segattn.cli import load_datamodule
+    from segattn.data.config import load_datamodule
 
     from .conftest import REPO
 

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 from pycocotools.coco import COCO
 
-from segattn.cli import load_datamodule
+from segattn.data.config import load_datamodule
 
 from .conftest import REPO
 

@@ -70,11 +70,12 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from segattn import cli_types
-from segattn.cli import load_datamodule, quiet_lightning
 from segattn.data import SegDataModule
+from segattn.data.config import load_datamodule
 from segattn.errors import InputError
 from segattn.models import build_model
 from segattn.models.padding import PadToStride
+from segattn.runlogs import quiet_lightning
 from segattn.task import SegmentationTask
 
 REPO = Path(__file__).resolve().parents[1]

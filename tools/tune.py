@@ -69,8 +69,8 @@ from benchmark import (
 from lightning.pytorch.cli import instantiate_class
 
 from segattn import cli_types
-from segattn.cli import load_datamodule
 from segattn.data import SegDataModule
+from segattn.data.config import load_datamodule
 from segattn.errors import InputError
 
 ENTRY_KEYS = ("name", "model_args", "recipe", "contender", "epochs")
