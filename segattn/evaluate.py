@@ -23,8 +23,9 @@ from rich.table import Table
 
 from segattn.atomic import write_text
 from segattn.boundary import BoundaryMetrics
-from segattn.data.base import SegDataset, check_pixel_depth
+from segattn.data.base import SegDataset
 from segattn.data.io import write_image
+from segattn.data.pipeline_checks import check_pixel_depth
 from segattn.errors import InputError, check_count
 from segattn.inference import Segmenter
 from segattn.metrics import PER_CLASS, Absent, Averaging, SegMetrics, confusion_matrix, scores

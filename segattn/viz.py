@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from segattn.atomic import atomic_write
-from segattn.data.base import IGNORE_INDEX
 from segattn.errors import InputError
+from segattn.labels import IGNORE_INDEX
 
 
 def default_palette(num_classes: int) -> list[list[int]]:

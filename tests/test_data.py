@@ -9,9 +9,9 @@ from pycocotools import mask as mask_utils
 
 from segattn import InputError, MissingPathError
 from segattn.data import CocoSegmentation, SegDataModule, SyntheticShapes
-from segattn.data.base import Transformed, pad_collate, to_tensors
+from segattn.data.base import to_tensors
 from segattn.data.io import read_image, write_image
-from segattn.data.sampling import EpochSampler, evaluation_sampler
+from segattn.data.sampling import EpochSampler, Transformed, evaluation_sampler, pad_collate
 from segattn.data.transforms import eval_pipeline, train_pipeline
 
 

@@ -1,10 +1,11 @@
 """Data sets, Albumentations pipelines and the LightningDataModule."""
 
-from segattn.data.base import IGNORE_INDEX, SegDataset
+from segattn.data.base import SegDataset
 from segattn.data.coco import CocoSegmentation
 from segattn.data.datamodule import SegDataModule
 from segattn.data.folder import ImageMaskFolder
 from segattn.data.synthetic import SyntheticShapes, make_synthetic
+from segattn.labels import IGNORE_INDEX
 
 __all__ = [
     "IGNORE_INDEX",

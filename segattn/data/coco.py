@@ -15,11 +15,12 @@ from typing import Literal
 import numpy as np
 from pycocotools.coco import COCO
 
-from segattn.data.base import IGNORE_INDEX, Sample, SegDataset
+from segattn.data.base import Sample, SegDataset
 from segattn.data.coco_checks import check_instances
 from segattn.data.io import read_image, read_mask, write_label_map
 from segattn.data.splits import SplitSpec, select
 from segattn.errors import InputError, MissingPathError, check_choice
+from segattn.labels import IGNORE_INDEX
 
 GREYS = [[value] * 3 for value in range(256)]  # the label cache's palette: label = grey level
 Crowd = Literal["ignore", "foreground", "background"]

@@ -9,12 +9,12 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from segattn.data.base import SegDataset, Transformed, pad_collate
-from segattn.data.sampling import EpochSampler, evaluation_sampler
+from segattn.data.base import SegDataset
+from segattn.data.pipeline_checks import check_normalisations
+from segattn.data.sampling import EpochSampler, Transformed, evaluation_sampler, pad_collate
 from segattn.data.transforms import (
     NormalizeSpec,
     Preset,
-    check_normalisations,
     deserialize,
     eval_pipeline,
     train_pipeline,

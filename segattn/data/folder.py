@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from segattn.data.base import IGNORE_INDEX, Sample, SegDataset
+from segattn.data.base import Sample, SegDataset
 from segattn.data.io import IMAGE_SUFFIXES, read_image, read_mask
 from segattn.data.splits import SplitSpec, select
 from segattn.errors import InputError, MissingPathError
+from segattn.labels import IGNORE_INDEX
 
 KEY = "{id}"
 

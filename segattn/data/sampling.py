@@ -1,4 +1,5 @@
-"""Sample order and augmentation that depend only on (seed, epoch, index), never on RNG state.
+"""Sample order and augmentation that depend only on (seed, epoch, index), never on RNG state;
+and batching items of different sizes.
 
 Why by hand: Lightning's checkpoints hold no RNG state, and Albumentations 2.x keeps its own RNG,
 which neither `seed_everything` nor DataLoader worker seeding reaches. With the order drawn from
@@ -9,22 +10,45 @@ the uninterrupted run would have, and the number of DataLoader workers changes n
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
 
 import numpy as np
+import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-from torch.utils.data import DistributedSampler
+from torch.utils.data import Dataset, DistributedSampler
 
+from segattn.data.base import Sample, SegDataset, to_tensors
 from segattn.errors import InputError
-
-if TYPE_CHECKING:
-    from segattn.data.base import Transformed
+from segattn.labels import IGNORE_INDEX
 
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:
     """A 32-bit seed for sample `index` in `epoch` of a run seeded with `seed`."""
     return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0])
+
+
+class Transformed(Dataset):
+    """A SegDataset seen through an Albumentations pipeline: items as `to_tensors` returns them.
+
+    Items are read by index, or by an (epoch, index) key as `EpochSampler` yields them (a bare
+    index is epoch 0). With a `seed`, the pipeline (an `A.Compose`) is reseeded before each item
+    from (seed, epoch, index) by `sample_seed`: an item's augmentation then depends on
+    nothing else.
+    """
+
+    def __init__(self, dataset: SegDataset, transform: Callable[..., dict], seed: int | None = None) -> None:
+        self.dataset = dataset
+        self.transform = transform
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> Sample:
+        epoch, index = key if isinstance(key, tuple) else (0, key)
+        if self.seed is not None:
+            self.transform.set_random_seed(sample_seed(self.seed, epoch, index))
+        return to_tensors(self.transform, self.dataset.load(index))
 
 
 class EpochSampler(DistributedSampler):
@@ -61,3 +85,17 @@ def check_enough(dataset: Transformed, split: str, num_replicas: int) -> None:
     """Raises an InputError when some process would get no image of the split."""
     if len(dataset) < num_replicas:
         raise InputError(f"data.{split}: {len(dataset)} images cannot feed {num_replicas} processes")
+
+
+def pad_collate(items: list[Sample]) -> Sample:
+    """Batches transformed items of different sizes: images are zero-padded (the mean colour
+    after normalisation) and masks padded with 255 (ignore) on the bottom and right to the
+    largest H×W of the batch, so padding is never scored. "size" lists each image's own (H, W)."""
+    sizes = [tuple(item["image"].shape[-2:]) for item in items]
+    height, width = max(h for h, _ in sizes), max(w for _, w in sizes)
+    images = torch.zeros(len(items), items[0]["image"].shape[0], height, width)
+    masks = torch.full((len(items), height, width), IGNORE_INDEX, dtype=torch.int64)
+    for i, (item, (h, w)) in enumerate(zip(items, sizes, strict=True)):
+        images[i, :, :h, :w] = item["image"]
+        masks[i, :h, :w] = item["mask"]
+    return {"image": images, "mask": masks, "name": [item["name"] for item in items], "size": sizes}

@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 from albumentations.core.transforms_interface import ImageOnlyTransform
 
-from segattn.data.base import IGNORE_INDEX, flatten
 from segattn.errors import InputError, check_choice
+from segattn.labels import IGNORE_INDEX
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -172,26 +172,6 @@ def train_pipeline(crop_size: int, normalize: NormalizeSpec, channels: int, pres
             *pad_crop,
         ]
     return A.Compose([*(pixel if eight_bit else []), norm, *geometric])
-
-
-def check_normalisations(train: A.Compose, evaluation: A.Compose, source: str) -> None:
-    """Raises an InputError unless the training pipeline normalises its images, and exactly as the
-    evaluation pipeline does: otherwise the network trains on raw 0–255 (or 0–65535) values, or
-    is scored and served on inputs of another scale than it learnt. `source` names the settings."""
-    steps = [normalisation_steps(pipeline) for pipeline in (train, evaluation)]
-    if not steps[0]:
-        raise InputError(
-            "data.train_transform: no normalisation step (Normalize, ToFloat, or segattn's Window or "
-            "PercentileClip); the network would train on raw pixel values"
-        )
-    if steps[0] != steps[1]:
-        raise InputError(f"{source}: the training pipeline normalises by {steps[0]}, the evaluation one by {steps[1]}")
-
-
-def normalisation_steps(pipeline: A.Compose) -> list[dict[str, Any]]:
-    """The serialised settings of every normalising step in the pipeline, in order."""
-    kinds = (A.Normalize, A.ToFloat, Window, PercentileClip)
-    return [step.to_dict()["transform"] for step in flatten(pipeline) if isinstance(step, kinds)]
 
 
 def eval_pipeline(normalize: NormalizeSpec, channels: int) -> A.Compose:

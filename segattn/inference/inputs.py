@@ -13,8 +13,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from segattn.data.base import check_pixel_depth, image_to_tensor
+from segattn.data.base import image_to_tensor
 from segattn.data.io import IMAGE_SUFFIXES, match_channels, read_image
+from segattn.data.pipeline_checks import check_pixel_depth
 from segattn.errors import InputError, MissingPathError
 from segattn.window_transform import window_normalize
 
