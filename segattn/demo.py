@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from segattn.cli import SegattnCLI
+from segattn.commands.lightning import SegattnCLI
 from segattn.errors import MissingPathError, check_count
 from segattn.evaluate import evaluate_dataset, print_scores, write_report
 from segattn.infer import run_infer

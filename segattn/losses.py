@@ -11,6 +11,7 @@ from segmentation_models_pytorch.losses import DiceLoss
 from torch import Tensor, nn
 
 from segattn.errors import InputError
+from segattn.labels import IGNORE_INDEX
 
 
 class CEDiceLoss(nn.Module):
@@ -19,7 +20,7 @@ class CEDiceLoss(nn.Module):
     logits: float N×K×H×W; target: int64 N×H×W, `ignore_index` pixels count in neither term.
     """
 
-    def __init__(self, ce_weight: float = 1.0, dice_weight: float = 1.0, ignore_index: int = 255) -> None:
+    def __init__(self, ce_weight: float = 1.0, dice_weight: float = 1.0, ignore_index: int = IGNORE_INDEX) -> None:
         super().__init__()
         if ce_weight < 0 or dice_weight < 0 or ce_weight + dice_weight == 0:
             raise InputError(f"loss weights: expected ≥ 0 and not both 0, got ce={ce_weight}, dice={dice_weight}")

@@ -36,6 +36,7 @@ from torchmetrics import Metric
 from torchmetrics.utilities import rank_zero_warn
 
 from segattn.errors import InputError, check_choice
+from segattn.labels import IGNORE_INDEX
 
 Averaging = Literal["dataset", "image"]
 Absent = Literal["nan", "one", "zero"]
@@ -47,7 +48,7 @@ def confusion_matrix(
     preds: Tensor,
     target: Tensor,
     num_classes: int,
-    ignore_index: int | None = 255,
+    ignore_index: int | None = IGNORE_INDEX,
     reduce_zero_label: bool = False,
     per_image: bool = False,
 ) -> Tensor:
@@ -168,7 +169,7 @@ def segmentation_scores(
     preds: Tensor,
     target: Tensor,
     num_classes: int,
-    ignore_index: int | None = 255,
+    ignore_index: int | None = IGNORE_INDEX,
     averaging: Averaging = "dataset",
     absent: Absent = "nan",
     include_background: bool = True,
@@ -206,7 +207,7 @@ class SegMetrics(Metric):
     def __init__(
         self,
         num_classes: int,
-        ignore_index: int | None = 255,
+        ignore_index: int | None = IGNORE_INDEX,
         averaging: Averaging = "dataset",
         absent: Absent = "nan",
         include_background: bool = True,

@@ -1,0 +1,71 @@
+"""`segattn infer`: label maps (and overlays, probabilities) for files, folders or globs of images."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from segattn.cli_types import count, non_negative
+from segattn.commands.predict_options import add_predict_options, predict_options
+from segattn.infer import InferStats, run_infer
+from segattn.inference import Segmenter
+from segattn.usage import COMMANDS
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("infer", help=COMMANDS["infer"])
+    parser.add_argument("--ckpt", required=True, help="checkpoint written by fit")
+    parser.add_argument("--input", required=True, nargs="+", help="image files, folders or globs (quote globs)")
+    parser.add_argument("--output", required=True, help="folder for <stem>.png label maps")
+    parser.add_argument("--batch-size", type=count, default=8)
+    parser.add_argument("--device", default="auto", help='"auto", "cpu" or "cuda:N"')
+    parser.add_argument("--workers", type=non_negative, default=2, help="DataLoader processes reading images")
+    parser.add_argument("--overlay", action="store_true", help="also write <stem>_overlay.jpg")
+    parser.add_argument("--probs", action="store_true", help="also write <stem>_probs.npy (float16 K×H×W)")
+    parser.add_argument("--overwrite", action="store_true", help="redo images whose label map exists")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the network first")
+    parser.add_argument(
+        "--skip-errors",
+        action="store_true",
+        help="report an image that cannot be read or written, go on with the rest, exit 1 at the end",
+    )
+    add_predict_options(parser)
+
+
+def run(args: argparse.Namespace) -> None:
+    """Writes label maps, prints what was written and the speed; exits 1 when an image failed."""
+    segmenter = Segmenter.from_checkpoint(args.ckpt, args.device, args.precision, args.compile, args.trust_checkpoint)
+    stats = run_infer(
+        segmenter,
+        args.input,
+        args.output,
+        args.batch_size,
+        args.overlay,
+        args.probs,
+        args.workers,
+        args.overwrite,
+        args.skip_errors,
+        **predict_options(args),
+    )
+    print(infer_summary(stats, args.output))
+    if stats.failed:
+        print(f"segattn: error: {len(stats.failed)} image(s) failed:", file=sys.stderr)
+        for path, reason in stats.failed:
+            print(f"  {reason}" if str(path) in reason else f"  {path}: {reason}", file=sys.stderr)
+        sys.exit(1)
+
+
+def infer_summary(stats: InferStats, output: str) -> str:
+    """One line: what `segattn infer` wrote, skipped and left out, and its speed."""
+    notes = []
+    if stats.skipped:
+        notes.append(f"{stats.skipped} existed and were skipped; --overwrite redoes them")
+    if stats.own_outputs:
+        notes.append(f"{stats.own_outputs} input file(s) were segattn's own earlier outputs and were not segmented")
+    if stats.failed:
+        notes.append(f"{len(stats.failed)} failed")
+    detail = f" ({'; '.join(notes)})" if notes else ""
+    summary = f"wrote {stats.written} label maps to {output}{detail}"
+    if not stats.written:  # no speed to report
+        return summary
+    return f"{summary} in {stats.seconds:.1f} s: {stats.images_per_second:.3g} images/s"
