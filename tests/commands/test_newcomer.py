@@ -12,7 +12,7 @@ import pytest
 from segattn.cli import main
 from segattn.usage import COMMANDS
 
-from .conftest import REPO
+from ..conftest import REPO
 from .test_cli import run, small_fit_args
 
 pytestmark = pytest.mark.slow

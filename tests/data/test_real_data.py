@@ -7,7 +7,7 @@ from pycocotools.coco import COCO
 
 from segattn.data.config import load_datamodule
 
-from .conftest import REPO
+from ..conftest import REPO
 
 CONFIGS = ["membrane", "drive", "camvid", "coco"]
 

@@ -13,7 +13,7 @@ import pytest
 from segattn import Segmenter
 from segattn.data.io import read_image, read_mask, write_image
 
-from .conftest import REPO
+from ..conftest import REPO
 
 pytestmark = pytest.mark.slow
 SEGATTN = [sys.executable, "-m", "segattn.cli"]

@@ -286,7 +286,7 @@ def test_value_map_config_for_label_png_folders(tmp_path):
 def test_cocostuff_config_maps_raw_ids_to_171_contiguous_classes(tmp_path):
     from segattn.data.config import load_datamodule
 
-    from .conftest import REPO
+    from ..conftest import REPO
 
     config = yaml.safe_load((REPO / "configs/cocostuff.yaml").read_text())
     value_map = config["data"]["train"]["init_args"]["value_map"]
