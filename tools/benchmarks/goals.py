@@ -116,10 +116,18 @@ def goal_rows(goals: list[Goal], records: dict[str, list[Record]], newest: Any) 
         found = []
         for record in newest([r for r in candidates if evaluate(goal, r) is not None]):
             text, met = evaluate(goal, record)
-            run = f"{record['title']}{variant_words(record)}, {machine_kind(record['machine'])}, {record['when'][:10]}"
-            found.append([goal.goal, run, text, f"{goal.target:g}", "**met**" if met else "not met"])
-        rows += found or [[goal.goal, f"no run of {goal.series!r} in the records", "–", f"{goal.target:g}", "–"]]
+            run = f"{record['series']}{variant_words(record)}, {machine_kind(record['machine'])}, {record['when'][:10]}"
+            found.append([goal.goal, run, text, target_words(goal), "**met**" if met else "not met"])
+        missing = f"no record of {goal.series} holds this figure yet"
+        rows += found or [[goal.goal, missing, "–", target_words(goal), "no figure"]]
     return rows
+
+
+def target_words(goal: Goal) -> str:
+    """The target with its unit: "≥ +1.0 points", "≥ 1.3×", "≤ 60 min"."""
+    if goal.measure == "margin":
+        return f"≥ {goal.target:+.1f} points"
+    return f"≤ {goal.target:g} min" if goal.measure == "minutes" else f"≥ {goal.target:g}×"
 
 
 def variant_words(record: Record) -> str:

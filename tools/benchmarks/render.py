@@ -60,10 +60,16 @@ def run_header(record: Record) -> str:
     return f"Command: `{record['command']}`  \nMachine: {record['machine']['text']}  \nDate: {record['when']}"
 
 
+def heading(record: Record) -> str:
+    """The run's title, its options that change what it measures, and its GPU where the title lacks it."""
+    gpu = record["machine"]["gpu"] if record["kind"] == "benchmark" else None
+    return record["title"] + variant_words(record) + (f" ({gpu})" if gpu and gpu not in record["title"] else "")
+
+
 def section(record: Record, level: str = "##") -> str:
     """A run as a page section: heading, command, machine, date, figures."""
-    heading = f"{level} {record['title']}{variant_words(record)}"
-    return "\n\n".join([heading, run_header(record), body(record)]) + "\n"
+    heading_line = f"{level} {heading(record)}"
+    return "\n\n".join([heading_line, run_header(record), body(record)]) + "\n"
 
 
 def newest(records: list[Record]) -> list[Record]:
