@@ -116,9 +116,10 @@ def goal_rows(goals: list[Goal], records: dict[str, list[Record]], newest: Any) 
         found = []
         for record in newest([r for r in candidates if evaluate(goal, r) is not None]):
             text, met = evaluate(goal, record)
-            run = f"{record['series']}{variant_words(record)}, {machine_kind(record['machine'])}, {record['when'][:10]}"
+            kind = machine_kind(record["machine"])
+            run = f"`{goal.benchmark}`: {record['series']}{variant_words(record)}, {kind}, {record['when'][:10]}"
             found.append([goal.goal, run, text, target_words(goal), "**met**" if met else "not met"])
-        missing = f"no record of {goal.series} holds this figure yet"
+        missing = f"`{goal.benchmark}`: no record of {goal.series} holds this figure yet"
         rows += found or [[goal.goal, missing, "–", target_words(goal), "no figure"]]
     return rows
 

@@ -13,6 +13,9 @@ A record is one JSON object:
     settings   the options the run was given
     tables     [{caption, columns, align, rows, after}]: rows are lists of cells as printed
     notes      the bullet notes; text: further Markdown (a reading added later), may be ""
+    header     studies only: their Command(s) / Machine / Date block as written
+A record of kind "earlier" holds a section of the page before the records as `markdown`, verbatim
+(with title, when, command and machine where the section named them).
 """
 
 from __future__ import annotations
