@@ -77,13 +77,18 @@ def contender_names() -> list[str]:
     return [c.name for c in contenders(load_config("drive")["model"])]
 
 
+def peer(own: dict[str, Any], name: str) -> Contender:
+    """The contender of that name in the list for segattn's model section `own`."""
+    return next(c for c in contenders(own) if c.name == name)
+
+
 def nearest_smp(own: dict[str, Any]) -> Contender:
     """smp's Unet nearest in width to segattn's `own` network: resnet18 with a 128–16 decoder next to
     widths up to 128, else the list's resnet34 (its default 256–16 decoder)."""
     if max(monai_widths(own)) <= 128:
         args = {"encoder_name": "resnet18", "encoder_weights": None, "decoder_channels": (128, 64, 32, 16, 16)}
         return Contender("smp Unet resnet18 (decoder 128–16)", "smp:Unet", args)
-    return contenders(own)[2]._replace(name="smp Unet resnet34")
+    return peer(own, "smp Unet r34")._replace(name="smp Unet resnet34")
 
 
 def build_contender(contender: Contender, num_classes: int, in_channels: int) -> nn.Module | None:

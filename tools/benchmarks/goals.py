@@ -8,7 +8,7 @@ import re
 from typing import Any, NamedTuple
 
 from .machine import machine_kind
-from .records import Record
+from .records import Record, newest
 
 ACCURACY = "Accuracy under one training budget"
 
@@ -104,10 +104,9 @@ def evaluate(goal: Goal, record: Record) -> tuple[str, bool] | None:
     return text, met
 
 
-def goal_rows(goals: list[Goal], records: dict[str, list[Record]], newest: Any) -> list[list[str]]:
-    """[goal, run (series, machine kind, date), figure, target, status] for each goal and each
-    series × machine kind whose newest run holding the figure; `newest` maps records to the newest
-    of each (series, variant, kind)."""
+def goal_rows(goals: list[Goal], records: dict[str, list[Record]]) -> list[list[str]]:
+    """[goal, run (benchmark, series, machine kind, date), figure, target, status] for each goal and
+    the newest run holding its figure of each series, variant and machine kind."""
     rows = []
     for goal in goals:
         candidates = [r for r in records.get(goal.benchmark, []) if r["series"].startswith(goal.series)]

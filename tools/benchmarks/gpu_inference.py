@@ -16,7 +16,7 @@ from torch import nn
 from segattn.errors import InputError
 from segattn.sliding import sliding_window
 
-from .contenders import MONAI_MISSING, NUM_CLASSES, monai_attention_unet
+from .contenders import MONAI_MISSING, NUM_CLASSES, build_contender, peer
 from .harness import autocast, median_seconds, millions, peak_memory_mib, ratio, synchronized
 from .inference import inference_setup
 from .records import Result, table
@@ -86,7 +86,7 @@ def gpu_inference(config: str, images: int, size: int, big: int, batch: int, rep
 
     # MONAI's network of the same widths through the same loops; each MONAI row is named after the
     # segattn row it mirrors, MONAI_ROW + that row's name
-    monai = monai_attention_unet(tuple(setup.model_section["model_args"]["widths"]))
+    monai = build_contender(peer(setup.model_section, "MONAI AttentionUnet"), NUM_CLASSES, 3)
     mirrored: dict[str, Callable[[nn.Module], Callable[[], None]]] = {
         "fp32 plain loop (CPU normalisation, NCHW)": plain_batches,
         "fp32 network alone (normalised batches already on the GPU)": network_alone,

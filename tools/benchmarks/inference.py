@@ -17,7 +17,7 @@ from segattn.data.transforms import eval_pipeline
 from segattn.inference import Segmenter
 from segattn.models import build_model
 
-from .contenders import MONAI_MISSING, NUM_CLASSES, build_contender, load_config, monai_attention_unet, nearest_smp
+from .contenders import MONAI_MISSING, NUM_CLASSES, build_contender, load_config, nearest_smp, peer
 from .harness import median_seconds, timing_notes
 from .machine import load_average
 from .records import Result, table
@@ -72,8 +72,8 @@ def inference(config: str, images: int, size: int, repeats: int) -> Result:
     segmenter = setup.segmenter("cpu")
     widths = tuple(setup.model_section["model_args"]["widths"])
     monai_name = f"MONAI AttentionUnet {widths[0]}–{widths[-1]}"
-    peer = nearest_smp(setup.model_section)
-    smp_unet = build_contender(peer, NUM_CLASSES, 3).eval()
+    smp_peer = nearest_smp(setup.model_section)
+    smp_unet = build_contender(smp_peer, NUM_CLASSES, 3).eval()
     roi, overlap = size // 2, 0.25
     slide = monai_slider(roi, overlap)
 
@@ -92,7 +92,7 @@ def inference(config: str, images: int, size: int, repeats: int) -> Result:
             arrays, batch_size=4, slide=(roi, overlap)
         ),
     }
-    monai = monai_attention_unet(widths)
+    monai = build_contender(peer(setup.model_section, "MONAI AttentionUnet"), NUM_CLASSES, 3)
     notes = []
     if monai is None or slide is None:
         notes.append(f"MONAI rows skipped: {MONAI_MISSING}.")
@@ -100,7 +100,7 @@ def inference(config: str, images: int, size: int, repeats: int) -> Result:
         monai.eval()
         candidates[f"{monai_name}, sliding_window_inference {roi}/{overlap}, plain loop"] = loop(monai, True)
         candidates[f"{monai_name}, whole image, plain loop"] = loop(monai, False)
-    candidates[f"{peer.name}, whole image, plain loop"] = loop(smp_unet, False)
+    candidates[f"{smp_peer.name}, whole image, plain loop"] = loop(smp_unet, False)
     load_before = load_average()
     seconds = median_seconds(candidates, repeats)
     load_after = load_average()

@@ -26,7 +26,7 @@ import shlex
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .machine import machine_info
+from .machine import machine_info, machine_kind
 
 Record = dict[str, Any]
 
@@ -112,3 +112,14 @@ def append(path: Path, record: Record) -> None:
 def read_all(folder: Path) -> dict[str, list[Record]]:
     """{file stem: records} of every *.jsonl in `folder`, by name."""
     return {path.stem: read(path) for path in sorted(folder.glob("*.jsonl"))}
+
+
+def newest(records: list[Record]) -> list[Record]:
+    """The newest record of each (series, variant, machine kind), in the order each first appears;
+    of two with the same date, the one written later."""
+    chosen: dict[tuple[str, str, str], Record] = {}
+    for record in records:
+        key = (record["series"], record.get("variant", ""), machine_kind(record["machine"]))
+        if key not in chosen or record["when"] >= chosen[key]["when"]:
+            chosen[key] = record
+    return list(chosen.values())

@@ -11,7 +11,7 @@ from typing import Any
 from . import DOC, REPO, RESULTS
 from .goals import GOALS, goal_rows, variant_words
 from .machine import machine_kind
-from .records import Record, read_all
+from .records import Record, newest, read_all
 
 RENDER = "python tools/benchmark.py render"
 # the benchmarks' files, in page order, with their section headings
@@ -31,8 +31,10 @@ This page is generated: `{RENDER}` writes it from the records in docs/results/*.
 `python tools/benchmark.py <name> --write` appends a run's record and renders it again. Do not edit
 it by hand; every figure here stands under the command that printed it. Each benchmark shows its
 newest run per series (what was measured, with which options) and machine kind (the CPU, each GPU
-model); the earlier runs stay in its records file. The recipe searches' runs are in docs/tune/*.jsonl
-(`python tools/tune.py summarize FILE` prints their tables)."""
+model); the earlier runs stay in its records file. After the benchmarks come the studies (one-off
+investigations, most through tools/tune.py, from docs/results/studies.jsonl; their searches' runs are in
+docs/tune/*.jsonl, and `python tools/tune.py summarize FILE` prints their tables), then the earlier
+results: sections of the page before the records whose figures are not rows of a table."""
 
 
 def markdown_table(table: dict[str, Any]) -> str:
@@ -72,17 +74,6 @@ def section(record: Record, level: str = "##") -> str:
     return "\n\n".join([heading_line, run_header(record), body(record)]) + "\n"
 
 
-def newest(records: list[Record]) -> list[Record]:
-    """The newest record of each (series, variant, machine kind), in the order each first appears;
-    of two with the same date, the one written later."""
-    chosen: dict[tuple[str, str, str], Record] = {}
-    for record in records:
-        key = (record["series"], record.get("variant", ""), machine_kind(record["machine"]))
-        if key not in chosen or record["when"] >= chosen[key]["when"]:
-            chosen[key] = record
-    return list(chosen.values())
-
-
 def earlier_runs(records: list[Record], shown: list[Record], path: str) -> str:
     """The line (and list) of the runs of a records file that the page does not show."""
     rest = [r for r in records if not any(r is s for s in shown)]
@@ -104,7 +95,7 @@ def goals_section(records: dict[str, list[Record]]) -> str:
         "| goal | run | figure | target | status |",
         "|---|---|---|---:|---|",
     ]
-    lines += ["| " + " | ".join(row) + " |" for row in goal_rows(GOALS, records, newest)]
+    lines += ["| " + " | ".join(row) + " |" for row in goal_rows(GOALS, records)]
     return "\n".join(lines) + "\n"
 
 
