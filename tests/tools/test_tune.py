@@ -6,7 +6,8 @@ import json
 import pytest
 import tune
 import yaml
-from benchmarks import contenders, harness, tuning
+from benchmarks import contenders, harness, render, tune_summary, tuning
+from benchmarks.records import read
 
 from ..conftest import REPO, needs_config_drive
 
@@ -178,3 +179,19 @@ def test_every_variants_file_builds_every_network(path):
     broken = variants[0]._replace(contender=variants[0].contender._replace(model_args={"decoder_convs": 0}))
     with pytest.raises(SystemExit, match=f"variant {variants[0].contender.name!r}: .*decoder_convs"):
         tuning.check_variants(config, [broken], classes, channels)
+
+
+# searches whose files grew after their study was written (later studies added variants to them)
+GREW = {"drive-arch-100epochs-256", "drive-arch-100steps-128"}
+BASELINES = {"drive-arch-race-256": "MONAI AttentionUnet"}  # the study's --baseline
+
+
+@pytest.mark.parametrize(
+    "runs", [p for p in sorted((REPO / "docs" / "tune").glob("*.jsonl")) if p.stem not in GREW], ids=lambda p: p.stem
+)
+def test_the_studies_show_their_searches_as_tune_summarize_prints_them(runs):
+    """docs/benchmarks.md's recipe-search studies (docs/results/studies.jsonl) hold `python tools/tune.py
+    summarize FILE` of their docs/tune file, word for word: the page's tables are those runs."""
+    studies = "\n\n".join(render.body(record) for record in read(REPO / "docs" / "results" / "studies.jsonl"))
+    printed = tune_summary.summary(tuning.read_records([runs]), BASELINES.get(runs.stem))
+    assert " ".join(printed.split()) in " ".join(studies.split())
