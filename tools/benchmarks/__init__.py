@@ -13,6 +13,7 @@ records.py      the record format, reading and appending JSON Lines
 render.py       docs/benchmarks.md from docs/results/*.jsonl; goals.py the goals as data
 speed.py inference.py gpu_inference.py metrics.py data.py accuracy.py memory.py: the benchmarks
 tuning.py tune_summary.py: tools/tune.py's variants, folds and summary table
+cli.py          argparse checks both command lines share
 """
 
 from pathlib import Path

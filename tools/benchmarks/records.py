@@ -9,7 +9,7 @@ A record is one JSON object:
                runs of one series and variant on one machine kind compare
     title, when (UTC ISO, or a date for runs before the records), command
     machine    {cpu, cores, gpu, torch, python, text}; load {before, after} (1-minute averages) or None
-    wall_s     seconds the whole command took (None where not recorded)
+    wall_s     seconds the measuring took, the command less its start-up (None where not recorded)
     settings   the options the run was given
     tables     [{caption, columns, align, rows, after}]: rows are lists of cells as printed
     notes      the bullet notes; text: further Markdown (a reading added later), may be ""
