@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format clean
+.PHONY: demo test lint format benchmarks clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# docs/benchmarks.md from the records in docs/results/*.jsonl (no measuring)
+benchmarks: $(STAMP)
+	$(BIN)/python tools/benchmark.py render
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -6,7 +6,7 @@ CamVid's 367) is split into k folds (its sample keys sorted, shuffled by numpy's
 default_rng(--fold-seed), np.array_split). Fold f trains on the other folds and is scored on fold f,
 both read through data.train's settings with the split replaced by the fold's file list. The config's
 val split is never read: it stays the held-out check of `tools/benchmark.py accuracy`. Every variant
-is trained by benchmark.fit_and_score (the config's recipe: loss, AdamW, warm-up + cosine, trainer
+is trained by benchmarks.training.fit_and_score (the config's recipe: loss, AdamW, warm-up + cosine, trainer
 determinism) with the variant's overrides, under one budget; fit_and_score seeds everything, so for
 one fold and seed every variant sees the same batches and augmentations, and a variant's difference
 to the baseline can be read per (fold, seed) pair.
@@ -20,7 +20,7 @@ Usage:
 DATASET: configs/DATASET.yaml (run from the repository root: the configs' data paths are relative).
 Variants file: a YAML list; the first entry is the baseline. Each entry takes `name` and either
 `model_args` (merged into the config's model.model_args) or `contender` (a network of
-benchmark.contenders(), e.g. "MONAI AttentionUnet", "smp Unet r34"), and optionally `recipe`
+benchmarks.contenders.contenders(), e.g. "MONAI AttentionUnet", "smp Unet r34"), and optionally `recipe`
 (merged into the config's model section, e.g. {lr: 0.003}) and `epochs` (this variant's own length
 in epochs of each fold's train part, whatever the search's budget: e.g. to spend the training time
 a faster network saves). See configs/tune/.
@@ -30,7 +30,7 @@ batch_size; --val-images N scores the first N images of the held-out fold only (
 validation batches), for quick checks.
 Output: one line per finished run, and one JSON line per run appended to --out; runs that --out
 already holds (same setup) are skipped, so a stopped search resumes. --jobs J trains J runs at a
-time, each in its own process (benchmark.run_jobs: on a GPU that one run leaves waiting on data);
+time, each in its own process (benchmarks.training.run_jobs: on a GPU that one run leaves waiting on data);
 a run scores the same either way. A search can also be split over machines with --only or
 --only-folds, each part with its own --out. `summarize` merges such files into a Markdown table:
 mean ± std over folds × seeds of each headline score, the paired difference (per fold and seed) of
@@ -41,157 +41,32 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
 
-import numpy as np
-import yaml
-from benchmark import (
-    MONAI,
-    MONAI_MISSING,
-    REPO,
-    BenchmarkTask,
-    Contender,
-    Plan,
-    build_contender,
-    contenders,
-    distinct_seeds,
-    fit_job,
-    load_config,
-    mean_spread,
-    quiet_training,
-    run_jobs,
+from benchmarks import REPO
+from benchmarks.cli import distinct_seeds
+from benchmarks.contenders import load_config
+from benchmarks.training import Plan, quiet_training, run_jobs
+from benchmarks.tune_summary import summary
+from benchmarks.tuning import (
+    PROG,
+    check_variants,
+    done_runs,
+    fail,
+    fold_datamodule,
+    fold_keys,
+    read_records,
+    read_variants,
+    rest,
+    run_line,
+    setup_of,
+    train_variant,
 )
-from lightning.pytorch.cli import instantiate_class
 
 from segattn import cli_types
-from segattn.data import SegDataModule
-from segattn.data.config import load_datamodule
-from segattn.errors import InputError
-
-ENTRY_KEYS = ("name", "model_args", "recipe", "contender", "epochs")
-PROG = "tools/tune.py"
-
-
-class Variant(NamedTuple):
-    """One entry of a variants file: its position (0 = the baseline), network and recipe overrides,
-    and its own length in epochs (None: the search's budget)."""
-
-    index: int
-    contender: Contender
-    recipe: dict[str, Any]
-    epochs: int | None = None
-
-
-def fail(message: str) -> SystemExit:
-    return SystemExit(f"{PROG}: error: {message}")
-
-
-def mapping(entry: dict[str, Any], key: str, where: str) -> dict[str, Any]:
-    """entry[key] (empty if absent), which must be a mapping."""
-    value = entry.get(key, {})
-    if not isinstance(value, dict):
-        raise fail(f"{where}: {key} must be a mapping, got {value!r}")
-    return value
-
-
-def read_variants(path: Path, own: dict[str, Any]) -> list[Variant]:
-    """The variants of a YAML file, `own` being the config's model section."""
-    entries = yaml.safe_load(path.read_text())
-    if not isinstance(entries, list) or not entries:
-        raise fail(f"{path}: expected a non-empty YAML list of variants")
-    peers = {c.name: c for c in contenders(own)}
-    variants: list[Variant] = []
-    for index, entry in enumerate(entries):
-        if not isinstance(entry, dict) or "name" not in entry:
-            raise fail(f"{path}: entry {index + 1} is not a mapping with a name")
-        where = f"{path}: variant {entry['name']!r}"
-        unknown = sorted(set(entry) - set(ENTRY_KEYS))
-        if unknown:
-            raise fail(f"{where}: unknown key(s) {unknown}; an entry takes {list(ENTRY_KEYS)}")
-        recipe = mapping(entry, "recipe", where)
-        if {"model", "model_args"} & set(recipe):
-            raise fail(f"{where}: recipe may not set model or model_args (give model_args or contender)")
-        model_args = mapping(entry, "model_args", where)
-        if "contender" in entry:
-            if model_args:
-                raise fail(f"{where}: model_args apply to the config's network, not to a contender")
-            if entry["contender"] not in peers:
-                raise fail(f"{where}: unknown contender {entry['contender']!r}; known: {list(peers)}")
-            contender = peers[entry["contender"]]._replace(name=str(entry["name"]))
-        else:
-            contender = Contender(str(entry["name"]), own["model"], {**own["model_args"], **model_args})
-        epochs = entry.get("epochs")
-        if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
-            raise fail(f"{where}: epochs must be a positive integer, got {epochs!r}")
-        variants.append(Variant(index, contender, recipe, epochs))
-    names = [v.contender.name for v in variants]
-    if len(set(names)) < len(names):
-        raise fail(f"{path}: variant names must be unique, got {names}")
-    return variants
-
-
-def check_variants(config: dict[str, Any], variants: list[Variant], classes: list[str], in_channels: int) -> None:
-    """Builds every variant's task once, so that a bad model_args or recipe key, or a missing
-    package, fails before any training."""
-    for variant in variants:
-        net = variant.contender
-        own = {**config["model"], **variant.recipe, "classes": classes, "in_channels": in_channels}
-        try:
-            network = {} if net.model == MONAI else {"model": net.model, "model_args": net.model_args}
-            BenchmarkTask(**{**own, **network})
-        except (TypeError, InputError) as exc:
-            raise fail(f"variant {net.name!r}: {exc}") from exc
-        if net.model == MONAI and build_contender(net, len(classes), in_channels) is None:
-            raise fail(f"variant {net.name!r}: {MONAI_MISSING}")
-
-
-def fold_keys(train: dict[str, Any], folds: int, fold_seed: int) -> list[list[str]]:
-    """The sample keys of the data.train data set (class_path + init_args) in `folds` shuffled folds."""
-    keys = sorted(instantiate_class((), train).keys)
-    if not 2 <= folds <= len(keys):
-        raise fail(f"--folds: expected 2 to {len(keys)} (the training samples), got {folds}")
-    order = np.array(keys, dtype=object)[np.random.default_rng(fold_seed).permutation(len(keys))]
-    return [sorted(part.tolist()) for part in np.array_split(order, folds)]
-
-
-def rest(parts: list[list[str]], fold: int) -> list[str]:
-    """The keys of every fold but `fold`, sorted."""
-    return sorted(key for other, part in enumerate(parts) if other != fold for key in part)
-
-
-def fold_datamodule(
-    config: dict[str, Any], train_keys: list[str], val_keys: list[str], args: argparse.Namespace, path: Path
-) -> SegDataModule:
-    """A SegDataModule training on train_keys and scoring on val_keys, both of data.train."""
-    train = config["data"]["train"]
-
-    def part(keys: list[str]) -> dict[str, Any]:
-        return {**train, "init_args": {**train["init_args"], "split": {"files": keys}}}
-
-    data = {**config["data"], "train": part(train_keys), "val": part(val_keys)}
-    data.update(crop_size=args.crop, batch_size=args.batch, num_workers=args.workers)
-    path.write_text(yaml.safe_dump({"data": data}))
-    return load_datamodule(path)
-
-
-def setup_of(args: argparse.Namespace) -> dict[str, Any]:
-    """What every run of one search shares; runs of different setups do not compare."""
-    keys = ("dataset", "folds", "fold_seed", "steps", "epochs", "crop", "batch", "val_images")
-    return {key: getattr(args, key) for key in keys}
-
-
-def done_runs(out: Path, setup: dict[str, Any]) -> set[tuple[str, int, int]]:
-    """(variant, fold, seed) of the runs `out` holds; an error if it holds another setup's runs."""
-    records = read_records([out]) if out.is_file() else []
-    other = next((r["setup"] for r in records if r["setup"] != setup), None)
-    if other is not None:
-        raise fail(f"{out} holds runs of another setup ({other}); give another --out")
-    return {(r["variant"], r["fold"], r["seed"]) for r in records}
 
 
 def search(args: argparse.Namespace) -> None:
@@ -235,138 +110,6 @@ def search(args: argparse.Namespace) -> None:
             with args.out.open("a") as out:  # one write per line: parallel appends stay whole
                 out.write(json.dumps({"setup": setup, **record}) + "\n")
             print(run_line(args.dataset, record), flush=True)
-
-
-def train_variant(
-    config: dict[str, Any], variant: Variant, data_config: Path, plan: Plan, fold: int, seed: int, tmp: Path
-) -> dict[str, Any]:
-    """Trains and scores one variant on one fold with one seed (on the SegDataModule of
-    `data_config`, the fold's data.yaml): its JSON record, less the setup."""
-    net = variant.contender
-    model = {**config["model"], **variant.recipe}
-    run = fit_job({**config, "model": model}, data_config, net, plan, seed, tmp / f"{variant.index}-{fold}-{seed}")
-    if run is None:
-        raise fail(f"variant {net.name!r}: {MONAI_MISSING}")
-    return {
-        "variant": net.name,
-        "index": variant.index,
-        "model": net.model,
-        "model_args": net.model_args,
-        "recipe": variant.recipe,
-        "fold": fold,
-        "seed": seed,
-        "epochs": variant.epochs,
-        "steps": plan.steps,
-        "scores": run.scores,
-        "params": run.params,
-        "seconds": run.seconds,
-        "alpha": run.alpha,
-    }
-
-
-def run_line(dataset: str, record: dict[str, Any]) -> str:
-    """One finished run, for the log."""
-    scores = ", ".join(f"{key} {100 * value:.2f}" for key, value in record["scores"].items())
-    run = f"{dataset}, {record['variant']}, fold {record['fold']}, seed {record['seed']}"
-    alpha = ", ".join(f"{name} {value:.3f}" for name, value in record["alpha"].items())
-    return f"{run}: {record['seconds']:.0f} s; {scores}" + (f"; mean α at the last step: {alpha}" if alpha else "")
-
-
-def read_records(paths: Sequence[Path]) -> list[dict[str, Any]]:
-    """The runs of JSONL files; an error if a (variant, fold, seed) of one setup appears twice."""
-    records, seen = [], set()
-    for path in paths:
-        for number, line in enumerate(path.read_text().splitlines(), start=1):
-            if line.strip():
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise fail(f"{path}, line {number}: not a JSON record ({exc})") from exc
-                key = (json.dumps(record["setup"], sort_keys=True), record["variant"], record["fold"], record["seed"])
-                if key in seen:
-                    raise fail(f"{path}: {key[1]!r}, fold {key[2]}, seed {key[3]} of one setup appears twice")
-                seen.add(key)
-                records.append(record)
-    if not records:
-        raise fail(f"{', '.join(map(str, paths))}: no runs recorded")
-    return records
-
-
-def paired(mine: list[dict], base: list[dict], key: str) -> list[float]:
-    """Score differences mine − base over the (fold, seed) runs both have."""
-    by_run = {(r["fold"], r["seed"]): r["scores"][key] for r in base}
-    return [r["scores"][key] - by_run[r["fold"], r["seed"]] for r in mine if (r["fold"], r["seed"]) in by_run]
-
-
-def setup_text(setup: dict[str, Any]) -> str:
-    budget = f"{setup['steps']} steps" if setup["steps"] else f"{setup['epochs']} epochs of each fold's train part"
-    n, batch = setup["val_images"], setup["batch"]
-    val = "" if n is None else f", only the first {-(-n // batch) * batch} held-out images scored (whole batches)"
-    return (
-        f"**{setup['dataset']}**, {setup['folds']} folds of the train split (fold seed {setup['fold_seed']}): "
-        f"{budget}, {setup['crop']}×{setup['crop']} crops, batch {batch}{val}"
-    )
-
-
-def summary(records: list[dict[str, Any]], baseline: str | None = None) -> str:
-    """Markdown table (best first), the leader's margin and notes of a search's runs; Δ against
-    `baseline` (default: of the variants with runs, the one first in the variants file)."""
-    setups = {json.dumps(r["setup"], sort_keys=True) for r in records}
-    if len(setups) != 1:
-        raise fail(f"the files hold runs of {len(setups)} different setups: {sorted(setups)}")
-    keys = list(records[0]["scores"])
-    names = sorted({r["variant"]: r["index"] for r in records}.items(), key=lambda item: item[1])
-    runs = {name: [r for r in records if r["variant"] == name] for name, _ in names}
-    if baseline is not None and baseline not in runs:
-        raise fail(f"--baseline: no runs of {baseline!r}; the files hold {[name for name, _ in names]}")
-    if baseline is not None:
-        where = "given by --baseline"
-    else:
-        baseline, index = names[0]
-        where = "the first of the variants file with runs here" if index else "the first entry of the variants file"
-    means = {name: statistics.mean(r["scores"][keys[0]] for r in mine) for name, mine in runs.items()}
-    ranked = sorted(runs, key=means.__getitem__, reverse=True)
-    lines = [
-        setup_text(records[0]["setup"]),
-        "",
-        f"| variant | runs | params (M) | {' | '.join(keys)} | {' | '.join(f'Δ {key}' for key in keys)} | train s |",
-        "|---|---:|---:|" + "---:|" * 2 * len(keys) + "---:|",
-    ]
-    for name in ranked:
-        mine = runs[name]
-        cells = [mean_spread([r["scores"][key] for r in mine]) for key in keys]
-        cells += ["–" if name == baseline else mean_spread(paired(mine, runs[baseline], key)) for key in keys]
-        seconds = statistics.mean(r["seconds"] for r in mine)
-        lines.append(f"| {name} | {len(mine)} | {mine[0]['params']:.2f} | {' | '.join(cells)} | {seconds:.0f} |")
-    own = {name: mine[0]["epochs"] for name, mine in runs.items() if mine[0].get("epochs")}  # older runs: no key
-    if own:
-        lengths = ", ".join(f"{name}: {epochs} epochs" for name, epochs in own.items())
-        lines += ["", f"Trained for their own length (the variants file's `epochs`), not the budget above: {lengths}."]
-    most = max(len(mine) for mine in runs.values())
-    complete = [name for name in ranked if len(runs[name]) == most]  # a partial search is not ranked for the lead
-    if len(complete) < len(ranked):
-        lines += [
-            "",
-            f"Not ranked for the lead (fewer than {most} runs): {', '.join(sorted(set(ranked) - set(complete)))}.",
-        ]
-    if len(complete) > 1:
-        first, second = complete[:2]
-        margin = paired(runs[first], runs[second], keys[0])
-        lines += [
-            "",
-            f"Leads on {keys[0]}: **{first}** ({100 * means[first]:.2f}), {100 * (means[first] - means[second]):.2f} "
-            f"points over {second} ({100 * means[second]:.2f}); paired over {len(margin)} fold × seed runs: "
-            f"{mean_spread(margin)}.",
-        ]
-    lines += [
-        "",
-        "Scores: mean ± sample std over folds × seeds, in %, each run scored on its held-out fold of the train split "
-        "(the config's val split untouched). Δ: paired difference to the baseline "
-        f"({baseline}, {where}) over the (fold, seed) runs both have, mean ± std, in "
-        "points; folds differ more than variants, so judge a variant by Δ and its spread. train s: mean wall seconds "
-        "of Trainer.fit.",
-    ]
-    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -4,30 +4,29 @@ import importlib.util
 import json
 
 import pytest
+import tune
 import yaml
+from benchmarks import contenders, harness, render, tune_summary, tuning
+from benchmarks.records import read
 
-from .conftest import REPO, needs_config_drive
+from ..conftest import REPO, needs_config_drive
 
 VARIANTS_FILES = sorted((REPO / "configs" / "tune").glob("*.yaml"))
 
 
-@pytest.fixture
-def tune(monkeypatch):
-    """tools/tune.py as a module (it imports tools/benchmark.py as `benchmark`), run from the repository root."""
-    monkeypatch.syspath_prepend(str(REPO / "tools"))
+@pytest.fixture(autouse=True)
+def from_the_repository(monkeypatch):
+    """Run from the repository root (the configs' data paths are relative)."""
     monkeypatch.chdir(REPO)
-    import tune
-
-    return tune
 
 
 @needs_config_drive
-def test_folds_split_the_train_split_and_never_touch_val(tune):
-    config = tune.load_config("drive")
-    parts = tune.fold_keys(config["data"]["train"], 3, 0)
+def test_folds_split_the_train_split_and_never_touch_val():
+    config = contenders.load_config("drive")
+    parts = tuning.fold_keys(config["data"]["train"], 3, 0)
     keys = [key for part in parts for key in part]
     assert sorted(keys) == [str(i) for i in range(21, 36)] and [len(p) for p in parts] == [5, 5, 5]
-    assert parts == tune.fold_keys(config["data"]["train"], 3, 0) != tune.fold_keys(config["data"]["train"], 3, 1)
+    assert parts == tuning.fold_keys(config["data"]["train"], 3, 0) != tuning.fold_keys(config["data"]["train"], 3, 1)
 
 
 @pytest.mark.parametrize(
@@ -41,14 +40,14 @@ def test_folds_split_the_train_split_and_never_touch_val(tune):
         ({"name": "b", "epochs": 0}, "variant 'b': epochs must be a positive integer, got 0"),
     ],
 )
-def test_a_bad_variants_file_is_a_clear_error(tune, tmp_path, entry, message):
+def test_a_bad_variants_file_is_a_clear_error(tmp_path, entry, message):
     path = tmp_path / "variants.yaml"
     path.write_text(yaml.safe_dump([{"name": "a"}, entry]))
     with pytest.raises(SystemExit, match=message):
-        tune.read_variants(path, tune.load_config("drive")["model"])
+        tuning.read_variants(path, contenders.load_config("drive")["model"])
 
 
-def test_bad_arguments_and_files_are_named_before_anything_runs(tune, tmp_path, capsys):
+def test_bad_arguments_and_files_are_named_before_anything_runs(tmp_path, capsys):
     variants = tmp_path / "v.yaml"
     variants.write_text(yaml.safe_dump([{"name": "a"}]))
     broken = tmp_path / "broken.jsonl"
@@ -70,7 +69,7 @@ def test_bad_arguments_and_files_are_named_before_anything_runs(tune, tmp_path, 
 
 
 @needs_config_drive
-def test_a_tiny_search_writes_runs_resumes_and_summarizes(tune, tmp_path, capsys):
+def test_a_tiny_search_writes_runs_resumes_and_summarizes(tmp_path, capsys):
     variants, out = tmp_path / "variants.yaml", tmp_path / "runs.jsonl"
     variants.write_text(
         yaml.safe_dump(
@@ -143,16 +142,14 @@ def table_rows(table: str) -> dict[str, list[str]]:
 
 
 @pytest.mark.parametrize("records", sorted((REPO / "docs" / "tune").glob("*.jsonl")), ids=lambda p: p.stem)
-def test_every_recorded_run_is_the_network_its_variants_file_builds_now(tune, records):
+def test_every_recorded_run_is_the_network_its_variants_file_builds_now(records):
     """docs/tune/<variants file>-<what>.jsonl came from configs/tune/<variants file>.yaml (the longest
     such prefix): each variant must still build the network its runs recorded (same parameter count),
     whatever the data set's config has become since, or the docs' commands no longer reproduce their tables."""
-    import benchmark
-
     stem = max((p.stem for p in VARIANTS_FILES if records.stem.startswith(f"{p.stem}-")), key=len)
-    config = benchmark.load_config(stem.split("-")[0])
+    config = contenders.load_config(stem.split("-")[0])
     variants = {
-        v.contender.name: v.contender for v in tune.read_variants(REPO / f"configs/tune/{stem}.yaml", config["model"])
+        v.contender.name: v.contender for v in tuning.read_variants(REPO / f"configs/tune/{stem}.yaml", config["model"])
     }
     data = config["data"]["train"]["init_args"]
     classes, channels = len(data["classes"]), data.get("channels", 3)  # membrane's slices are grey
@@ -161,24 +158,40 @@ def test_every_recorded_run_is_the_network_its_variants_file_builds_now(tune, re
         run = json.loads(line)
         name = run["variant"]
         if name not in built:
-            built[name] = benchmark.build_contender(variants[name], classes, channels)  # None: MONAI not installed
+            built[name] = contenders.build_contender(variants[name], classes, channels)  # None: MONAI not installed
         if built[name] is not None:
-            assert benchmark.millions(built[name]) == pytest.approx(run["params"], abs=1e-6), f"{records.name}: {name}"
+            assert harness.millions(built[name]) == pytest.approx(run["params"], abs=1e-6), f"{records.name}: {name}"
     assert any(net is not None for net in built.values())
 
 
 @pytest.mark.parametrize("path", VARIANTS_FILES, ids=lambda p: p.stem)
-def test_every_variants_file_builds_every_network(tune, path):
+def test_every_variants_file_builds_every_network(path):
     """A search stops on an entry whose network or recipe does not build (check_variants), before any
     training; this finds such an entry before a GPU session is spent on it. MONAI's entries are
     checked where MONAI is installed (.[bench])."""
-    config = tune.load_config(path.stem.split("-")[0])
+    config = contenders.load_config(path.stem.split("-")[0])
     data = config["data"]["train"]["init_args"]
     classes, channels = data["classes"], data.get("channels", 3)
-    variants = tune.read_variants(path, config["model"])
+    variants = tuning.read_variants(path, config["model"])
     if importlib.util.find_spec("monai") is None:
-        variants = [v for v in variants if v.contender.model != tune.MONAI]
-    tune.check_variants(config, variants, classes, channels)
+        variants = [v for v in variants if v.contender.model != contenders.MONAI]
+    tuning.check_variants(config, variants, classes, channels)
     broken = variants[0]._replace(contender=variants[0].contender._replace(model_args={"decoder_convs": 0}))
     with pytest.raises(SystemExit, match=f"variant {variants[0].contender.name!r}: .*decoder_convs"):
-        tune.check_variants(config, [broken], classes, channels)
+        tuning.check_variants(config, [broken], classes, channels)
+
+
+# searches whose files grew after their study was written (later studies added variants to them)
+GREW = {"drive-arch-100epochs-256", "drive-arch-100steps-128"}
+BASELINES = {"drive-arch-race-256": "MONAI AttentionUnet"}  # the study's --baseline
+
+
+@pytest.mark.parametrize(
+    "runs", [p for p in sorted((REPO / "docs" / "tune").glob("*.jsonl")) if p.stem not in GREW], ids=lambda p: p.stem
+)
+def test_the_studies_show_their_searches_as_tune_summarize_prints_them(runs):
+    """docs/benchmarks.md's recipe-search studies (docs/results/studies.jsonl) hold `python tools/tune.py
+    summarize FILE` of their docs/tune file, word for word: the page's tables are those runs."""
+    studies = "\n\n".join(render.body(record) for record in read(REPO / "docs" / "results" / "studies.jsonl"))
+    printed = tune_summary.summary(tuning.read_records([runs]), BASELINES.get(runs.stem))
+    assert " ".join(printed.split()) in " ".join(studies.split())
