@@ -1,5 +1,5 @@
 """COCO annotation files are validated when read: every malformed entry is a one-line InputError
-raised by CocoSegmentation's constructor, naming the file, the entry and the value (the checks of segattn.data.coco_checks)."""
+raised by CocoSegmentation's constructor, naming the file, the entry and the value (segattn.data.coco_checks)."""
 
 import json
 import math

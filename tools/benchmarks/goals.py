@@ -1,4 +1,4 @@
-"""The goals segattn is measured against (issue #9), as data, and their status computed from the
+"""The goals segattn is measured against, as data, and their status computed from the
 records: each goal names a benchmark, the series whose newest run per machine kind is read, the
 table and figure, and the target."""
 

@@ -87,7 +87,7 @@ def earlier_runs(records: list[Record], shown: list[Record], path: str) -> str:
 def goals_section(records: dict[str, list[Record]]) -> str:
     """The goals (goals.GOALS) against the newest run holding each figure."""
     lines = [
-        "## Where segattn stands against #9's goals",
+        "## Where segattn stands against its goals",
         "",
         "Computed from the records below by goals.py (tools/benchmarks/goals.py): for each goal, the newest run per "
         "series and machine kind that holds its figure.",
