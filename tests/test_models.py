@@ -150,10 +150,10 @@ def test_strided_encoder_gives_the_pooled_encoders_feature_shapes_and_trains():
 
 
 def test_stride_covers_the_encoder_and_each_gates_grid():
-    assert AttentionUNet(widths=SMALL).stride == 8
-    assert AttentionUNet(widths=SMALL, sub_sample=4).stride == 16  # gate2: stride 4 × θ stride 4
-    assert AttentionUNet(widths=SMALL, gates=False, sub_sample=4).stride == 8
-    assert AttentionUNet(encoder="resnet18", encoder_depth=3, decoder_widths=(8, 8, 8)).stride == 8
+    assert AttentionUNet(widths=SMALL).output_stride == 8
+    assert AttentionUNet(widths=SMALL, sub_sample=4).output_stride == 16  # gate2: stride 4 × θ stride 4
+    assert AttentionUNet(widths=SMALL, gates=False, sub_sample=4).output_stride == 8
+    assert AttentionUNet(encoder="resnet18", encoder_depth=3, decoder_widths=(8, 8, 8)).output_stride == 8
 
 
 def test_attention_maps_cover_each_gated_skip_and_start_open():

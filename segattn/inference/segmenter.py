@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import inspect
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import nullcontext
@@ -30,6 +29,7 @@ from segattn.inference.runtime import (
     stitch_device,
 )
 from segattn.models import build_model
+from segattn.models.base import returns_attention
 from segattn.sliding import Blending, sliding_bands, sliding_window
 from segattn.window_transform import PixelNormalize
 
@@ -173,7 +173,7 @@ class Segmenter:
         gives it, and each attention gate's α, float32 H×W in [0, 1] at the image's own size
         (bilinear from the gate's grid), by gate name in the network's order."""
         network = getattr(self.model, "_orig_mod", self.model)  # under torch.compile
-        if "return_attention" not in inspect.signature(network.forward).parameters:
+        if not returns_attention(network):
             raise InputError(f"attention: {type(network).__name__} has no attention maps to return")
         sample = self.input_images([one_image(image)])[0]
         x = self.normalized(sample["tensor"][None].to(self.device)).contiguous(memory_format=torch.channels_last)
