@@ -3,9 +3,9 @@ MONAI's `Inferer` classes over its `sliding_window_inference`; MONAI is not a se
 
 Every strategy is called the same way, `strategy(network, images)`:
 
-- network: float32 N×C×h×w on the device → float32 N×K×h×w scores (logits, or softmax
+- network: float N×C×h×w on the device → N×K×h×w scores of a float dtype (logits, or softmax
   probabilities: a strategy averages whatever the network gives, so a caller that averages
-  views or windows passes a network that ends in a softmax);
+  views or windows passes a network that ends in a softmax); `WholeImage` makes them float32;
 - images: N×C×H×W as the network (or, for `SlidingWindow`, its `transform`) takes them;
 - result: float32 N×K×H×W scores, on the images' device (`SlidingWindow`: on its
   `output_device`).
