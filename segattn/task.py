@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from segattn.errors import InputError, TrainingDiverged
 from segattn.losses import CEDiceLoss, DeepSupervisionLoss
 from segattn.metrics import SegMetrics
 from segattn.models import build_model
+from segattn.models.base import deep_supervision, returns_attention
 from segattn.viz import default_palette, validation_row
 from segattn.writer import LabelMapWriter
 
@@ -95,8 +95,8 @@ class SegmentationTask(L.LightningModule):
 
     @property
     def returns_attention(self) -> bool:
-        """Whether the network takes `return_attention` (asked each time: the model may be swapped)."""
-        return "return_attention" in inspect.signature(self.model.forward).parameters
+        """Whether the network declares attention maps (asked each time: the model may be swapped)."""
+        return returns_attention(self.model)
 
     def on_fit_start(self) -> None:
         # Lightning converts BatchNorm for trainer.sync_batchnorm under DDP; PyTorch's
@@ -125,7 +125,7 @@ class SegmentationTask(L.LightningModule):
     def forward_train(self, image: Tensor) -> tuple[Tensor, dict[str, Tensor], list[Tensor] | None]:
         """(logits N×K×H×W, {gate name: α N×1×h×w} or {} for a model without gates, the per-scale
         logits of a deep-supervision model or None)."""
-        attention, deep = self.returns_attention, getattr(self.model, "deep_supervision", False)
+        attention, deep = self.returns_attention, deep_supervision(self.model)
         options = {"return_attention": attention, "return_deep": deep}
         outputs = self.model(image, **{key: True for key, wanted in options.items() if wanted})
         if not (attention or deep):

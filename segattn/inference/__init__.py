@@ -1,5 +1,7 @@
 """Inference: the Segmenter (segmenter.py) over its inputs (inputs.py), its checked options
-(options.py) and its device runtime (runtime.py); the sliding window itself is `segattn.sliding`."""
+(options.py), its device runtime (runtime.py) and the interchangeable strategies it runs
+(strategies.py: whole image, sliding window, flip/scale TTA); the sliding window's stitching
+itself is `segattn.sliding`."""
 
 from segattn.inference.inputs import ImageInput, InputImages, expand_inputs, load_input
 from segattn.inference.options import Tta
@@ -12,13 +14,18 @@ from segattn.inference.runtime import (
     stitch_device,
 )
 from segattn.inference.segmenter import Segmenter
+from segattn.inference.strategies import FlipScaleTTA, Inferer, SlidingWindow, WholeImage
 
 __all__ = [
+    "FlipScaleTTA",
     "ImageInput",
+    "Inferer",
     "InputImages",
     "Precision",
     "Segmenter",
+    "SlidingWindow",
     "Tta",
+    "WholeImage",
     "device_normalize",
     "expand_inputs",
     "fold_batchnorm",

@@ -1,5 +1,5 @@
-"""`Segmenter.predict`'s options checked and put in the form the Segmenter runs: TTA views and
-the sliding window's (window, overlap, blending)."""
+"""`Segmenter.predict`'s options checked (the TTA scales, the sliding window's (window, overlap,
+blending)) and the inference strategy built from them (see strategies.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
+import torch
+
 from segattn.errors import InputError, check_choice
+from segattn.inference.strategies import FlipScaleTTA, Inferer, SlidingWindow, WholeImage
 from segattn.sliding import Blending
 
 TtaMode = Literal["flip", "flip+scales"]
@@ -37,25 +40,47 @@ def sliding_options(
     return window, float(overlap), blending or "gaussian"
 
 
-def tta_views(tta: Tta, scales: Sequence[float]) -> list[tuple[float, bool]]:
-    """(scale, horizontal flip) pairs: the views whose probabilities are averaged."""
+def tta_scales(tta: Tta, scales: Sequence[float] | None) -> tuple[float, ...] | None:
+    """The input scales whose plain and flipped views `predict` averages (`FlipScaleTTA`), from
+    its tta and scales, checked; None: no TTA."""
+    if scales is not None and tta != "flip+scales":
+        raise InputError(f"scales {list(scales)} apply to tta='flip+scales' only; tta is {tta!r}")
     check_choice("tta", tta, TtaMode, optional=True)
     if tta is None:
-        return [(1.0, False)]
+        return None
     if tta == "flip":
-        return [(1.0, False), (1.0, True)]
+        return (1.0,)
+    scales = DEFAULT_SCALES if scales is None else scales
     if not scales or not all(isinstance(s, (int, float)) and math.isfinite(s) and s > 0 for s in scales):
         raise InputError(f"scales: expected positive finite factors, got {list(scales)}")
-    return [(float(s), flip) for s in scales for flip in (False, True)]
+    return tuple(float(s) for s in scales)
 
 
-def check_scales(sample: dict[str, Any], views: list[tuple[float, bool]], slide: tuple | None) -> None:
-    """A TTA scale that shrinks the image (or window) below one pixel is an InputError naming it."""
-    smallest = min(scale for scale, _ in views)
+def check_scales(sample: dict[str, Any], smallest: float, window: int | None) -> None:
+    """A TTA scale (`smallest` of them) that shrinks the image, or the sliding `window`, below one
+    pixel is an InputError naming it."""
     size = sample["size"] if "normalize" in sample else sample["tensor"].shape[-2:]  # as decoded, or transformed
-    side = min(size) if slide is None else min(*size, slide[0])
+    side = min(size) if window is None else min(*size, window)
     if side * smallest < 1:
         raise InputError(
             f"{sample['name']}: scale {smallest:g} shrinks its {side}-pixel side to nothing; "
             f"expected scales ≥ {1 / side:.3g}"
         )
+
+
+def build_strategy(
+    scales: tuple[float, ...] | None,
+    slide: tuple[int, float, Blending] | None,
+    batch_size: int,
+    device: torch.device,
+) -> Inferer:
+    """The strategy of checked options (`tta_scales`, `sliding_options`): the whole image, or
+    `FlipScaleTTA` over it at `scales`; with slide, that within each window of a `SlidingWindow`
+    whose windows run `batch_size` at a time on `device` (TTA per window: a scaled view is one
+    window's, so device memory stays bounded by a batch of windows). The Segmenter sets the
+    window transform and the stitch device per image."""
+    inner = WholeImage() if scales is None else FlipScaleTTA(WholeImage(), scales)
+    if slide is None:
+        return inner
+    window, overlap, blending = slide
+    return SlidingWindow(window, overlap, batch_size, blending, device, inner=inner)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
-import inspect
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import nullcontext
@@ -20,7 +20,7 @@ from segattn import checkpoint
 from segattn.data.transforms import deserialize
 from segattn.errors import InputError, check_count
 from segattn.inference.inputs import ImageInput, InputImages, expand_inputs, one_image
-from segattn.inference.options import DEFAULT_SCALES, Tta, check_scales, sliding_options, tta_views
+from segattn.inference.options import Tta, build_strategy, check_scales, sliding_options, tta_scales
 from segattn.inference.runtime import (
     Precision,
     device_normalize,
@@ -29,9 +29,10 @@ from segattn.inference.runtime import (
     resolve_precision,
     stitch_device,
 )
+from segattn.inference.strategies import Inferer, Network, SlidingWindow
 from segattn.models import build_model
-from segattn.sliding import Blending, sliding_bands, sliding_window
-from segattn.window_transform import PixelNormalize
+from segattn.models.base import returns_attention
+from segattn.sliding import Blending
 
 
 class Segmenter:
@@ -42,6 +43,8 @@ class Segmenter:
     with batch norms folded into the convolutions, in channels_last memory format, under autocast
     at `precision`. On a GPU, a transform that is one mean/std Normalize or Window runs on the
     device (`device_normalize`): images cross the bus as uint8 and the CPU does no per-pixel work.
+    Whole image, sliding window and TTA are strategies (`segattn.inference.strategies`) that
+    `predict_iter` builds from its options once per call and runs over `forward`.
     """
 
     def __init__(
@@ -144,28 +147,32 @@ class Segmenter:
         check_count("batch_size", batch_size)
         if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
             raise InputError(f"workers: expected 0 or more DataLoader processes, got {workers!r}")
-        if scales is not None and tta != "flip+scales":
-            raise InputError(f"scales {list(scales)} apply to tta='flip+scales' only; tta is {tta!r}")
-        views = tta_views(tta, DEFAULT_SCALES if scales is None else scales)
+        scales = tta_scales(tta, scales)
         slide = sliding_options(slide, blending)
+        strategy = build_strategy(scales, slide, batch_size, self.device)
+        # views and windows average probabilities; one view of whole images and labels wanted:
+        # argmax of the logits, no softmax pass needed
+        averaged = scales is not None or slide is not None
+        network = functools.partial(self.forward, softmax=return_probs or averaged)
+        smallest = 1.0 if scales is None else min(scales)
         pending: list[dict[str, Any]] = []
         for sample in self.samples(inputs, workers, windows=slide is not None, skip_errors=skip_errors):
             if "error" in sample:
                 if pending:
-                    yield from self.run_batch(pending, views, return_probs)
+                    yield from self.run_batch(pending, strategy, network, return_probs)
                     pending = []
                 yield InputError(sample["error"])
                 continue
-            check_scales(sample, views, slide)
-            if slide is not None:
-                yield self.slide(sample, views, *slide, batch_size, return_probs)
+            check_scales(sample, smallest, None if slide is None else slide[0])
+            if isinstance(strategy, SlidingWindow):
+                yield self.slide(sample, strategy, network, return_probs)
                 continue
             if pending and (batch_key(sample) != batch_key(pending[0]) or len(pending) == batch_size):
-                yield from self.run_batch(pending, views, return_probs)
+                yield from self.run_batch(pending, strategy, network, return_probs)
                 pending = []
             pending.append(sample)
         if pending:
-            yield from self.run_batch(pending, views, return_probs)
+            yield from self.run_batch(pending, strategy, network, return_probs)
 
     @torch.inference_mode()
     def attention(self, image: ImageInput) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -173,11 +180,11 @@ class Segmenter:
         gives it, and each attention gate's α, float32 H×W in [0, 1] at the image's own size
         (bilinear from the gate's grid), by gate name in the network's order."""
         network = getattr(self.model, "_orig_mod", self.model)  # under torch.compile
-        if "return_attention" not in inspect.signature(network.forward).parameters:
+        if not returns_attention(network):
             raise InputError(f"attention: {type(network).__name__} has no attention maps to return")
         sample = self.input_images([one_image(image)])[0]
         x = self.normalized(sample["tensor"][None].to(self.device)).contiguous(memory_format=torch.channels_last)
-        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
+        with self.autocast():
             logits, maps = self.model(x, return_attention=True)
         size = tuple(sample["size"])
         alphas = {
@@ -211,26 +218,27 @@ class Segmenter:
             return (dataset[i] for i in range(len(dataset)))
         return DataLoader(dataset, batch_size=None, num_workers=workers, prefetch_factor=4)
 
-    def run_batch(self, samples: list[dict[str, Any]], views: list[tuple[float, bool]], return_probs: bool):
+    def run_batch(
+        self, samples: list[dict[str, Any]], strategy: Inferer, network: Network, return_probs: bool
+    ) -> Iterator[np.ndarray]:
+        """Samples of equal `batch_key` as one batch through `strategy`: `finish`'s results."""
         batch = torch.stack([s["tensor"] for s in samples]).to(self.device, non_blocking=True)
-        # one view and labels wanted: argmax of the logits, no softmax pass needed
-        probs = self.probabilities(batch, views, softmax=return_probs or len(views) > 1)
-        for sample, p in zip(samples, probs, strict=True):
+        scores = self.infer(strategy, network, batch)
+        for sample, p in zip(samples, scores, strict=True):
             yield self.finish(p[None], sample, return_probs)
 
+    @torch.inference_mode()
+    def infer(self, strategy: Inferer, network: Network, batch: Tensor) -> Tensor:
+        """float32 N×K×h×w scores of a batch from `input_images` on the device."""
+        return strategy(network, self.normalized(batch))
+
+    @torch.inference_mode()
     def slide(
-        self,
-        sample: dict[str, Any],
-        views: list[tuple[float, bool]],
-        window: int,
-        overlap: float,
-        blending: Blending,
-        batch_size: int,
-        return_probs: bool,
+        self, sample: dict[str, Any], strategy: SlidingWindow, network: Network, return_probs: bool
     ) -> np.ndarray:
         """A sample of `samples(..., windows=True)` through the sliding window: `finish`'s result.
-        Label maps are filled band by band (`sliding_bands`); probabilities, and the result of a
-        transform that resized, are stitched whole first."""
+        Label maps are filled band by band (`SlidingWindow.bands`); probabilities, and the result
+        of a transform that resized, are stitched whole first."""
         normalize = sample.get("normalize")
         image = sample["tensor"][None] if normalize is None else sample["tensor"].permute(2, 0, 1)[None]
         stitch = stitch_device(self.device, len(self.classes), image.shape[-2:])
@@ -238,53 +246,27 @@ class Segmenter:
             image = image.to(stitch)
         else:  # as decoded: windows are cut on the host and normalised on the device
             normalize = normalize.to(self.device)
-        options = (window, overlap, batch_size, blending, self.device, stitch)
-        predict = functools.partial(self.probabilities, views=views, normalize=normalize)
+        transform = self.normalized if normalize is None else normalize
+        strategy = dataclasses.replace(strategy, output_device=stitch, transform=transform)
         if return_probs or tuple(image.shape[-2:]) != tuple(sample["size"]):
-            return self.finish(sliding_window(image, predict, *options), sample, return_probs)
+            return self.finish(strategy(network, image), sample, return_probs)
         labels = np.empty(sample["size"], self.label_dtype)
-        for top, band in sliding_bands(image, predict, *options):
+        for top, band in strategy.bands(network, image):
             labels[top : top + band.shape[2]] = self.label_map(band)
         return labels
 
-    @torch.inference_mode()
-    def probabilities(
-        self,
-        batch: Tensor,
-        views: list[tuple[float, bool]],
-        softmax: bool = True,
-        normalize: PixelNormalize | None = None,
-    ) -> Tensor:
-        """Softmax probabilities float32 N×K×h×w of a batch from `input_images` on the device,
-        averaged over the TTA views (scale, flip); softmax=False (one view only) gives the
-        logits, whose argmax is the same. normalize: the window-wise transform of a sliding
-        window's raw windows (see `InputImages`); default `normalized`."""
-        batch = self.normalized(batch) if normalize is None else normalize(batch)
-        height, width = batch.shape[-2:]
-        autocast = torch.autocast(self.device.type, dtype=self.dtype) if self.dtype != torch.float32 else nullcontext()
-        total = None
-        for scale, flip in views:
-            x = (
-                batch
-                if scale == 1.0
-                else F.interpolate(batch, scale_factor=scale, mode="bilinear", align_corners=False)
-            )
-            x = x.flip(-1) if flip else x
-            x = x.contiguous(memory_format=torch.channels_last)
-            with autocast:
-                logits = self.forward_whole(x)
-            probs = logits.float().softmax(dim=1) if softmax else logits.float()
-            probs = probs.flip(-1) if flip else probs
-            if probs.shape[-2:] != (height, width):
-                probs = F.interpolate(probs, size=(height, width), mode="bilinear", align_corners=False)
-            total = probs if total is None else total + probs
-        return total / len(views)
+    def autocast(self) -> Any:
+        """Autocast to the Segmenter's precision (nothing at fp32)."""
+        return torch.autocast(self.device.type, dtype=self.dtype) if self.dtype != torch.float32 else nullcontext()
 
-    def forward_whole(self, x: Tensor) -> Tensor:
-        """The network on a batch; an input too large for the device's kernels is an InputError
-        that points to the sliding window."""
+    def forward(self, x: Tensor, softmax: bool = False) -> Tensor:
+        """The network on a float N×C×h×w batch on the device, channels_last, under `autocast`:
+        float32 N×K×h×w logits, or softmax probabilities. An input too large for the device's
+        kernels is an InputError that points to the sliding window."""
+        x = x.contiguous(memory_format=torch.channels_last)
         try:
-            return self.model(x)
+            with self.autocast():
+                logits = self.model(x)
         except RuntimeError as exc:  # torch.OutOfMemoryError is one
             # CUDA kernels index with 32 bits: feature maps of 2**31 elements or more are refused
             if not isinstance(exc, torch.OutOfMemoryError) and "INT_MAX" not in str(exc):
@@ -294,6 +276,8 @@ class Segmenter:
                 f"({type(exc).__name__}: {str(exc).splitlines()[0]}); use sliding-window inference: "
                 "predict(..., slide=(512, 0.25)) or `segattn infer --slide 512`, or a smaller batch_size"
             ) from exc
+        logits = logits.float()
+        return logits.softmax(dim=1) if softmax else logits
 
     def finish(self, probs: Tensor, sample: dict[str, Any], return_probs: bool) -> np.ndarray:
         """1×K×h×w probabilities → labels (or probabilities) at the input's own size."""

@@ -2,6 +2,7 @@
 baselines via build_model."""
 
 from segattn.models.attention_unet import AttentionUNet
+from segattn.models.base import SegmentationNetwork
 from segattn.models.gates import AttentionGate, MultiAttentionGate
 from segattn.models.multiscale import MultiScaleAttention
 from segattn.models.registry import available_models, build_model
@@ -11,6 +12,7 @@ __all__ = [
     "AttentionUNet",
     "MultiAttentionGate",
     "MultiScaleAttention",
+    "SegmentationNetwork",
     "available_models",
     "build_model",
 ]

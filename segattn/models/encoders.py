@@ -26,6 +26,7 @@ DEFAULT_SMP_DEPTH = 5
 def build_encoder(
     name: str,
     in_channels: int,
+    *,
     widths: Sequence[int] | None = None,
     depth: int | None = None,
     weights: str | None = None,

@@ -3,16 +3,16 @@ for Semantic Segmentation"), around any segmentation network."""
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from segattn.errors import InputError
+from segattn.models.base import SegmentationNetwork, returns_attention
 
 
-class MultiScaleAttention(nn.Module):
+class MultiScaleAttention(SegmentationNetwork):
     """Runs `net` on the input resized by each scale and merges the predictions hierarchically
     with a learned per-pixel attention (Tao et al. 2020, sec. 3, eq. 1 and the n-scale chaining):
 
@@ -30,12 +30,18 @@ class MultiScaleAttention(nn.Module):
     (logits, maps): "scale{s:g}": α_s N×1×H×W for every scale but the largest, and, when `net`
     has attention gates, "scale{s:g}/{gate}": that gate's α at scale s (N×1×h×w, its own grid)
     for every scale.
+
+    Declares (see SegmentationNetwork): returns_attention (always: the scale maps), no deep
+    supervision, and `net`'s output_stride (`net` pads each scale's input to it).
     """
+
+    returns_attention = True
 
     def __init__(
         self,
         net: nn.Module,
         num_classes: int,
+        *,
         train_scales: Sequence[float] = (0.5, 1.0),
         infer_scales: Sequence[float] = (0.5, 1.0, 2.0),
         head_channels: int = 16,
@@ -51,12 +57,13 @@ class MultiScaleAttention(nn.Module):
             nn.Sigmoid(),
         )
         self.num_classes = num_classes
+        self.output_stride = getattr(net, "output_stride", 1)
 
     def forward(self, x: Tensor, return_attention: bool = False) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
         size = x.shape[-2:]
         scales = self.train_scales if self.training else self.infer_scales
         maps: dict[str, Tensor] = {}
-        gated = return_attention and "return_attention" in inspect.signature(self.net.forward).parameters
+        gated = return_attention and returns_attention(self.net)
 
         def logits_at(scale: float) -> Tensor:
             if not gated:

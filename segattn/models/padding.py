@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from segattn.models.base import SegmentationNetwork
+
 
 def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
     """Zero-pad N×C×H×W on the bottom and right so that H and W are multiples of `multiple`.
@@ -35,14 +37,16 @@ def crop_to_input(t: Tensor, padded_width: int, h: int, w: int) -> Tensor:
     return crop(t, -(-h // step), -(-w // step))
 
 
-class PadToStride(nn.Module):
-    """Wraps a network that needs H, W divisible by `stride` (smp models): any H×W works."""
+class PadToStride(SegmentationNetwork):
+    """Wraps a network that needs H, W divisible by `stride` (smp models, which return logits
+    alone): any H×W works. Declares `output_stride` = stride, no attention maps, no deep
+    supervision (see SegmentationNetwork)."""
 
     def __init__(self, net: nn.Module, stride: int) -> None:
         super().__init__()
         self.net = net
-        self.stride = stride
+        self.output_stride = stride
 
     def forward(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
-        return crop(self.net(pad_to_multiple(x, self.stride)), h, w)
+        return crop(self.net(pad_to_multiple(x, self.output_stride)), h, w)

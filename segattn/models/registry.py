@@ -6,15 +6,18 @@ import inspect
 from typing import Any
 
 import segmentation_models_pytorch as smp
-from torch import nn
 
 from segattn.errors import InputError
 from segattn.models.attention_unet import AttentionUNet
+from segattn.models.base import SegmentationNetwork, deep_supervision
 from segattn.models.multiscale import MultiScaleAttention
 from segattn.models.padding import PadToStride
 
-MODELS: dict[str, type[nn.Module]] = {"attention_unet": AttentionUNet}
+MODELS: dict[str, type[SegmentationNetwork]] = {"attention_unet": AttentionUNet}
 SMP_PREFIX = "smp:"
+# smp architectures whose decoder needs a multiple of more than the encoder's stride: DPT's
+# coarsest reassembly halves the ViT's patch grid once more (an odd grid fails to fuse)
+SMP_STRIDE_FACTOR = {"DPT": 2}
 
 
 def available_models() -> list[str]:
@@ -25,22 +28,25 @@ def available_models() -> list[str]:
 
 def build_model(
     name: str, *, num_classes: int, in_channels: int = 3, multiscale: dict[str, Any] | None = None, **kwargs: Any
-) -> nn.Module:
+) -> SegmentationNetwork:
     """Builds a segmentation network: float N×C×H×W → logits N×K×H×W, for any H×W.
 
     name: "attention_unet", or "smp:<Arch>" (e.g. "smp:Unet", "smp:UnetPlusPlus") for an smp
     baseline; smp models get `encoder_weights=None` unless asked (no download by default) and
-    are wrapped to pad their input to the encoder's stride. kwargs are the model's own keyword
+    are wrapped to pad their input to the encoder's stride (PadToStride). kwargs are the model's own keyword
     arguments; an unknown one is an InputError naming it.
 
     multiscale: None, or MultiScaleAttention's keyword arguments (e.g. {"train_scales": [0.5, 1],
     "infer_scales": [0.5, 1, 2]}; {} for its defaults) to wrap the network in learned attention
     across input scales (Tao et al. 2020). Not with deep_supervision.
+
+    Every network returned declares what it can do (returns_attention, deep_supervision,
+    output_stride; see SegmentationNetwork).
     """
     net = build_single_scale(name, num_classes, in_channels, kwargs)
     if multiscale is None:
         return net
-    if getattr(net, "deep_supervision", False):
+    if deep_supervision(net):
         raise InputError("multiscale: cannot be combined with deep_supervision=True")
     if not isinstance(multiscale, dict):
         raise InputError(f"multiscale: expected None or a mapping of MultiScaleAttention arguments, got {multiscale!r}")
@@ -48,7 +54,7 @@ def build_model(
     return MultiScaleAttention(net, num_classes, **multiscale)
 
 
-def build_single_scale(name: str, num_classes: int, in_channels: int, kwargs: dict[str, Any]) -> nn.Module:
+def build_single_scale(name: str, num_classes: int, in_channels: int, kwargs: dict[str, Any]) -> SegmentationNetwork:
     if name in MODELS:
         cls = MODELS[name]
         check_kwargs(f"model {name!r}", cls, kwargs)
@@ -62,7 +68,7 @@ def build_single_scale(name: str, num_classes: int, in_channels: int, kwargs: di
         encoder = kwargs.get("encoder_name", inspect.signature(archs[arch]).parameters["encoder_name"].default)
         check_kwargs(f"model {name!r}", archs[arch], kwargs, open_kwargs=str(encoder).startswith("tu-"))
         net = archs[arch](in_channels=in_channels, classes=num_classes, **{"encoder_weights": None, **kwargs})
-        return PadToStride(net, net.encoder.output_stride)
+        return PadToStride(net, net.encoder.output_stride * SMP_STRIDE_FACTOR.get(arch, 1))
     raise InputError(f"model: unknown name {name!r}; expected one of {available_models()}")
 
 

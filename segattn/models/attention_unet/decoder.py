@@ -22,6 +22,7 @@ class DecoderBlock(nn.Sequential):
         self,
         in_channels: int,
         out_channels: int,
+        *,
         norm: Norm,
         channel: ChannelAttention | None = None,
         spatial: SpatialAttention | None = None,
@@ -60,6 +61,7 @@ class AttentionUNetDecoder(nn.Module):
         skip_channels: Sequence[int],
         bottleneck_channels: int,
         widths: Sequence[int],
+        *,
         gates: bool = True,
         gate_finest: bool = False,
         sub_sample: int = 2,
@@ -81,7 +83,15 @@ class AttentionUNetDecoder(nn.Module):
         self.reduce = nn.ModuleList(up_path(upsample, above[i], widths[i], norm) for i in levels)
         upsampled = above if upsample == "full" else widths
         self.blocks = nn.ModuleList(
-            DecoderBlock(self.skip_channels[i] + upsampled[i], widths[i], norm, channel, spatial, convs) for i in levels
+            DecoderBlock(
+                self.skip_channels[i] + upsampled[i],
+                widths[i],
+                norm=norm,
+                channel=channel,
+                spatial=spatial,
+                convs=convs,
+            )
+            for i in levels
         )
         finest = min((i for i in levels if self.skip_channels[i] > 0), default=len(widths))
         self.gated_levels = tuple(

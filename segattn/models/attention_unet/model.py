@@ -10,6 +10,7 @@ from segattn.errors import InputError, check_choice, check_count, check_flag
 from segattn.models.attention import NonLocal
 from segattn.models.attention_unet.decoder import AttentionUNetDecoder
 from segattn.models.attention_unet.heads import DeepSupervisionHead
+from segattn.models.base import SegmentationNetwork
 from segattn.models.encoders import build_encoder
 from segattn.models.options import (
     BottleneckAttention,
@@ -25,7 +26,7 @@ from segattn.models.padding import crop, crop_to_input, pad_to_multiple
 SMP_DECODER_WIDTHS = (16, 32, 64, 128, 256)  # finest first; smp Unet's decoder_channels reversed
 
 
-class AttentionUNet(nn.Module):
+class AttentionUNet(SegmentationNetwork):
     """Attention U-Net (Oktay et al. 2018, "Attention U-Net: Learning Where to Look for the
     Pancreas") for 2-D semantic segmentation, with the multi-scale, channel, spatial and
     self-attention options of segattn's DESIGN.md. Every option is a plain JSON value.
@@ -78,18 +79,25 @@ class AttentionUNet(nn.Module):
         decoder_convs: 3×3 conv + norm + ReLU layers in each decoder block: 2 (U-Net) or 1 (as
             MONAI's AttentionUnet; about a fifth fewer FLOPs).
 
-    `forward(x)`: x float N×C×H×W, any H×W → logits float N×K×H×W (padded to `stride` inside,
-    cropped back), in train and eval mode. Extra outputs follow in this order:
+    `forward(x)`: x float N×C×H×W, any H×W → logits float N×K×H×W (padded to `output_stride`
+    inside, cropped back), in train and eval mode. Extra outputs follow in this order:
     `return_attention=True` adds {gate name: α float N×1×h_i×w_i in [0, 1]} ("gate{i}" at
     stride 2**i, "gate{i}.{j}" for gate j of several); `return_deep=True` (deep_supervision
     only) adds [per-scale logits N×K×H×W, finest first]. So: logits; (logits, maps);
     (logits, deep); (logits, maps, deep).
+
+    Declares (see SegmentationNetwork): returns_attention (maps empty with gates=False),
+    deep_supervision as built, output_stride: the encoder's stride and each gate's θ grid.
+    The options after `num_classes` are keyword-only.
     """
+
+    returns_attention = True
 
     def __init__(
         self,
         in_channels: int = 3,
         num_classes: int = 2,
+        *,
         encoder: str = "native",
         widths: Sequence[int] | None = None,
         gates: bool = True,
@@ -124,7 +132,13 @@ class AttentionUNet(nn.Module):
         ]:
             check_flag(key, flag)
         self.encoder, channels = build_encoder(
-            encoder, in_channels, widths, encoder_depth, encoder_weights, norm, downsample
+            encoder,
+            in_channels,
+            widths=widths,
+            depth=encoder_depth,
+            weights=encoder_weights,
+            norm=norm,
+            downsample=downsample,
         )
         levels = len(channels) - 1
         if decoder_widths is None:
@@ -140,17 +154,17 @@ class AttentionUNet(nn.Module):
             channels[:-1],
             channels[-1],
             decoder_widths,
-            gates,
-            gate_finest,
-            sub_sample,
-            norm,
-            gating,
-            gates_per_skip,
-            channel_attention,
-            spatial_attention,
-            upsample,
-            decoder_convs,
-            gate_transform,
+            gates=gates,
+            gate_finest=gate_finest,
+            sub_sample=sub_sample,
+            norm=norm,
+            gating=gating,
+            gates_per_skip=gates_per_skip,
+            channel=channel_attention,
+            spatial=spatial_attention,
+            upsample=upsample,
+            convs=decoder_convs,
+            gate_transform=gate_transform,
         )
         self.deep_supervision = deep_supervision
         self.head = (
@@ -161,7 +175,7 @@ class AttentionUNet(nn.Module):
         self.num_classes = num_classes
         self.in_channels = in_channels
         # H and W are padded to a multiple of this: the encoder's stride, and each gate's θ grid.
-        self.stride = max([self.encoder.output_stride, *(2**i * sub_sample for i in self.decoder.gated_levels)])
+        self.output_stride = max([self.encoder.output_stride, *(2**i * sub_sample for i in self.decoder.gated_levels)])
 
     def forward(self, x: Tensor, return_attention: bool = False, return_deep: bool = False) -> Tensor | tuple:
         """logits, or (logits, maps), (logits, deep), (logits, maps, deep); see the class docstring."""
@@ -170,7 +184,7 @@ class AttentionUNet(nn.Module):
         if return_deep and not self.deep_supervision:
             raise InputError("return_deep: the model was built with deep_supervision=False")
         h, w = x.shape[-2:]
-        padded = pad_to_multiple(x, self.stride)
+        padded = pad_to_multiple(x, self.output_stride)
         features = list(self.encoder(padded))
         features[-1] = self.bottleneck(features[-1])
         outputs, maps = self.decoder(features)

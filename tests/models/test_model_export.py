@@ -12,7 +12,7 @@ from torch.export import Dim
 
 from segattn import AttentionUNet, build_model
 
-from .conftest import REPO
+from ..conftest import REPO
 
 EXPORT_SIZE = (64, 96)
 CHECK_SIZES = [(45, 70), (97, 131)]  # neither a multiple of any stride nor the export size
