@@ -1,4 +1,4 @@
-"""The sliding window in bounded memory (#25): strip stitching equals full accumulation, the
+"""The sliding window in bounded memory: strip stitching equals full accumulation, the
 window-wise transform equals the whole-image one, and a decomposable transform never sees the
 whole image."""
 
@@ -22,7 +22,7 @@ PALETTE = [[0, 0, 0], [255, 0, 0], [0, 255, 0]]
 
 
 def full_accumulation(image, predict, window, overlap, batch_size, blending):
-    """The oracle: the sliding window as it was before #25, with K×H×W sums and an H×W weight
+    """The oracle: the sliding window accumulated whole, with K×H×W sums and an H×W weight
     plane divided at the end."""
     _, _, height, width = image.shape
     win_h, win_w = min(window, height), min(window, width)
@@ -136,7 +136,7 @@ def test_only_fixed_steps_have_a_form_without_the_image():
 @pytest.mark.parametrize(("spec", "tta"), [("imagenet", None), ("imagenet", "flip"), ("zscore", None)])
 def test_segmenter_slides_as_with_the_whole_image_transformed(spec, tta):
     """The same normalisation with a second, idle step has no window-wise form: the image is
-    transformed whole, as before #25. Labels and probabilities agree (ImageNet's to the bit)."""
+    transformed whole. Labels and probabilities agree (ImageNet's to the bit)."""
     step = normalization(spec, 3)
     window_wise, whole = segmenter(A.Compose([step])), segmenter(A.Compose([step, A.NoOp()]))
     img = image(100, 140, 2)

@@ -29,7 +29,7 @@ SMP_DECODER_WIDTHS = (16, 32, 64, 128, 256)  # finest first; smp Unet's decoder_
 class AttentionUNet(SegmentationNetwork):
     """Attention U-Net (Oktay et al. 2018, "Attention U-Net: Learning Where to Look for the
     Pancreas") for 2-D semantic segmentation, with the multi-scale, channel, spatial and
-    self-attention options of segattn's DESIGN.md. Every option is a plain JSON value.
+    self-attention options listed below. Every option is a plain JSON value.
 
     Args:
         in_channels: image channels (1 grey, 3 RGB, ...).
