@@ -12,13 +12,17 @@ from torch import Tensor, nn
 from segattn.models.base import SegmentationNetwork
 
 
-def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
-    """Zero-pad N×C×H×W on the bottom and right so that H and W are multiples of `multiple`.
+def pad_to_multiple(x: Tensor, multiple: int, min_size: int = 0) -> Tensor:
+    """Zero-pad N×C×H×W on the bottom and right so that H and W are multiples of `multiple`, and
+    at least `min_size`.
 
     Zero is the mean colour after normalisation, so padding adds no edges of its own.
     """
     h, w = x.shape[-2:]
-    return F.pad(x, (0, round_up(w, multiple) - w, 0, round_up(h, multiple) - h))
+    height, width = round_up(h, multiple), round_up(w, multiple)
+    if min_size:  # a plain multiple otherwise: torch.export's shape solver reasons about that form
+        height, width = max(height, round_up(min_size, multiple)), max(width, round_up(min_size, multiple))
+    return F.pad(x, (0, width - w, 0, height - h))
 
 
 def round_up(size: int, multiple: int) -> int:
@@ -38,15 +42,16 @@ def crop_to_input(t: Tensor, padded_width: int, h: int, w: int) -> Tensor:
 
 
 class PadToStride(SegmentationNetwork):
-    """Wraps a network that needs H, W divisible by `stride` (smp models, which return logits
-    alone): any H×W works. Declares `output_stride` = stride, no attention maps, no deep
-    supervision (see SegmentationNetwork)."""
+    """Wraps a network that needs H, W divisible by `stride`, and some at least `min_size` (smp
+    models, which return logits alone): any H×W works. Declares `output_stride` = stride, no
+    attention maps, no deep supervision (see SegmentationNetwork)."""
 
-    def __init__(self, net: nn.Module, stride: int) -> None:
+    def __init__(self, net: nn.Module, stride: int, min_size: int = 0) -> None:
         super().__init__()
         self.net = net
         self.output_stride = stride
+        self.min_size = min_size
 
     def forward(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
-        return crop(self.net(pad_to_multiple(x, self.output_stride)), h, w)
+        return crop(self.net(pad_to_multiple(x, self.output_stride, self.min_size)), h, w)

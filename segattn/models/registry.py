@@ -18,6 +18,8 @@ SMP_PREFIX = "smp:"
 # smp architectures whose decoder needs a multiple of more than the encoder's stride: DPT's
 # coarsest reassembly halves the ViT's patch grid once more (an odd grid fails to fuse)
 SMP_STRIDE_FACTOR = {"DPT": 2}
+# PAN's FPA block pools its stride-16 feature three more times: a side under 8 × 16 fails there
+SMP_MIN_SIDE_FACTOR = {"PAN": 8}
 
 
 def available_models() -> list[str]:
@@ -68,7 +70,8 @@ def build_single_scale(name: str, num_classes: int, in_channels: int, kwargs: di
         encoder = kwargs.get("encoder_name", inspect.signature(archs[arch]).parameters["encoder_name"].default)
         check_kwargs(f"model {name!r}", archs[arch], kwargs, open_kwargs=str(encoder).startswith("tu-"))
         net = archs[arch](in_channels=in_channels, classes=num_classes, **{"encoder_weights": None, **kwargs})
-        return PadToStride(net, net.encoder.output_stride * SMP_STRIDE_FACTOR.get(arch, 1))
+        stride = net.encoder.output_stride
+        return PadToStride(net, stride * SMP_STRIDE_FACTOR.get(arch, 1), stride * SMP_MIN_SIDE_FACTOR.get(arch, 0))
     raise InputError(f"model: unknown name {name!r}; expected one of {available_models()}")
 
 

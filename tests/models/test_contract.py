@@ -11,7 +11,6 @@ import re
 import pytest
 import torch
 import yaml
-from segmentation_models_pytorch import PAN
 
 from segattn import InputError, available_models, build_model
 
@@ -71,11 +70,9 @@ CASES = unique_cases()
 
 
 def sizes(net: torch.nn.Module) -> list[tuple[int, int]]:
-    """Two odd H×W, not multiples of the network's output stride: from one stride up, or from
-    PAN's smallest side (see test_pan_needs_inputs_of_128_pixels)."""
+    """Two odd H×W, not multiples of the network's output stride, from one stride up."""
     stride = net.output_stride
-    side = 128 if isinstance(getattr(net, "net", None), PAN) else stride
-    return [(side + 1, side + 2 * stride - 3), (side + 3, side + 5)]
+    return [(stride + 1, 3 * stride - 3), (stride + 3, stride + 5)]
 
 
 @pytest.fixture(scope="module")
@@ -154,9 +151,11 @@ def test_declared_capabilities_are_true(network):
         assert outputs[-1] and all(d.shape == logits.shape for d in outputs[-1])
 
 
-def test_pan_needs_inputs_of_128_pixels():
-    """smp's PAN pools its stride-16 feature three times more (its FPA block): a side under
-    8 × 16 fails there, whatever PadToStride pads to. Known; the cases above give it 129."""
+def test_pan_takes_inputs_under_its_smallest_side():
+    """smp's PAN pools its stride-16 feature three times more (its FPA block), so a side under
+    8 × 16 fails inside it; PadToStride pads such an input up to 128 and crops the logits back."""
     net = build({"model": "smp:PAN", **SMP_ENCODER}, 3).eval()
     with pytest.raises(RuntimeError, match="Output size is too small"), torch.no_grad():
-        net(torch.randn(1, 3, 65, 65))
+        net.net(torch.randn(1, 3, 64, 64))  # the bare smp model
+    with torch.no_grad():
+        assert net(torch.randn(1, 3, 65, 33)).shape == (1, NUM_CLASSES, 65, 33)
