@@ -196,7 +196,7 @@ def test_lightning_subcommands_run_on_the_checkpoint(fitted, subcommand):
         assert written.shape == expected.shape and (written == expected).mean() > 0.999
 
 
-def test_checkpoints_that_do_not_fit_fail_with_one_line(fitted, tmp_path):
+def test_checkpoints_that_do_not_fit_fail_with_one_line(fitted, tmp_path, segattn):
     run_dir, data_dir = fitted
     best = next(run_dir.rglob("best.ckpt"))
     args = small_fit_args(data_dir.parent / "never", data_dir)
@@ -219,7 +219,7 @@ def test_checkpoints_that_do_not_fit_fail_with_one_line(fitted, tmp_path):
          "the data has ['background', 'circle']"),
     ]  # fmt: skip
     for command, named in cases:
-        result = run(*command, check=False)
+        result = segattn(*command, cwd=REPO)
         errors = [line for line in result.stderr.splitlines() if line.startswith("segattn: error:")]
         assert result.returncode == 2 and len(errors) == 1 and named in errors[0], result.stderr[-3000:]
         assert "Traceback" not in result.stderr
@@ -357,7 +357,7 @@ def test_infer_and_export_through_the_cli(fitted, tmp_path):
     assert result.stdout.count("max abs logit difference") == 2 and (tmp_path / "m.onnx").stat().st_size > 10_000
 
 
-def test_worker_errors_and_options_without_effect_fail_with_one_line(fitted, tmp_path):
+def test_worker_errors_and_options_without_effect_fail_with_one_line(fitted, tmp_path, segattn):
     run_dir, data_dir = fitted
     folder = tmp_path / "in"
     folder.mkdir()
@@ -368,14 +368,14 @@ def test_worker_errors_and_options_without_effect_fail_with_one_line(fitted, tmp
         (["--workers", 2], f"{folder / 'broken.png'}: cannot decode as an image"),  # raised in a DataLoader worker
         (["--overlap", 0.5], "--overlap 0.5: applies to sliding-window inference only"),
     ]:
-        result = run(*infer, *extra, check=False)
+        result = segattn(*infer, *extra)
         errors = [line for line in result.stderr.splitlines() if line.startswith("segattn: error:")]
         assert result.returncode == 2 and len(errors) == 1 and named in errors[0], result.stderr
         assert "Traceback" not in result.stderr and "DataLoader worker" not in result.stderr
 
 
-def test_help_lists_every_command():
-    result = run("--help")
+def test_help_lists_every_command(segattn):
+    result = segattn("--help")
     listed = [line.split()[0] for line in result.stdout.splitlines() if line.startswith("  ")]
     assert listed == ["demo", "fit", "validate", "test", "predict", "evaluate", "infer", "export"]
     assert "`segattn <command> --help`" in result.stdout
