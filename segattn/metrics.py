@@ -8,10 +8,14 @@ TP = C[c, c], FP = column sum − TP, FN = row sum − TP, and
     Precision_c = TP / (TP + FP)       Recall_c = Acc_c = TP / (TP + FN)   (MMSegmentation's "Acc")
     aAcc = Σ TP / Σ C                  fwIoU = Σ_c (row sum_c / Σ C) · IoU_c
 
-averaging="dataset" (default; MMSegmentation's convention): C is summed over every pixel of the
-split, then scored. averaging="image": each image is scored from its own C; a per-class score is
-the mean over the images where it is defined, and mIoU (mDice, ...) the mean over images of each
-image's own class mean.
+Volumes work the same way, voxel for voxel: logits N×K×D×H×W (or labels N×D×H×W) against a
+target N×D×H×W; every dimension after the class axis is spatial.
+
+averaging="dataset" (default; MMSegmentation's convention): C is summed over every pixel (voxel)
+of the split, then scored. averaging="image": each image (each volume, item n of the batch axis)
+is scored from its own C; a per-class score is the mean over the images where it is defined, and
+mIoU (mDice, ...) the mean over images of each image's own class mean. averaging="case" is the
+same option under its name for volumes: one score per case (volume), then the mean.
 
 A class absent from both truth and prediction has IoU = Dice = 0/0: with absent="nan" (default)
 it is NaN and left out of the means (nanmean), with "one" it scores 1, with "zero" 0. Other 0/0
@@ -38,7 +42,7 @@ from torchmetrics.utilities import rank_zero_warn
 from segattn.errors import InputError, check_choice
 from segattn.labels import IGNORE_INDEX
 
-Averaging = Literal["dataset", "image"]
+Averaging = Literal["dataset", "image", "case"]  # "case" = "image", named for volumes
 Absent = Literal["nan", "one", "zero"]
 PER_CLASS = ("IoU", "Dice", "Precision", "Recall", "Acc")
 MEANS = ("mIoU", "mDice", "mPrecision", "mRecall", "mAcc", "aAcc", "fwIoU")
@@ -54,7 +58,8 @@ def confusion_matrix(
 ) -> Tensor:
     """Confusion matrix, int64 K×K (rows = truth, columns = prediction), or N×K×K per image.
 
-    preds: logits N×K×H×W (argmax is taken) or labels N×H×W; target: labels N×H×W.
+    preds: logits N×K×H×W (argmax is taken) or labels N×H×W; target: labels N×H×W; volumes
+    likewise with one more axis (N×K×D×H×W or N×D×H×W against N×D×H×W).
     One pass to form t·K + p and one `bincount`, on the inputs' device: an ignored target
     (≥ K) lands in bins past K·K that are checked and dropped, so no boolean gather is needed;
     predictions are range-checked by one aminmax.
@@ -194,10 +199,11 @@ class SegMetrics(Metric):
     """Segmentation scores accumulated over batches (definitions: the module docstring).
 
     `update(preds, target)`: preds logits N×K×H×W or labels N×H×W, target int N×H×W with
-    `ignore_index` where pixels are not scored. `compute()` → {"IoU", "Dice", "Precision",
-    "Recall", "Acc": float64 K; "mIoU", "mDice", "mPrecision", "mRecall", "mAcc", "aAcc",
-    "fwIoU": float64 scalars}. All states are sums, so under DDP they are summed across
-    processes (torchmetrics' sync) and the result equals a single process's.
+    `ignore_index` where pixels are not scored; volumes N×K×D×H×W or N×D×H×W against N×D×H×W.
+    `compute()` → {"IoU", "Dice", "Precision", "Recall", "Acc": float64 K; "mIoU", "mDice",
+    "mPrecision", "mRecall", "mAcc", "aAcc", "fwIoU": float64 scalars}. All states are sums, so
+    under DDP they are summed across processes (torchmetrics' sync) and the result equals a
+    single process's.
     """
 
     full_state_update = False
@@ -223,11 +229,12 @@ class SegMetrics(Metric):
             raise InputError("reduce_zero_label needs an ignore_index: target 0 becomes ignore")
         check_ignore_index(ignore_index, num_classes)
         self.num_classes, self.ignore_index = num_classes, ignore_index
-        self.averaging, self.absent = averaging, absent
+        self.averaging = "image" if averaging == "case" else averaging  # one code path, two names
+        self.absent = absent
         self.include_background, self.reduce_zero_label = include_background, reduce_zero_label
         k = num_classes
         self.add_state("confmat", torch.zeros(k, k, dtype=torch.long), dist_reduce_fx="sum")
-        if averaging == "image":
+        if self.averaging == "image":
             zeros = torch.zeros(len(PER_CLASS), k, dtype=torch.float64)
             self.add_state("class_sum", zeros.clone(), dist_reduce_fx="sum")
             self.add_state("class_count", zeros.clone(), dist_reduce_fx="sum")
