@@ -23,6 +23,7 @@ from rich.table import Table
 
 from segattn.atomic import write_text
 from segattn.boundary import BoundaryMetrics
+from segattn.case_metrics import nan_to_null
 from segattn.data.base import SegDataset
 from segattn.data.io import write_image
 from segattn.data.pipeline_checks import check_pixel_depth
@@ -160,9 +161,3 @@ def write_report(
             write_image(folder / f"{rank:02d}_{Path(item['name']).stem}.png", strip)
         paths["worst"] = folder
     return paths
-
-
-def nan_to_null(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: nan_to_null(v) for k, v in value.items()}
-    return None if isinstance(value, float) and math.isnan(value) else value
