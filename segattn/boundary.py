@@ -11,9 +11,13 @@ distances are then in millimetres), by scipy.ndimage.distance_transform_edt(samp
     HD95 = max(95th percentile of d(x, ∂T) over x ∈ ∂P, 95th percentile of d(y, ∂P) over y ∈ ∂T)
     ASSD = (Σ_{x ∈ ∂P} d(x, ∂T) + Σ_{y ∈ ∂T} d(y, ∂P)) / (|∂P| + |∂T|)
 
-HD95 is the larger of the two directed 95th percentiles (numpy's linear interpolation), as MONAI's
-compute_hausdorff_distance(percentile=95) computes it, not the 95th percentile of both directions
-pooled. Empty regions: P and T both empty → NaN (the class is not scored on that case); exactly
+HD95 is the larger of the two directed 95th percentiles (numpy's linear interpolation), MONAI's
+convention in compute_hausdorff_distance(percentile=95), not the 95th percentile of both
+directions pooled. (MONAI's surface differs: it erodes with scipy's default cross, so its surface
+elements are those with an outside neighbour across a face, 4 in 2-D and 6 in 3-D; segattn's
+surface, full connectivity, also holds the inner-corner elements, so values can differ slightly.)
+
+Empty regions: P and T both empty → NaN (the class is not scored on that case); exactly
 one empty → the array's diagonal, ‖shape · spacing‖, the largest distance the grid allows, so
 means stay finite and such misses weigh the most (MONAI returns inf or NaN there instead).
 """
