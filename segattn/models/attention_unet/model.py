@@ -95,7 +95,8 @@ class AttentionUNet(SegmentationNetwork):
     inside, cropped back), in train and eval mode; N×C×D×H×W → N×K×D×H×W in 3-D (the maps
     below N×1×d_i×h_i×w_i). Extra outputs follow in this order:
     `return_attention=True` adds {gate name: α float N×1×h_i×w_i in [0, 1]} ("gate{i}" at
-    stride 2**i, "gate{i}.{j}" for gate j of several); `return_deep=True` (deep_supervision
+    level i's stride: 2**i, or the product of strides[:i] per axis; "gate{i}.{j}" for gate j of
+    several); `return_deep=True` (deep_supervision
     only) adds [per-scale logits N×K×H×W, finest first]. So: logits; (logits, maps);
     (logits, deep); (logits, maps, deep).
 
