@@ -1,6 +1,8 @@
 """Channel, spatial and self-attention blocks (the decoder's and the bottleneck's options).
 
-Every block maps N×C×H×W float to N×C×H×W float.
+Every block maps N×C×H×W float to N×C×H×W float, or N×C×D×H×W with `spatial_dims` 3 (the
+same definitions over three axes: global pooling over D×H×W, a 7×7×7 CBAM kernel, non-local
+affinities between all D·H·W positions).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from segattn.errors import check_choice
-from segattn.models.blocks import make_norm
+from segattn.models.blocks import layer, make_norm
 from segattn.models.options import ChannelAttention, Norm, SpatialAttention
 
 SE_REDUCTION = 16  # Hu et al. 2018's default ratio r
@@ -23,14 +25,15 @@ class SqueezeExcite(nn.Module):
     y = s ⊙ x                     channel-wise rescaling
     """
 
-    def __init__(self, channels: int, reduction: int = SE_REDUCTION) -> None:
+    def __init__(self, channels: int, reduction: int = SE_REDUCTION, spatial_dims: int = 2) -> None:
         super().__init__()
         hidden = max(channels // reduction, 1)
+        conv = layer("Conv", spatial_dims)
         self.excite = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1),
-            nn.Conv2d(channels, hidden, 1),
+            layer("AdaptiveAvgPool", spatial_dims)(1),
+            conv(channels, hidden, 1),
             nn.ReLU(inplace=True),
-            nn.Conv2d(hidden, channels, 1),
+            conv(hidden, channels, 1),
             nn.Sigmoid(),
         )
 
@@ -44,10 +47,10 @@ class SCSE(nn.Module):
     y = cSE(x) + sSE(x),  cSE = SqueezeExcite,  sSE(x) = σ(conv1×1(x)) ⊙ x  (N×1×H×W map)
     """
 
-    def __init__(self, channels: int, reduction: int = SE_REDUCTION) -> None:
+    def __init__(self, channels: int, reduction: int = SE_REDUCTION, spatial_dims: int = 2) -> None:
         super().__init__()
-        self.channel = SqueezeExcite(channels, reduction)
-        self.spatial = nn.Sequential(nn.Conv2d(channels, 1, 1), nn.Sigmoid())
+        self.channel = SqueezeExcite(channels, reduction, spatial_dims)
+        self.spatial = nn.Sequential(layer("Conv", spatial_dims)(channels, 1, 1), nn.Sigmoid())
 
     def forward(self, x: Tensor) -> Tensor:
         return self.channel(x) + x * self.spatial(x)
@@ -60,9 +63,9 @@ class CBAMSpatial(nn.Module):
     y   = M_s ⊙ x
     """
 
-    def __init__(self, kernel_size: int = 7) -> None:
+    def __init__(self, kernel_size: int = 7, spatial_dims: int = 2) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2)
+        self.conv = layer("Conv", spatial_dims)(2, 1, kernel_size, padding=kernel_size // 2)
 
     def forward(self, x: Tensor) -> Tensor:
         pooled = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
@@ -80,35 +83,36 @@ class NonLocal(nn.Module):
     Memory grows as (H·W)², which is why it sits at the bottleneck.
     """
 
-    def __init__(self, channels: int, norm: Norm = "batch") -> None:
+    def __init__(self, channels: int, norm: Norm = "batch", spatial_dims: int = 2) -> None:
         super().__init__()
         inter = max(channels // 2, 1)
-        self.theta = nn.Conv2d(channels, inter, 1)
-        self.phi = nn.Conv2d(channels, inter, 1)
-        self.g = nn.Conv2d(channels, inter, 1)
-        self.out = nn.Sequential(nn.Conv2d(inter, channels, 1, bias=False), make_norm(norm, channels))
+        conv = layer("Conv", spatial_dims)
+        self.theta = conv(channels, inter, 1)
+        self.phi = conv(channels, inter, 1)
+        self.g = conv(channels, inter, 1)
+        self.out = nn.Sequential(conv(inter, channels, 1, bias=False), make_norm(norm, channels, spatial_dims))
         nn.init.zeros_(self.out[1].weight)
 
     def forward(self, x: Tensor) -> Tensor:
-        n, _, h, w = x.shape
+        n = x.shape[0]
         theta = self.theta(x).flatten(2).transpose(1, 2)  # N×HW×C'
         phi = self.phi(x).flatten(2)  # N×C'×HW
         g = self.g(x).flatten(2).transpose(1, 2)  # N×HW×C'
         y = torch.bmm(torch.bmm(theta, phi).softmax(dim=-1), g)  # N×HW×C'
-        return x + self.out(y.transpose(1, 2).reshape(n, -1, h, w))
+        return x + self.out(y.transpose(1, 2).reshape(n, -1, *x.shape[2:]))
 
 
-def channel_attention(kind: ChannelAttention | None, channels: int) -> nn.Module:
+def channel_attention(kind: ChannelAttention | None, channels: int, spatial_dims: int = 2) -> nn.Module:
     """SqueezeExcite for "se", SCSE for "scse", the identity for None."""
     check_choice("channel_attention", kind, ChannelAttention, optional=True)
     if kind == "se":
-        return SqueezeExcite(channels)
+        return SqueezeExcite(channels, spatial_dims=spatial_dims)
     if kind == "scse":
-        return SCSE(channels)
+        return SCSE(channels, spatial_dims=spatial_dims)
     return nn.Identity()
 
 
-def spatial_attention(kind: SpatialAttention | None) -> nn.Module:
+def spatial_attention(kind: SpatialAttention | None, spatial_dims: int = 2) -> nn.Module:
     """CBAMSpatial for "cbam", the identity for None."""
     check_choice("spatial_attention", kind, SpatialAttention, optional=True)
-    return CBAMSpatial() if kind == "cbam" else nn.Identity()
+    return CBAMSpatial(spatial_dims=spatial_dims) if kind == "cbam" else nn.Identity()

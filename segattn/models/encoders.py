@@ -32,6 +32,9 @@ def build_encoder(
     weights: str | None = None,
     norm: Norm = "batch",
     downsample: Downsample = "pool",
+    spatial_dims: int = 2,
+    strides: Sequence | None = None,
+    kernel_sizes: Sequence | None = None,
 ) -> tuple[nn.Module, tuple[int, ...]]:
     """(encoder, channels per level finest first, 0 = no skip at that level).
 
@@ -39,6 +42,8 @@ def build_encoder(
     None. Any other name is an smp encoder (resnet34, efficientnet-b0, mit_b0, tu-…) of
     `depth` levels below the input (1–5, default 5); `weights` is None (random), a name smp
     downloads ("imagenet", …), or a local file (see `load_smp_encoder`). `widths` must be None.
+    `spatial_dims` 3, `strides` and `kernel_sizes` (see NativeEncoder) are the native encoder's
+    alone: smp encoders are 2-D.
     """
     if name == "native":
         if depth is not None:
@@ -48,7 +53,21 @@ def build_encoder(
         widths = tuple(int(w) for w in (DEFAULT_WIDTHS if widths is None else widths))
         if len(widths) < 2 or min(widths) < 1:
             raise InputError(f"widths: expected at least 2 positive channel counts, got {list(widths)}")
-        return NativeEncoder(in_channels, widths, norm, downsample), widths
+        encoder = NativeEncoder(
+            in_channels,
+            widths,
+            norm,
+            downsample,
+            spatial_dims=spatial_dims,
+            strides=strides,
+            kernel_sizes=kernel_sizes,
+        )
+        return encoder, widths
+    if spatial_dims != 2:
+        raise InputError(f"encoder: {name!r} is a 2-D smp encoder; spatial_dims {spatial_dims} needs 'native'")
+    for key, value in [("strides", strides), ("kernel_sizes", kernel_sizes)]:
+        if value is not None:
+            raise InputError(f"{key}: only for encoder='native'; encoder {name!r} has its own")
     if widths is not None:
         raise InputError(f"widths: only for encoder='native'; encoder {name!r} has its own (set decoder_widths)")
     if downsample != "pool":

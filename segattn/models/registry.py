@@ -50,6 +50,8 @@ def build_model(
         return net
     if deep_supervision(net):
         raise InputError("multiscale: cannot be combined with deep_supervision=True")
+    if net.spatial_dims != 2:
+        raise InputError(f"multiscale: 2-D only (input scales of images); got spatial_dims {net.spatial_dims}")
     if not isinstance(multiscale, dict):
         raise InputError(f"multiscale: expected None or a mapping of MultiScaleAttention arguments, got {multiscale!r}")
     check_kwargs("multiscale", MultiScaleAttention, multiscale, supplied=("net", "num_classes"))

@@ -3,7 +3,8 @@ the registry names and every recipe in configs/*.yaml (configs/tune/ holds varia
 any H×W gives N×K×H×W logits, gradients are finite, torch.export gives the eager output, and
 the declared capabilities (SegmentationNetwork: returns_attention, deep_supervision,
 output_stride) are true. Recipes keep their own widths; networks that build the same (a
-registry default and a recipe, two recipes) are tested once."""
+registry default and a recipe, two recipes) are tested once. A few 3-D AttentionUNets (tiny
+widths) keep the same contract over D×H×W (VOLUME_CASES)."""
 
 import math
 import re
@@ -13,8 +14,10 @@ import torch
 import yaml
 
 from segattn import InputError, available_models, build_model
+from segattn.models.base import stride_per_axis
 
 from ..conftest import REPO
+from .test_3d import ANISOTROPIC
 
 NUM_CLASSES = 3
 # timm's tiny test networks keep the smp architectures fast on two CPU cores; DPT needs a ViT,
@@ -24,6 +27,37 @@ SMP_VIT = {"encoder_name": "tu-test_vit", "dynamic_img_size": True}
 # gate names: AttentionUNet's "gate{i}" / "gate{i}.{j}"; MultiScaleAttention's "scale{s}" and
 # "scale{s}/{its network's gate}"
 MAP_NAME = re.compile(r"(scale[0-9.]+(/gate\d+(\.\d+)?)?|gate\d+(\.\d+)?)")
+TINY_3D = {"model": "attention_unet", "spatial_dims": 3, "widths": [4, 8, 16]}
+# 3-D networks: isotropic; anisotropic (nnU-Net's (1, 2, 2) first) with two gates per skip and
+# deep supervision; and every attention option that has a 3-D form at least once
+VOLUME_CASES = [
+    pytest.param(({**TINY_3D}, 1), id="3d-isotropic"),
+    pytest.param(
+        ({**TINY_3D, **ANISOTROPIC, "gates_per_skip": 2, "deep_supervision": True, "gate_finest": True}, 1),
+        id="3d-anisotropic-2gates-deep",
+    ),
+    pytest.param(
+        (
+            {
+                **TINY_3D,
+                "strides": [[1, 2, 2], [2, 2, 2]],
+                "channel_attention": "scse",
+                "spatial_attention": "cbam",
+                "bottleneck_attention": "nonlocal",
+                "gating": "multi",
+                "upsample": "transposed",
+                "downsample": "conv",
+                "norm": "instance",
+            },
+            2,
+        ),
+        id="3d-scse-cbam-nonlocal-multi-transposed",
+    ),
+    pytest.param(
+        ({**TINY_3D, "channel_attention": "se", "gating": "bottleneck", "upsample": "full", "norm": "group"}, 1),
+        id="3d-se-bottleneck-full-group",
+    ),
+]
 
 
 def registry_cases() -> list[tuple[str, dict, int]]:
@@ -66,13 +100,17 @@ def unique_cases() -> list:
     return [pytest.param((kwargs, channels), id="=".join(names)) for names, kwargs, channels in distinct.values()]
 
 
-CASES = unique_cases()
+CASES = unique_cases() + VOLUME_CASES
 
 
-def sizes(net: torch.nn.Module) -> list[tuple[int, int]]:
-    """Two odd H×W, not multiples of the network's output stride, from one stride up."""
-    stride = net.output_stride
-    return [(stride + 1, 3 * stride - 3), (stride + 3, stride + 5)]
+def sizes(net: torch.nn.Module) -> list[tuple[int, ...]]:
+    """Two odd sizes per spatial axis (H×W, or D×H×W), not multiples of the network's output
+    stride along that axis, from one stride up."""
+    strides = stride_per_axis(net)
+    return [
+        tuple(s + 1 if a % 2 == 0 else max(3 * s - 3, 2) for a, s in enumerate(strides)),
+        tuple(s + 3 if a % 2 == 0 else s + 5 for a, s in enumerate(strides)),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -91,25 +129,27 @@ def network(request, networks) -> tuple[torch.nn.Module, int]:
     return networks[key], channels
 
 
-def on_a_grid(shape: torch.Size, height: int, width: int) -> bool:
-    """Whether an N×1×h×w map lies on a grid over H×W: h = ⌈H/s⌉ and w = ⌈W/s⌉ for some s ≥ 1."""
-    h, w = shape[-2:]
-    return any(math.ceil(height / s) == h and math.ceil(width / s) == w for s in range(1, max(height, width) + 1))
+def on_a_grid(shape: torch.Size, sizes: tuple[int, ...], isotropic: bool = True) -> bool:
+    """Whether an N×1×h×w map lies on a grid over H×W: h = ⌈H/s⌉ and w = ⌈W/s⌉ for some s ≥ 1
+    (N×1×d×h×w over D×H×W likewise; with one s per axis unless `isotropic`)."""
+    steps = [{s for s in range(1, n + 1) if math.ceil(n / s) == m} for n, m in zip(sizes, shape[2:], strict=True)]
+    return all(steps) and (not isotropic or bool(set.intersection(*steps)))
 
 
-def grid_of(name: str, height: int, width: int) -> tuple[int, int]:
+def grid_of(name: str, sizes: tuple[int, ...]) -> tuple[int, ...]:
     """The input a map named `name` covers: H×W, or for "scale{s}/gate…" (MultiScaleAttention)
     the input resized by s, as documented there."""
     if "/" not in name:
-        return height, width
+        return sizes
     scale = float(name.split("/")[0].removeprefix("scale"))
-    return max(round(height * scale), 1), max(round(width * scale), 1)
+    return tuple(max(round(n * scale), 1) for n in sizes)
 
 
 @pytest.mark.parametrize("network", CASES, indirect=True)
 def test_any_size_gives_logits_that_export_and_backpropagate(network):
     net, channels = network
-    assert isinstance(net.output_stride, int) and net.output_stride >= 1
+    assert isinstance(net.output_stride, int) or net.spatial_dims == 3  # per axis: anisotropic 3-D only
+    assert len(stride_per_axis(net)) == net.spatial_dims and min(stride_per_axis(net)) >= 1
     eval_size, train_size = sizes(net)
     x = torch.randn(1, channels, *eval_size)
     exported = torch.export.export(net.eval(), (x,)).module()
@@ -129,8 +169,8 @@ def test_any_size_gives_logits_that_export_and_backpropagate(network):
 def test_declared_capabilities_are_true(network):
     """A flag set: the output is there, as documented; a flag unset: asking for it raises."""
     net, channels = network
-    height, width = sizes(net)[0]
-    x = torch.randn(1, channels, height, width)
+    size = sizes(net)[0]
+    x = torch.randn(1, channels, *size)
     flags = {"return_attention": net.returns_attention, "return_deep": net.deep_supervision}
     net.eval()
     with torch.no_grad():
@@ -145,7 +185,8 @@ def test_declared_capabilities_are_true(network):
     if net.returns_attention:
         for name, alpha in outputs[1].items():
             assert MAP_NAME.fullmatch(name), name
-            assert alpha.shape[:2] == (1, 1) and on_a_grid(alpha.shape, *grid_of(name, height, width)), name
+            grid = on_a_grid(alpha.shape, grid_of(name, size), isotropic=isinstance(net.output_stride, int))
+            assert alpha.shape[:2] == (1, 1) and alpha.ndim == 2 + net.spatial_dims and grid, name
             assert 0 <= alpha.min() and alpha.max() <= 1, name
     if net.deep_supervision:
         assert outputs[-1] and all(d.shape == logits.shape for d in outputs[-1])

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from segattn.models.blocks import interpolation, layer
+
 
 class DeepSupervisionHead(nn.Module):
     """The "dsv" of Oktay et al. 2018's code (deep supervision, Lee et al. 2015): a 1×1 conv to K
@@ -15,17 +17,20 @@ class DeepSupervisionHead(nn.Module):
     output is a 1×1 conv over their concatenation (K·D → K channels).
 
     `forward(outputs, size)`: decoder outputs finest first (level i N×widths[i]×h_i×w_i) →
-    (fused logits N×K×H×W, [per-scale logits N×K×H×W, finest first]).
+    (fused logits N×K×H×W, [per-scale logits N×K×H×W, finest first]); D×H×W and trilinear
+    upsampling with `spatial_dims` 3.
     """
 
-    def __init__(self, widths: Sequence[int], num_classes: int) -> None:
+    def __init__(self, widths: Sequence[int], num_classes: int, spatial_dims: int = 2) -> None:
         super().__init__()
-        self.heads = nn.ModuleList(nn.Conv2d(w, num_classes, 1) for w in widths)
-        self.fuse = nn.Conv2d(num_classes * len(widths), num_classes, 1)
+        conv = layer("Conv", spatial_dims)
+        self.heads = nn.ModuleList(conv(w, num_classes, 1) for w in widths)
+        self.fuse = conv(num_classes * len(widths), num_classes, 1)
+        self.mode = interpolation(spatial_dims)
 
     def forward(self, outputs: Sequence[Tensor], size: Sequence[int]) -> tuple[Tensor, list[Tensor]]:
         deep = [
-            F.interpolate(head(out), size=size, mode="bilinear", align_corners=False)
+            F.interpolate(head(out), size=size, mode=self.mode, align_corners=False)
             for head, out in zip(self.heads, outputs, strict=True)
         ]
         return self.fuse(torch.cat(deep, dim=1)), deep

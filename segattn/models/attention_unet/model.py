@@ -11,6 +11,7 @@ from segattn.models.attention import NonLocal
 from segattn.models.attention_unet.decoder import AttentionUNetDecoder
 from segattn.models.attention_unet.heads import DeepSupervisionHead
 from segattn.models.base import SegmentationNetwork
+from segattn.models.blocks import layer, per_axis
 from segattn.models.encoders import build_encoder
 from segattn.models.options import (
     BottleneckAttention,
@@ -19,6 +20,7 @@ from segattn.models.options import (
     Gating,
     Norm,
     SpatialAttention,
+    SpatialDims,
     Upsample,
 )
 from segattn.models.padding import crop, crop_to_input, pad_to_multiple
@@ -28,7 +30,7 @@ SMP_DECODER_WIDTHS = (16, 32, 64, 128, 256)  # finest first; smp Unet's decoder_
 
 class AttentionUNet(SegmentationNetwork):
     """Attention U-Net (Oktay et al. 2018, "Attention U-Net: Learning Where to Look for the
-    Pancreas") for 2-D semantic segmentation, with the multi-scale, channel, spatial and
+    Pancreas") for 2-D and 3-D semantic segmentation, with the multi-scale, channel, spatial and
     self-attention options listed below. Every option is a plain JSON value.
 
     Args:
@@ -78,16 +80,29 @@ class AttentionUNet(SegmentationNetwork):
             al.) or "conv" (the first conv of each level has stride 2, as MONAI's AttentionUnet).
         decoder_convs: 3×3 conv + norm + ReLU layers in each decoder block: 2 (U-Net) or 1 (as
             MONAI's AttentionUnet; about a fifth fewer FLOPs).
+        spatial_dims: 2 (images, N×C×H×W) or 3 (volumes, N×C×D×H×W; native encoder only). Every
+            option above has its 3-D form: 3×3×3 convs, 3-D norms and pooling, trilinear
+            resampling, gates and attention blocks over D×H×W. Not with `multiscale`.
+        strides: native encoder only: one per downsampling (len(widths) - 1), each an int (every
+            axis) or one int per axis, e.g. [[1, 2, 2], [2, 2, 2]] (D, H, W; nnU-Net's plans for
+            anisotropic voxels); default 2 everywhere. With `downsample="pool"` the pool's window.
+            The gate at level i sub-samples θ by `sub_sample` on the axes that strides[i] steps.
+        kernel_sizes: native encoder only: the conv kernel of each level (len(widths)), an odd
+            int or one per axis, e.g. [[1, 3, 3], [3, 3, 3], [3, 3, 3]]; default 3. Level i's
+            decoder block uses kernel_sizes[i].
 
     `forward(x)`: x float N×C×H×W, any H×W → logits float N×K×H×W (padded to `output_stride`
-    inside, cropped back), in train and eval mode. Extra outputs follow in this order:
+    inside, cropped back), in train and eval mode; N×C×D×H×W → N×K×D×H×W in 3-D (the maps
+    below N×1×d_i×h_i×w_i). Extra outputs follow in this order:
     `return_attention=True` adds {gate name: α float N×1×h_i×w_i in [0, 1]} ("gate{i}" at
-    stride 2**i, "gate{i}.{j}" for gate j of several); `return_deep=True` (deep_supervision
+    level i's stride: 2**i, or the product of strides[:i] per axis; "gate{i}.{j}" for gate j of
+    several); `return_deep=True` (deep_supervision
     only) adds [per-scale logits N×K×H×W, finest first]. So: logits; (logits, maps);
     (logits, deep); (logits, maps, deep).
 
     Declares (see SegmentationNetwork): returns_attention (maps empty with gates=False),
-    deep_supervision as built, output_stride: the encoder's stride and each gate's θ grid.
+    deep_supervision as built, output_stride: the encoder's stride and each gate's θ grid (an
+    int, or per axis where `strides` make it differ), spatial_dims.
     The options after `num_classes` are keyword-only.
     """
 
@@ -117,8 +132,12 @@ class AttentionUNet(SegmentationNetwork):
         downsample: Downsample = "pool",
         decoder_convs: int = 2,
         gate_transform: bool = True,
+        spatial_dims: SpatialDims = 2,
+        strides: Sequence[int | Sequence[int]] | None = None,
+        kernel_sizes: Sequence[int | Sequence[int]] | None = None,
     ) -> None:
         super().__init__()
+        check_choice("spatial_dims", spatial_dims, SpatialDims)
         check_choice("gating", gating, Gating)
         check_choice("upsample", upsample, Upsample)
         check_choice("bottleneck_attention", bottleneck_attention, BottleneckAttention, optional=True)
@@ -139,7 +158,11 @@ class AttentionUNet(SegmentationNetwork):
             weights=encoder_weights,
             norm=norm,
             downsample=downsample,
+            spatial_dims=spatial_dims,
+            strides=strides,
+            kernel_sizes=kernel_sizes,
         )
+        self.spatial_dims = spatial_dims
         levels = len(channels) - 1
         if decoder_widths is None:
             decoder_widths = channels[:-1] if encoder == "native" else SMP_DECODER_WIDTHS[:levels]
@@ -149,7 +172,11 @@ class AttentionUNet(SegmentationNetwork):
                 f"decoder_widths: expected {levels} positive channel counts (one per decoder level, finest first), "
                 f"got {list(decoder_widths)}"
             )
-        self.bottleneck = NonLocal(channels[-1], norm) if bottleneck_attention == "nonlocal" else nn.Identity()
+        self.bottleneck = (
+            NonLocal(channels[-1], norm, spatial_dims) if bottleneck_attention == "nonlocal" else nn.Identity()
+        )
+        level_strides = getattr(self.encoder, "level_strides", None) or [(2**i,) * 2 for i in range(levels + 1)]
+        steps = [tuple(b // a for a, b in zip(*level_strides[i : i + 2], strict=True)) for i in range(levels)]
         self.decoder = AttentionUNetDecoder(
             channels[:-1],
             channels[-1],
@@ -165,36 +192,46 @@ class AttentionUNet(SegmentationNetwork):
             upsample=upsample,
             convs=decoder_convs,
             gate_transform=gate_transform,
+            spatial_dims=spatial_dims,
+            steps=steps,
+            kernel_sizes=getattr(self.encoder, "kernel_sizes", None),
         )
         self.deep_supervision = deep_supervision
         self.head = (
-            DeepSupervisionHead(decoder_widths, num_classes)
+            DeepSupervisionHead(decoder_widths, num_classes, spatial_dims)
             if deep_supervision
-            else nn.Conv2d(decoder_widths[0], num_classes, 1)
+            else layer("Conv", spatial_dims)(decoder_widths[0], num_classes, 1)
         )
         self.num_classes = num_classes
         self.in_channels = in_channels
-        # H and W are padded to a multiple of this: the encoder's stride, and each gate's θ grid.
-        self.output_stride = max([self.encoder.output_stride, *(2**i * sub_sample for i in self.decoder.gated_levels)])
+        # each axis is padded to a multiple of this: the encoder's stride, and each gate's θ grid
+        grids = [per_axis(self.encoder.output_stride, spatial_dims)]
+        grids += [
+            tuple(a * t for a, t in zip(level_strides[i], self.decoder.theta_strides[i], strict=True))
+            for i in self.decoder.gated_levels
+        ]
+        stride = tuple(max(axis) for axis in zip(*grids, strict=True))
+        self.output_stride = stride[0] if len(set(stride)) == 1 else stride
 
     def forward(self, x: Tensor, return_attention: bool = False, return_deep: bool = False) -> Tensor | tuple:
         """logits, or (logits, maps), (logits, deep), (logits, maps, deep); see the class docstring."""
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise InputError(f"expected input N×{self.in_channels}×H×W, got shape {tuple(x.shape)}")
+        if x.ndim != 2 + self.spatial_dims or x.shape[1] != self.in_channels:
+            axes = "×D×H×W" if self.spatial_dims == 3 else "×H×W"
+            raise InputError(f"expected input N×{self.in_channels}{axes}, got shape {tuple(x.shape)}")
         if return_deep and not self.deep_supervision:
             raise InputError("return_deep: the model was built with deep_supervision=False")
-        h, w = x.shape[-2:]
+        size = x.shape[2:]
         padded = pad_to_multiple(x, self.output_stride)
         features = list(self.encoder(padded))
         features[-1] = self.bottleneck(features[-1])
         outputs, maps = self.decoder(features)
         if self.deep_supervision:
-            logits, deep = self.head(outputs, padded.shape[-2:])
+            logits, deep = self.head(outputs, padded.shape[2:])
         else:
             logits, deep = self.head(outputs[0]), []
-        result: tuple = (crop(logits, h, w),)
+        result: tuple = (crop(logits, *size),)
         if return_attention:
-            result += ({name: crop_to_input(a, padded.shape[-1], h, w) for name, a in maps.items()},)
+            result += ({name: crop_to_input(a, padded.shape[2:], size) for name, a in maps.items()},)
         if return_deep:
-            result += ([crop(d, h, w) for d in deep],)
+            result += ([crop(d, *size) for d in deep],)
         return result if len(result) > 1 else result[0]
