@@ -32,7 +32,9 @@ from segattn.errors import InputError, MissingPathError
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
 VOLUME_SUFFIXES = NIFTI_SUFFIXES + ITK_SUFFIXES
-ITK_WRITERS = {".nrrd": "NrrdImageIO", ".mha": "MetaImageIO"}  # single-file formats only
+# Single-file formats whose writer takes any file name: MetaImage picks .mha or .mhd + .raw by
+# the name's suffix, so it cannot write under atomic_write's temporary name.
+ITK_WRITERS = {".nrrd": "NrrdImageIO"}
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
 
 
@@ -176,8 +178,8 @@ def read_label_volume(
 def write_label_volume(labels: np.ndarray, reference: Volume, path: str | os.PathLike) -> Path:
     """Writes D×H×W `labels` (uint8, or uint16 when a value exceeds 255) in `reference`'s grid:
     same shape and affine; NIfTI outputs (.nii, .nii.gz) also keep the reference's qform/sform
-    codes and orientation (its header, with the label dtype and no intensity scaling). NRRD and
-    MHA outputs need SimpleITK. The file appears complete or not at all (`segattn.atomic`).
+    codes and orientation (its header, with the label dtype and no intensity scaling); NRRD
+    outputs need SimpleITK. The file appears complete or not at all (`segattn.atomic`).
     A shape other than the reference's is an InputError."""
     path = Path(path)
     labels = np.asarray(labels)
@@ -199,7 +201,7 @@ def write_label_volume(labels: np.ndarray, reference: Volume, path: str | os.Pat
         with atomic_write(path) as temporary:
             sitk.WriteImage(image, str(temporary), True, imageIO=ITK_WRITERS[suffix])
     else:
-        raise InputError(f"{path}: cannot write labels in this format; expected .nii, .nii.gz, .nrrd or .mha")
+        raise InputError(f"{path}: cannot write labels in this format; expected .nii, .nii.gz or .nrrd")
     return path
 
 
