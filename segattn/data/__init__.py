@@ -4,6 +4,7 @@ from segattn.data.base import SegDataset
 from segattn.data.coco import CocoSegmentation
 from segattn.data.datamodule import SegDataModule
 from segattn.data.folder import ImageMaskFolder
+from segattn.data.intensity import check_intensity, ct_statistics, normalize_volume
 from segattn.data.synthetic import SyntheticShapes, make_synthetic
 from segattn.data.volume_io import Volume, read_label_volume, read_volume, write_label_volume
 from segattn.data.volumes import Decathlon, VolumeDataset, VolumeFolder
@@ -20,7 +21,10 @@ __all__ = [
     "Volume",
     "VolumeDataset",
     "VolumeFolder",
+    "check_intensity",
+    "ct_statistics",
     "make_synthetic",
+    "normalize_volume",
     "read_label_volume",
     "read_volume",
     "write_label_volume",

@@ -200,3 +200,44 @@ def test_real_hippocampus_labels_round_trip(shared_data, tmp_path):
             assert written.header[code] == source.header[code]
         assert written.shape == source.shape and written.get_data_dtype() == np.uint8
         np.testing.assert_array_equal(read_label_volume(out)[0], labels)
+
+
+def test_dicom_series_reads_as_its_nifti_twin(tmp_path):
+    """A DICOM series written slice by slice (SimpleITK's DicomSeriesFromArray recipe) reads to the
+    same array and affine as the same volume saved as NIfTI."""
+    sitk = pytest.importorskip("SimpleITK")
+    spacing = (0.8, 0.9, 2.5)
+    affine = oblique_affine(spacing)
+    data = (np.arange(3 * 4 * 5, dtype=np.int16).reshape(3, 4, 5) * 7 - 100).astype(np.int16)
+    twin = read_volume(save_nifti(tmp_path / "twin.nii.gz", data, affine))
+    flip = np.diag([-1.0, -1.0, 1.0])
+    image = sitk.GetImageFromArray(np.ascontiguousarray(data.transpose(2, 1, 0)))
+    image.SetSpacing(spacing)
+    direction = flip @ affine[:3, :3] / np.array(spacing)
+    image.SetDirection(direction.ravel().tolist())
+    image.SetOrigin((flip @ affine[:3, 3]).tolist())
+    folder = tmp_path / "series"
+    folder.mkdir()
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    orientation = "\\".join(f"{v:.10f}" for v in (*direction[:, 0], *direction[:, 1]))
+    for k in range(data.shape[2]):
+        plane = image[:, :, k]
+        tags = {
+            "0008|0060": "MR",
+            "0020|000e": "1.2.826.0.1.3680043.2.1125.1.1",
+            "0020|000d": "1.2.826.0.1.3680043.2.1125.1.2",
+            "0020|0037": orientation,
+            "0020|0032": "\\".join(f"{v:.10f}" for v in image.TransformIndexToPhysicalPoint((0, 0, k))),
+            "0020|0013": str(k + 1),
+            "0028|0030": f"{spacing[1]:.10f}\\{spacing[0]:.10f}",  # row spacing \ column spacing
+            "0018|0050": f"{spacing[2]:.10f}",
+        }
+        for tag, value in tags.items():
+            plane.SetMetaData(tag, value)
+        writer.SetFileName(str(folder / f"{k:03d}.dcm"))
+        writer.Execute(plane)
+    series = read_volume(folder)
+    np.testing.assert_array_equal(series.array, data)
+    np.testing.assert_allclose(series.affine, twin.affine, atol=1e-4)
+    assert series.spacing == pytest.approx(spacing, abs=1e-4)
