@@ -17,7 +17,10 @@ Label maps are written (`write_label_volume`) in their reference's own grid and 
 from __future__ import annotations
 
 import gzip
+import locale
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,18 +104,22 @@ def sitk_module() -> Any:
     return SimpleITK
 
 
+@contextmanager
+def kept_locale() -> Iterator[None]:
+    """Restores the process locale after SimpleITK: GDCM's DICOM writer leaves it at "C", which
+    turns Python's default text encoding into ASCII for the rest of the process."""
+    saved = locale.setlocale(locale.LC_ALL)
+    try:
+        yield
+    finally:
+        locale.setlocale(locale.LC_ALL, saved)
+
+
 def read_itk(path: Path) -> Volume:
     sitk = sitk_module()
     try:
-        if path.is_dir():
-            series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(path))
-            if len(series) != 1:
-                raise InputError(f"{path}: expected one DICOM series in the folder, found {len(series)}")
-            reader = sitk.ImageSeriesReader()
-            reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path), series[0]))
-            image = reader.Execute()
-        else:
-            image = sitk.ReadImage(str(path))
+        with kept_locale():
+            image = read_itk_image(sitk, path)
     except RuntimeError as exc:
         first = next((line for line in str(exc).splitlines() if line.strip()), "")
         raise InputError(f"{path}: cannot read the volume ({first.strip()})") from exc
@@ -122,6 +129,18 @@ def read_itk(path: Path) -> Volume:
     array = np.ascontiguousarray(array.transpose(2, 1, 0, *range(3, array.ndim)))
     affine = itk_to_affine(image.GetOrigin(), image.GetDirection(), image.GetSpacing())
     return Volume(array, affine, tuple(float(s) for s in image.GetSpacing()), None, path)  # type: ignore[arg-type]
+
+
+def read_itk_image(sitk: Any, path: Path) -> Any:
+    """The SimpleITK image of a file, or of the one DICOM series in a folder."""
+    if path.is_dir():
+        series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(path))
+        if len(series) != 1:
+            raise InputError(f"{path}: expected one DICOM series in the folder, found {len(series)}")
+        reader = sitk.ImageSeriesReader()
+        reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path), series[0]))
+        return reader.Execute()
+    return sitk.ReadImage(str(path))
 
 
 def itk_to_affine(origin: Any, direction: Any, spacing: Any) -> np.ndarray:
@@ -198,7 +217,7 @@ def write_label_volume(labels: np.ndarray, reference: Volume, path: str | os.Pat
         image = sitk.GetImageFromArray(np.ascontiguousarray(data.transpose(2, 1, 0)))
         origin, direction, spacing = affine_to_itk(reference.affine)
         image.SetOrigin(origin), image.SetDirection(direction), image.SetSpacing(spacing)
-        with atomic_write(path) as temporary:
+        with atomic_write(path) as temporary, kept_locale():
             sitk.WriteImage(image, str(temporary), True, imageIO=ITK_WRITERS[suffix])
     else:
         raise InputError(f"{path}: cannot write labels in this format; expected .nii, .nii.gz or .nrrd")

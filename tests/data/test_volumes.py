@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import locale
 import sys
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 from segattn.data import read_label_volume, read_volume, write_label_volume
-from segattn.data.volume_io import image_array, read_itk
+from segattn.data.volume_io import image_array, kept_locale, read_itk
 from segattn.errors import InputError, MissingPathError
 
 
@@ -236,8 +237,11 @@ def test_dicom_series_reads_as_its_nifti_twin(tmp_path):
         for tag, value in tags.items():
             plane.SetMetaData(tag, value)
         writer.SetFileName(str(folder / f"{k:03d}.dcm"))
-        writer.Execute(plane)
+        with kept_locale():  # GDCM's writer leaves the process locale at "C"
+            writer.Execute(plane)
+    encoding = locale.getencoding()
     series = read_volume(folder)
+    assert locale.getencoding() == encoding
     np.testing.assert_array_equal(series.array, data)
     np.testing.assert_allclose(series.affine, twin.affine, atol=1e-4)
     assert series.spacing == pytest.approx(spacing, abs=1e-4)
