@@ -5,6 +5,7 @@ from segattn.data.coco import CocoSegmentation
 from segattn.data.datamodule import SegDataModule
 from segattn.data.folder import ImageMaskFolder
 from segattn.data.intensity import check_intensity, ct_statistics, normalize_volume
+from segattn.data.patches import VolumePatches
 from segattn.data.synthetic import SyntheticShapes, make_synthetic
 from segattn.data.volume_io import Volume, read_label_volume, read_volume, write_label_volume
 from segattn.data.volumes import Decathlon, VolumeDataset, VolumeFolder
@@ -21,6 +22,7 @@ __all__ = [
     "Volume",
     "VolumeDataset",
     "VolumeFolder",
+    "VolumePatches",
     "check_intensity",
     "ct_statistics",
     "make_synthetic",
