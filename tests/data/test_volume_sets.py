@@ -9,7 +9,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from segattn.data import Decathlon, VolumeFolder
+from segattn.data import Decathlon, VolumeFolder, normalize_volume
 from segattn.errors import InputError, MissingPathError
 
 
@@ -123,14 +123,19 @@ def test_real_hippocampus(shared_data):
         pytest.skip(f"MSD Hippocampus not found at {root}")
     ds = Decathlon(root)
     assert len(ds) == 200 and ds.classes == ["background", "anterior", "posterior"] and ds.channel_names == ["MRI"]
-    shapes = set()
+    shapes, peaks = set(), []
     for i in range(len(ds)):
         item = ds.load(i)  # every pair opens; a shape mismatch would raise
         image, mask = item["image"], item["mask"]
         assert image.dtype == np.float32 and image.shape == (1, *mask.shape) and mask.dtype == np.int64
         assert set(np.unique(mask)) <= {0, 1, 2} and item["spacing"] == (1.0, 1.0, 1.0)
         shapes.add(mask.shape)
+        peaks.append(float(image.max()))
+        if i % 20 == 0:  # per-volume z-score brings every scale to one
+            z = normalize_volume(image, {"zscore": {"foreground": True}})[image > 0]
+            assert abs(z.mean()) < 1e-3 and z.std() == pytest.approx(1, abs=1e-3)
     assert len(shapes) > 10  # shapes differ per case
+    assert max(peaks) / min(peaks) > 1000  # intensities on very different scales
     for key in ("hippocampus_003", "hippocampus_243"):  # the two float32 label files
         mask = ds.load(ds.keys.index(key))["mask"]
         assert set(np.unique(mask)) == {0, 1, 2}

@@ -114,6 +114,11 @@ def test_labels_written_as_nrrd_keep_the_grid(tmp_path):
     np.testing.assert_array_equal(back.array, labels)
     np.testing.assert_allclose(back.affine, affine, atol=1e-5)
     assert back.array.dtype == np.uint8
+    # and back to NIfTI with the NRRD as the reference (no NIfTI header: scanner codes)
+    written = nib.load(write_label_volume(back.array, back, tmp_path / "again.nii.gz"))
+    np.testing.assert_array_equal(np.asanyarray(written.dataobj), labels)
+    np.testing.assert_allclose(written.affine, affine, atol=1e-5)
+    assert (int(written.header["qform_code"]), int(written.header["sform_code"])) == (1, 1)
 
 
 def test_label_reading_rules(tmp_path):
