@@ -133,8 +133,9 @@ def files_by_key(folder: Path, pattern: str | None, suffixes: tuple[str, ...] = 
 
 
 def matched_suffix(name: str, suffixes: tuple[str, ...]) -> str:
-    """The longest of `suffixes` that `name` ends with (case-insensitive), or ""."""
-    return max((s for s in suffixes if name.lower().endswith(s)), key=len, default="")
+    """The longest of `suffixes` that `name` ends with after a non-empty stem (case-insensitive:
+    as `Path.suffix`, a bare ".png" has none), or ""."""
+    return max((s for s in suffixes if name.lower().endswith(s) and len(name) > len(s)), key=len, default="")
 
 
 def label_lut(value_map: dict[int, int] | None, num_classes: int) -> np.ndarray:
