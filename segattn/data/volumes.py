@@ -2,7 +2,9 @@
 
 Axes as `segattn.data.volume_io` reads them: the file's own voxel order (i, j, k), called D×H×W,
 never transposed or resampled. Item: {"image": float32 C×D×H×W, "mask": int64 D×H×W (class
-indices, 255 = ignore), "name": str, "spacing": (d, h, w) voxel size in mm}.
+indices, 255 = ignore), "name": str, "spacing": (d, h, w) voxel size in mm}. A label volume must
+lie in its image's grid: the same shape and affine (to `AFFINE_TOLERANCE`), else the pair is an
+error naming both files.
 """
 
 from __future__ import annotations
@@ -12,11 +14,17 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from segattn.data.base import Sample, SegDataset
 from segattn.data.folder import KEY, files_by_key, label_lut, matched_suffix
 from segattn.data.splits import SplitSpec, select
 from segattn.data.volume_io import VOLUME_SUFFIXES, image_array, read_label_volume, read_volume
 from segattn.errors import InputError, MissingPathError
+
+# How far a label volume's affine may stray from its image's (mm, and mm per voxel) before the
+# pair counts as two grids: rounding in headers, not a shift anyone could see.
+AFFINE_TOLERANCE = 1e-3
 
 
 class VolumeDataset(SegDataset):
@@ -56,6 +64,12 @@ class VolumeDataset(SegDataset):
             raise InputError(
                 f"{label_path}: labels are {'×'.join(map(str, labels.shape))} but image {image_path} is "
                 f"{'×'.join(map(str, volume.shape))}"
+            )
+        gap = float(np.abs(labels.affine - volume.affine).max())
+        if gap > AFFINE_TOLERANCE:
+            raise InputError(
+                f"{label_path}: labels lie in another grid than image {image_path} (their affines differ by up to "
+                f"{gap:.4g}); expected the image's own grid"
             )
         image = image_array(volume)
         if image.shape[0] != self.in_channels:
