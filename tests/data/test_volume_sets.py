@@ -58,9 +58,9 @@ def test_volume_folder_errors_name_the_files(tmp_path):
         InputError, match=r"labels/case_1\.nii\.gz: labels are 4×5×7 but image .*images/case_1\.nii\.gz"
     ):
         ds.load(1)
-    labels = nib.Nifti1Image(np.zeros((4, 5, 6), np.uint8), np.diag([1.0, 2.0, 3.0, 1.0]))
-    labels.affine[0, 3] = 0.5  # half a millimetre off
-    nib.save(nib.Nifti1Image(np.zeros((4, 5, 6), np.uint8), labels.affine), root / "labels" / "case_1.nii.gz")
+    shifted = np.diag([1.0, 2.0, 3.0, 1.0])
+    shifted[0, 3] = 0.5  # half a millimetre off the image's grid
+    nib.save(nib.Nifti1Image(np.zeros((4, 5, 6), np.uint8), shifted), root / "labels" / "case_1.nii.gz")
     with pytest.raises(
         InputError, match=r"case_1\.nii\.gz: labels lie in another grid than image .*differ by up to 0\.5"
     ):
