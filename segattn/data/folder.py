@@ -105,17 +105,20 @@ class ImageMaskFolder(SegDataset):
         return {"image": image, "mask": mask, "name": image_path.name}
 
 
-def files_by_key(folder: Path, pattern: str | None) -> dict[str, Path]:
-    """{sample key: path} of the image files in `folder`, keyed by stem or by the pattern's {id}."""
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+def files_by_key(folder: Path, pattern: str | None, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> dict[str, Path]:
+    """{sample key: path} of the files in `folder` whose name ends in one of `suffixes` (any case;
+    several dots allowed, e.g. ".nii.gz"), keyed by the name without that suffix or by the
+    pattern's {id}."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and matched_suffix(p.name, suffixes))
     if not files:
-        raise InputError(f"{folder}: no image files ({', '.join(IMAGE_SUFFIXES)})")
+        raise InputError(f"{folder}: no image files ({', '.join(suffixes)})")
     if pattern is None:
         by_key: dict[str, Path] = {}
         for path in files:
-            if path.stem in by_key:
-                raise InputError(f"{folder}: {by_key[path.stem].name} and {path.name} share the stem {path.stem!r}")
-            by_key[path.stem] = path
+            stem = path.name[: -len(matched_suffix(path.name, suffixes))]
+            if stem in by_key:
+                raise InputError(f"{folder}: {by_key[stem].name} and {path.name} share the stem {stem!r}")
+            by_key[stem] = path
         return by_key
     if pattern.count(KEY) != 1:
         raise InputError(f"pattern {pattern!r}: expected exactly one {KEY}")
@@ -127,6 +130,12 @@ def files_by_key(folder: Path, pattern: str | None) -> dict[str, Path]:
             f"pattern {pattern!r} matches no file in {folder} (it holds e.g. {[p.name for p in files[:3]]})"
         )
     return by_key
+
+
+def matched_suffix(name: str, suffixes: tuple[str, ...]) -> str:
+    """The longest of `suffixes` that `name` ends with after a non-empty stem (case-insensitive:
+    as `Path.suffix`, a bare ".png" has none), or ""."""
+    return max((s for s in suffixes if name.lower().endswith(s) and len(name) > len(s)), key=len, default="")
 
 
 def label_lut(value_map: dict[int, int] | None, num_classes: int) -> np.ndarray:

@@ -1,0 +1,114 @@
+"""Random training patches from volumes, with foreground oversampling, reproducible by key.
+
+Axes as in `segattn.data.volume_io`: D×H×W in the file's voxel order. A patch is a
+`patch_size` (d, h, w) box of the volume. With probability `foreground` the box is placed
+around a labelled voxel (a class other than background 0 and ignore 255; first a class drawn
+uniformly among those present, then one of its voxels, so small classes are not starved), centred
+on it where the volume allows and shifted inwards at its borders (the voxel stays inside), as
+nnU-Net does; otherwise anywhere, uniformly. Along an axis where the volume is smaller than the
+patch, the box overhangs the volume and the outside is padded: image 0, labels 255 (ignore), so
+padding is never scored.
+
+Each draw depends only on (seed, epoch, index) through `segattn.data.sampling.sample_seed`:
+keys come from `EpochSampler` as for 2-D training, and a resumed run sees the same patches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from segattn.data.base import Sample
+from segattn.data.intensity import IntensitySpec, check_intensity, normalize_volume
+from segattn.data.sampling import sample_seed
+from segattn.data.volumes import VolumeDataset
+from segattn.errors import InputError
+from segattn.labels import IGNORE_INDEX
+
+
+class VolumePatches(Dataset):
+    """A VolumeDataset seen as random patches: item {"image": float32 tensor C×d×h×w, "mask":
+    int64 tensor d×h×w (255 = ignore, padding included), "name": str, "spacing": (d, h, w) mm,
+    "start": the patch's first voxel in the volume (negative where it overhangs)}.
+
+    `intensity` (see `segattn.data.intensity`) normalises the whole volume before cropping, so a
+    per-volume z-score measures the volume, not the patch. Keys: an index, or (epoch, index).
+    """
+
+    def __init__(
+        self,
+        dataset: VolumeDataset,
+        patch_size: Sequence[int],
+        foreground: float = 0.33,
+        seed: int = 0,
+        intensity: IntensitySpec | None = None,
+    ) -> None:
+        self.dataset = dataset
+        self.patch_size = check_patch_size(patch_size)
+        if not isinstance(foreground, (int, float)) or not 0 <= foreground <= 1:
+            raise InputError(f"foreground: expected a share between 0 and 1, got {foreground!r}")
+        self.foreground = float(foreground)
+        self.seed = int(seed)
+        self.intensity = None if intensity is None else check_intensity(intensity, dataset.in_channels)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> Sample:
+        epoch, index = key if isinstance(key, tuple) else (0, key)
+        item = self.dataset.load(index)
+        image, mask = item["image"], item["mask"]
+        if self.intensity is not None:
+            image = normalize_volume(image, self.intensity)
+        rng = np.random.default_rng(sample_seed(self.seed, epoch, index))
+        start = patch_start(mask, self.patch_size, rng, rng.random() < self.foreground)
+        return {
+            "image": torch.from_numpy(crop(image, start, self.patch_size, 0)),
+            "mask": torch.from_numpy(crop(mask, start, self.patch_size, IGNORE_INDEX)),
+            "name": item["name"],
+            "spacing": item["spacing"],
+            "start": start,
+        }
+
+
+def check_patch_size(patch_size: Sequence[int]) -> tuple[int, int, int]:
+    ok = isinstance(patch_size, (list, tuple)) and len(patch_size) == 3
+    if not ok or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in patch_size):
+        raise InputError(f"patch_size: expected three integers ≥ 1 (d, h, w), got {patch_size!r}")
+    return tuple(patch_size)  # type: ignore[return-value]
+
+
+def patch_start(
+    mask: np.ndarray, patch_size: tuple[int, int, int], rng: np.random.Generator, foreground: bool
+) -> tuple[int, int, int]:
+    """The first voxel of a patch of `mask` (D×H×W): around a labelled voxel when `foreground`
+    and the volume has one, else uniform. Per axis the start lies in [min(0, n − p), max(0, n − p)]."""
+    low = [min(0, n - p) for n, p in zip(mask.shape, patch_size, strict=True)]
+    high = [max(0, n - p) for n, p in zip(mask.shape, patch_size, strict=True)]
+    labelled = (mask != 0) & (mask != IGNORE_INDEX) if foreground else None
+    if labelled is not None and labelled.any():
+        classes = np.unique(mask[labelled])
+        chosen = rng.choice(classes)
+        voxels = np.argwhere(mask == chosen)
+        centre = voxels[rng.integers(len(voxels))]
+        start = [int(np.clip(c - p // 2, lo, hi)) for c, p, lo, hi in zip(centre, patch_size, low, high, strict=True)]
+    else:
+        start = [int(rng.integers(lo, hi + 1)) for lo, hi in zip(low, high, strict=True)]
+    return tuple(start)  # type: ignore[return-value]
+
+
+def crop(array: np.ndarray, start: Sequence[int], patch_size: Sequence[int], fill: float) -> np.ndarray:
+    """The `patch_size` box at `start` of the last three axes of `array` (…×D×H×W), padded with
+    `fill` where the box lies outside the array."""
+    spatial = array.shape[-3:]
+    out = np.full((*array.shape[:-3], *patch_size), fill, dtype=array.dtype)
+    source, target = [], []
+    for s, p, n in zip(start, patch_size, spatial, strict=True):
+        a, b = max(s, 0), min(s + p, n)
+        source.append(slice(a, b))
+        target.append(slice(a - s, b - s))
+    out[(..., *target)] = array[(..., *source)]
+    return out
