@@ -3,7 +3,9 @@
 A Lightning checkpoint of segattn carries, besides Lightning's own keys, a record under
 "segattn" with everything inference needs: the model's registry name and keyword arguments,
 input channels, class names, palette, and the evaluation transform in Albumentations' serialised
-form. The weights are Lightning's "state_dict" under the "model." prefix. Files are loaded with
+form (images), or the intensity normalisation spec of segattn.data.intensity (volumes: a network
+built with `spatial_dims: 3` in its model arguments; "eval_transform" is then None). The
+weights are Lightning's "state_dict" under the "model." prefix. Files are loaded with
 `weights_only=True`: only tensors and plain containers, no code runs on load. Weights that cannot
 give a finite prediction (NaN or infinite values, a negative batch-norm variance, a network whose
 output on a probe image is not finite) are refused at load.
@@ -27,6 +29,7 @@ FORMAT_VERSION = 1
 MODEL_PREFIX = "model."
 TRUST_HINT = "pass --trust-checkpoint (Python: trust_checkpoint=True)"
 PROBE_SIZE = 128  # smp:PAN takes 128 and up
+PROBE_SIZE_3D = 32  # a volume's side: 32³ voxels cost what 181² pixels do
 DAMAGED = "the checkpoint is damaged or its training diverged"
 
 
@@ -36,8 +39,10 @@ def make_record(
     in_channels: int,
     classes: list[str],
     palette: list[list[int]],
-    eval_transform: dict[str, Any],
+    eval_transform: dict[str, Any] | None,
+    intensity: Any = None,
 ) -> dict[str, Any]:
+    """The record of a checkpoint: `eval_transform` for images, `intensity` for volumes."""
     return {
         "format_version": FORMAT_VERSION,
         "model": model,
@@ -46,6 +51,7 @@ def make_record(
         "classes": list(classes),
         "palette": [list(map(int, c)) for c in palette],
         "eval_transform": eval_transform,
+        "intensity": intensity,
     }
 
 
@@ -88,13 +94,16 @@ def check_weights(path: str | os.PathLike, state: dict[str, Any]) -> None:
 
 def check_output(path: str | os.PathLike, model: nn.Module, in_channels: int) -> None:
     """Raises an InputError naming the file unless the output of `model` (fp32 on the CPU, as
-    `build_model` makes it; left in eval mode) on a probe image, 1×C×128×128 ramping from −1 to
-    1, is finite: finite weights can still overflow. A network that cannot take that size (a ViT
-    encoder of a fixed input size) is not probed."""
-    ramp = torch.linspace(-1, 1, PROBE_SIZE * PROBE_SIZE).view(1, 1, PROBE_SIZE, PROBE_SIZE)
+    `build_model` makes it; left in eval mode) on a probe image ramping from −1 to 1, 1×C×128×128
+    (a volume network, `spatial_dims` 3: 1×C×32×32×32), is finite: finite weights can still
+    overflow. A network that cannot take that size (a ViT encoder of a fixed input size) is not
+    probed."""
+    dims = getattr(model, "spatial_dims", 2)
+    side = PROBE_SIZE if dims == 2 else PROBE_SIZE_3D
+    ramp = torch.linspace(-1, 1, side**dims).view(1, 1, *[side] * dims)
     try:
         with torch.inference_mode():
-            output = model.eval()(ramp.expand(1, in_channels, -1, -1))
+            output = model.eval()(ramp.expand(1, in_channels, *[-1] * dims))
     except (RuntimeError, AssertionError):  # a size it cannot take (timm asserts a ViT's): not probed
         return
     if not torch.isfinite(output).all():

@@ -147,3 +147,14 @@ def test_lightning_commands_refuse_a_damaged_checkpoint_before_resuming_it(tmp_p
             f"segattn: error: {bad}: tensor model.encoder.stages.0.3.weight: 1 of its 576 values are NaN or "
             "infinite; the checkpoint is damaged or its training diverged"
         ], result.stderr
+
+
+def test_a_volume_network_is_probed_with_a_volume():
+    """check_output probes a `spatial_dims: 3` network with a 1×C×32³ ramp (a 2-D probe would
+    fail inside it and leave it unprobed): finite weights pass, an infinite one is refused."""
+    net = AttentionUNet(1, 3, widths=[4, 8, 16], spatial_dims=3)
+    check_output("volume.ckpt", net, 1)
+    with torch.no_grad():
+        next(net.parameters()).fill_(float("inf"))
+    with pytest.raises(InputError, match=r"volume\.ckpt: the network's output on a probe image is not finite"):
+        check_output("volume.ckpt", net, 1)
