@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from itertools import product
+from numbers import Integral
 from typing import Literal
 
 import torch
@@ -104,8 +105,9 @@ def sliding_bands(
     spatial axis of the weighted mean of the windows' probabilities, each band once no later
     window reaches it, together covering the whole axis in order. Windows run in row-major order
     of their corners in batches that may span rows; the sums are held for one window's extent
-    along the first axis only, (K + 1) × h × W floats (× d × H × W for a volume) on
-    `output_device`, and device memory is bounded by one batch of windows. The sums are the
+    along the first axis only on `output_device`, (K + 1) × h × W floats for an image,
+    (K + 1) × d × H × W for a volume (d the window's depth), and device memory is bounded by one
+    batch of windows. The sums are the
     full-image sums, added in the same order, so the result is the same to the bit.
     """
     spatial = image.shape[2:]
@@ -113,10 +115,10 @@ def sliding_bands(
         raise InputError(f"sliding_window: expected one image 1×C×(D×)H×W, got {tuple(image.shape)}")
     if not 0 <= overlap < 1:
         raise InputError(f"overlap: expected a share in [0, 1), got {overlap}")
-    sides = (window,) * len(spatial) if isinstance(window, int) else tuple(window)
-    if len(sides) != len(spatial) or not all(isinstance(s, int) and s >= 1 for s in sides):
+    sides = (window,) * len(spatial) if isinstance(window, Integral) else tuple(window)
+    if len(sides) != len(spatial) or not all(isinstance(s, Integral) and s >= 1 for s in sides):
         raise InputError(f"window: expected a positive size or one per spatial axis of {tuple(spatial)}, got {window}")
-    sides = tuple(min(side, size) for side, size in zip(sides, spatial, strict=True))
+    sides = tuple(min(int(side), size) for side, size in zip(sides, spatial, strict=True))
     strides = [max(int(side * (1 - overlap)), 1) for side in sides]
     corners = list(product(*map(window_starts, spatial, sides, strides)))  # row-major: first axis slowest
     weights = window_weights(sides, blending, torch.device(device))

@@ -109,16 +109,20 @@ def run_view(inner: Inferer, network: Network, images: Tensor, dims: tuple[int, 
     """`inner`'s scores of one view of `images`, resized by `scale` (linear interpolation over
     every spatial axis: bilinear, trilinear) and flipped along the tensor `dims`, brought back:
     flipped again and resized to the images' size."""
-    mode = {3: "linear", 4: "bilinear", 5: "trilinear"}[images.ndim]
     x = images
     if scale != 1.0:
-        x = F.interpolate(images, scale_factor=scale, mode=mode, align_corners=False)
+        x = F.interpolate(images, scale_factor=scale, mode=linear(images), align_corners=False)
     x = x.flip(dims) if dims else x
     scores = inner(network, x)
     scores = scores.flip(dims) if dims else scores
     if scores.shape[2:] != images.shape[2:]:
-        scores = F.interpolate(scores, size=tuple(images.shape[2:]), mode=mode, align_corners=False)
+        scores = F.interpolate(scores, size=tuple(images.shape[2:]), mode=linear(images), align_corners=False)
     return scores
+
+
+def linear(images: Tensor) -> str:
+    """`F.interpolate`'s linear mode for N×C×… tensors with this many spatial axes (1 to 3)."""
+    return ("linear", "bilinear", "trilinear")[images.ndim - 3]
 
 
 def mean_of(views: Iterable[Tensor]) -> Tensor:

@@ -154,6 +154,7 @@ def test_the_strategy_slides_each_volume_of_a_batch_with_any_batch_of_windows():
             assert torch.equal(one[i : i + 1], sliding_window(x[i : i + 1], conv, (8, 32, 32), 0.25, 1))
     by_one, by_many = (dataclasses.replace(strategy, batch_size=b)(per_voxel, x) for b in (1, 64))
     assert torch.equal(by_one, by_many)  # the same sums in the same order
+    assert torch.equal(sliding_window(x, per_voxel, tuple(np.int64([8, 32, 32])), 0.25, 5), by_one)
     band = next(strategy.bands(per_voxel, x[:1]))[1]
     assert band.shape[2] <= 8 and band.shape[3:] == (45, 38)
     # the Segmenter's strategy building takes a window per axis
