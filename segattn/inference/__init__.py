@@ -1,7 +1,7 @@
 """Inference: the Segmenter (segmenter.py) over its inputs (inputs.py), its checked options
 (options.py), its device runtime (runtime.py) and the interchangeable strategies it runs
-(strategies.py: whole image, sliding window, flip/scale TTA); the sliding window's stitching
-itself is `segattn.sliding`."""
+(strategies.py: whole image, sliding window, flip/scale TTA, mirror TTA over every spatial axis);
+the sliding window's stitching itself is `segattn.sliding`."""
 
 from segattn.inference.inputs import ImageInput, InputImages, expand_inputs, load_input
 from segattn.inference.options import Tta
@@ -14,13 +14,14 @@ from segattn.inference.runtime import (
     stitch_device,
 )
 from segattn.inference.segmenter import Segmenter
-from segattn.inference.strategies import FlipScaleTTA, Inferer, SlidingWindow, WholeImage
+from segattn.inference.strategies import FlipScaleTTA, Inferer, MirrorTTA, SlidingWindow, WholeImage
 
 __all__ = [
     "FlipScaleTTA",
     "ImageInput",
     "Inferer",
     "InputImages",
+    "MirrorTTA",
     "Precision",
     "Segmenter",
     "SlidingWindow",

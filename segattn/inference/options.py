@@ -11,7 +11,7 @@ import torch
 
 from segattn.errors import InputError, check_choice
 from segattn.inference.strategies import FlipScaleTTA, Inferer, SlidingWindow, WholeImage
-from segattn.sliding import Blending
+from segattn.sliding import Blending, Window
 
 TtaMode = Literal["flip", "flip+scales"]
 Tta = TtaMode | None
@@ -70,7 +70,7 @@ def check_scales(sample: dict[str, Any], smallest: float, window: int | None) ->
 
 def build_strategy(
     scales: tuple[float, ...] | None,
-    slide: tuple[int, float, Blending] | None,
+    slide: tuple[Window, float, Blending] | None,
     batch_size: int,
     device: torch.device,
 ) -> Inferer:
@@ -78,7 +78,9 @@ def build_strategy(
     `FlipScaleTTA` over it at `scales`; with slide, that within each window of a `SlidingWindow`
     whose windows run `batch_size` at a time on `device` (TTA per window: a scaled view is one
     window's, so device memory stays bounded by a batch of windows). The Segmenter sets the
-    window transform and the stitch device per image."""
+    window transform and the stitch device per image. The window may also be a side per spatial
+    axis, (h, w) or (d, h, w): a 3-tuple makes a strategy for volumes N×C×D×H×W (`sliding_options`,
+    the Segmenter's check, still gives one side, for images)."""
     inner = WholeImage() if scales is None else FlipScaleTTA(WholeImage(), scales)
     if slide is None:
         return inner

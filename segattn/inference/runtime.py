@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -66,12 +67,12 @@ def device_normalize(pipeline: Any, device: torch.device) -> PixelNormalize | No
 
 
 def stitch_device(device: torch.device, num_classes: int, size: Sequence[int]) -> torch.device:
-    """Where a sliding-window result of K×H×W is summed: on the GPU when the sum and its weights
-    (K + 1 float32 planes) take at most a quarter of its free memory (one copy per window
-    instead of a host transfer), else on the CPU, so that device memory stays bounded by one
-    batch of windows however large the image."""
+    """Where a sliding-window result of K×H×W (a volume's K×D×H×W: `size` is its spatial size) is
+    summed: on the GPU when the sum and its weights (K + 1 float32 planes) take at most a quarter
+    of its free memory (one copy per window instead of a host transfer), else on the CPU, so that
+    device memory stays bounded by one batch of windows however large the image."""
     if device.type != "cuda":
         return torch.device("cpu")
-    needed = (num_classes + 1) * size[0] * size[1] * 4
+    needed = (num_classes + 1) * math.prod(size) * 4
     free, _ = torch.cuda.mem_get_info(device)
     return device if needed <= free // 4 else torch.device("cpu")
