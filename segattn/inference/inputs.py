@@ -1,5 +1,7 @@
-"""The input side of inference: paths, folders, globs and arrays expanded to a list of images,
-and read (and transformed) by a Dataset that DataLoader workers can run."""
+"""The input side of inference: paths, folders, globs and arrays expanded to a list of images (or
+volumes), and read (and transformed) by a Dataset that DataLoader workers can run. A folder or glob
+gives its images or its volume files (`input_kind`), never a mix; a file of the kind the network
+does not take is an InputError naming it and the kind expected (`check_kind`)."""
 
 from __future__ import annotations
 
@@ -16,10 +18,12 @@ from torch.utils.data import Dataset
 from segattn.data.base import image_to_tensor
 from segattn.data.io import IMAGE_SUFFIXES, match_channels, read_image
 from segattn.data.pipeline_checks import check_pixel_depth
+from segattn.data.volume_io import VOLUME_SUFFIXES, Volume
 from segattn.errors import InputError, MissingPathError
 from segattn.window_transform import window_normalize
 
-ImageInput = str | os.PathLike | np.ndarray
+ImageInput = str | os.PathLike | np.ndarray | Volume  # a Volume: for volume networks
+KINDS = {"image": IMAGE_SUFFIXES, "volume": VOLUME_SUFFIXES}
 
 
 class InputImages(Dataset):
@@ -78,15 +82,37 @@ class InputImages(Dataset):
         return {"size": image.shape[:2], "tensor": image_to_tensor(self.transform(image=image)["image"])}
 
 
+def input_kind(item: ImageInput) -> str | None:
+    """ "image" or "volume" by a path's suffix (.nii.gz whole), a Volume's or nothing else's."""
+    if isinstance(item, Volume):
+        return "volume"
+    if isinstance(item, np.ndarray):
+        return None
+    name = Path(item).name.lower()
+    return next((kind for kind, suffixes in KINDS.items() if name.endswith(suffixes)), None)
+
+
+def check_kind(item: ImageInput, spatial_dims: int) -> None:
+    """An InputError naming a file (or Volume) of the kind a network of `spatial_dims` does not take."""
+    kind, expected = input_kind(item), "volume" if spatial_dims == 3 else "image"
+    if kind not in (None, expected):
+        source = item.path if isinstance(item, Volume) else item
+        raise InputError(
+            f"{source}: is a {kind}, but the checkpoint's network is {spatial_dims}-D and takes "
+            f"{expected}s ({', '.join(KINDS[expected])})"
+        )
+
+
 def load_input(item: ImageInput, channels: int) -> np.ndarray:
+    check_kind(item, 2)
     if isinstance(item, np.ndarray):
         return match_channels(item, channels, f"array input {item.dtype} {item.shape}")
     return read_image(item, channels)
 
 
 def one_image(item: Any) -> ImageInput:
-    """`item` if it is one image (an array, or a path that is not a folder or a pattern)."""
-    if isinstance(item, np.ndarray):
+    """`item` if it is one image (an array, a Volume, or a path that is not a folder or a pattern)."""
+    if isinstance(item, (np.ndarray, Volume)):
         return item
     path_like = isinstance(item, (str, os.PathLike))
     if not path_like or Path(item).is_dir() or (glob.has_magic(str(item)) and not Path(item).is_file()):
@@ -95,27 +121,38 @@ def one_image(item: Any) -> ImageInput:
 
 
 def expand_inputs(inputs: ImageInput | Sequence[ImageInput]) -> list[ImageInput]:
-    """A flat list of arrays and image paths; folders and globs become their image files sorted
-    by name."""
-    items: Iterable[ImageInput] = [inputs] if isinstance(inputs, (str, os.PathLike, np.ndarray)) else inputs
+    """A flat list of arrays, Volumes and paths; folders and globs become their image files, or
+    their volume files, sorted by name (`listed`)."""
+    one = isinstance(inputs, (str, os.PathLike, np.ndarray, Volume))
+    items: Iterable[ImageInput] = [inputs] if one else inputs
     expanded: list[ImageInput] = []
     for item in items:
-        if isinstance(item, np.ndarray):
+        if isinstance(item, (np.ndarray, Volume)):
             expanded.append(item)
             continue
         path = Path(item)
         if path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not files:
-                raise InputError(f"{path}: folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
-            expanded.extend(files)
+            expanded.extend(listed(path.iterdir(), f"{path}: the folder holds", str(path / "*")))
         elif path.is_file():
             expanded.append(path)
         elif glob.has_magic(str(item)):
-            files = sorted(Path(p) for p in glob.glob(str(item)) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
-            if not files:
-                raise InputError(f"{item}: the pattern matches no image file")
-            expanded.extend(files)
+            expanded.extend(listed(map(Path, glob.glob(str(item))), f"{item}: the pattern matches", str(item)))
         else:
             raise MissingPathError(f"{path}: no such image file, folder or pattern")
     return expanded
+
+
+def listed(paths: Iterable[Path], where: str, pattern: str) -> list[Path]:
+    """The image files, or the volume files, among `paths`, sorted; none, or both kinds, is an
+    InputError naming `where` (a folder or a pattern)."""
+    files = sorted(p for p in paths if p.is_file() and input_kind(p))
+    if not files:
+        suffixes = ", ".join(IMAGE_SUFFIXES + VOLUME_SUFFIXES)
+        raise InputError(f"{where} no image or volume file ({suffixes})")
+    first = {input_kind(p): p.name for p in reversed(files)}  # each kind's first file
+    if len(first) > 1:
+        raise InputError(
+            f"{where} both images ({first['image']}, ...) and volumes ({first['volume']}, ...); "
+            f"give one kind, e.g. '{pattern}.nii.gz'"
+        )
+    return files

@@ -10,7 +10,7 @@ from typing import Any, Literal
 import torch
 
 from segattn.errors import InputError, check_choice
-from segattn.inference.strategies import FlipScaleTTA, Inferer, SlidingWindow, WholeImage
+from segattn.inference.strategies import FlipScaleTTA, Inferer, MirrorTTA, SlidingWindow, WholeImage
 from segattn.sliding import Blending, Window
 
 TtaMode = Literal["flip", "flip+scales"]
@@ -20,32 +20,50 @@ DEFAULT_OVERLAP = 0.25
 
 
 def sliding_options(
-    slide: int | tuple[int, float] | None, blending: Blending | None
-) -> tuple[int, float, Blending] | None:
-    """(window, overlap, blending) from `predict`'s slide and blending, checked; None: whole images."""
+    slide: Window | tuple[Window, float] | None, blending: Blending | None, spatial_dims: int = 2
+) -> tuple[Window, float, Blending] | None:
+    """(window, overlap, blending) from `predict`'s slide and blending, checked; None: whole
+    images. The window is one side; for volumes (spatial_dims 3) also (d, h, w) sides."""
     if slide is None:
         if blending is not None:
             raise InputError(f"blending {blending!r} applies to sliding-window inference only; give slide=WINDOW")
         return None
     check_choice("blending", blending, Blending, optional=True)
-    if isinstance(slide, int) and not isinstance(slide, bool):
+    volume = spatial_dims == 3
+    if (isinstance(slide, int) and not isinstance(slide, bool)) or (volume and is_sides(slide)):
         slide = (slide, DEFAULT_OVERLAP)
+    expected = (
+        "a window side, (d, h, w) sides, or (window, overlap)" if volume else "a window side or (window, overlap)"
+    )
     if not isinstance(slide, (tuple, list)) or len(slide) != 2:
-        raise InputError(f"slide: expected a window side or (window, overlap), got {slide!r}")
+        raise InputError(f"slide: expected {expected}, got {slide!r}")
     window, overlap = slide
-    if not isinstance(window, int) or window < 1:
-        raise InputError(f"slide: expected a positive window side, got {window!r}")
+    sides = tuple(window) if volume and is_sides(window) else (window,)
+    if not all(is_side(side) for side in sides):
+        raise InputError(f"slide: expected a positive window side{' or 3' if volume else ''}, got {window!r}")
     if not 0 <= overlap < 1:
         raise InputError(f"slide: expected an overlap share in [0, 1), got {overlap!r}")
-    return window, float(overlap), blending or "gaussian"
+    return (window if len(sides) == 1 else sides), float(overlap), blending or "gaussian"
 
 
-def tta_scales(tta: Tta, scales: Sequence[float] | None) -> tuple[float, ...] | None:
+def is_side(value: object) -> bool:
+    """Whether `value` is a positive int window side (not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def is_sides(value: object) -> bool:
+    """Whether `value` is a (d, h, w) sequence (its sides checked later)."""
+    return isinstance(value, (tuple, list)) and len(value) == 3
+
+
+def tta_scales(tta: Tta, scales: Sequence[float] | None, spatial_dims: int = 2) -> tuple[float, ...] | None:
     """The input scales whose plain and flipped views `predict` averages (`FlipScaleTTA`), from
-    its tta and scales, checked; None: no TTA."""
+    its tta and scales, checked; None: no TTA. Volumes (spatial_dims 3) take "flip" only."""
     if scales is not None and tta != "flip+scales":
         raise InputError(f"scales {list(scales)} apply to tta='flip+scales' only; tta is {tta!r}")
     check_choice("tta", tta, TtaMode, optional=True)
+    if spatial_dims == 3 and tta == "flip+scales":
+        raise InputError("tta 'flip+scales' applies to images; a volume takes tta='flip' (mirroring along D, H and W)")
     if tta is None:
         return None
     if tta == "flip":
@@ -73,6 +91,7 @@ def build_strategy(
     slide: tuple[Window, float, Blending] | None,
     batch_size: int,
     device: torch.device,
+    spatial_dims: int = 2,
 ) -> Inferer:
     """The strategy of checked options (`tta_scales`, `sliding_options`): the whole image, or
     `FlipScaleTTA` over it at `scales`; with slide, that within each window of a `SlidingWindow`
@@ -80,8 +99,12 @@ def build_strategy(
     window's, so device memory stays bounded by a batch of windows). The Segmenter sets the
     window transform and the stitch device per image. The window may also be a side per spatial
     axis, (h, w) or (d, h, w): a 3-tuple makes a strategy for volumes N×C×D×H×W (`sliding_options`,
-    the Segmenter's check, still gives one side, for images)."""
-    inner = WholeImage() if scales is None else FlipScaleTTA(WholeImage(), scales)
+    the Segmenter's check, still gives one side, for images). spatial_dims 3: "flip" (scales (1.0,))
+    is `MirrorTTA` over D, H and W (8 views)."""
+    if scales is None:
+        inner: Inferer = WholeImage()
+    else:
+        inner = FlipScaleTTA(WholeImage(), scales) if spatial_dims == 2 else MirrorTTA(WholeImage())
     if slide is None:
         return inner
     window, overlap, blending = slide

@@ -1,4 +1,5 @@
-"""Segmenter: label maps from a checkpoint, for images of any size, with nothing but the file."""
+"""Segmenter: label maps from a checkpoint, for images (or volumes) of any size, with nothing but
+the file; the volume path is `segattn.inference.volumes`."""
 
 from __future__ import annotations
 
@@ -25,11 +26,13 @@ from segattn.inference.runtime import (
     Precision,
     device_normalize,
     fold_batchnorm,
+    memory_format,
     resolve_device,
     resolve_precision,
     stitch_device,
 )
-from segattn.inference.strategies import Inferer, Network, SlidingWindow
+from segattn.inference.strategies import Inferer, Network, SlidingWindow, linear
+from segattn.inference.volumes import InputVolumes, predict_volumes
 from segattn.models import build_model
 from segattn.models.base import returns_attention
 from segattn.sliding import Blending
@@ -45,6 +48,8 @@ class Segmenter:
     device (`device_normalize`): images cross the bus as uint8 and the CPU does no per-pixel work.
     Whole image, sliding window and TTA are strategies (`segattn.inference.strategies`) that
     `predict_iter` builds from its options once per call and runs over `forward`.
+    A network built with `spatial_dims: 3` takes volumes instead (`segattn.inference.volumes`:
+    inputs, `intensity` normalisation, window); `predict` then gives D×H×W label maps.
     """
 
     def __init__(
@@ -57,16 +62,19 @@ class Segmenter:
         device: str | torch.device = "auto",
         precision: Precision = "auto",
         compile: bool = False,
+        intensity: Any = None,
     ) -> None:
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
         # Inference-only copy: batch norms folded into their convolutions, channels_last memory
         # format (faster convolutions with oneDNN on the CPU and cuDNN on the GPU).
-        model = fold_batchnorm(copy.deepcopy(model).eval()).to(self.device, memory_format=torch.channels_last)
+        self.spatial_dims = getattr(model, "spatial_dims", 2)
+        self.memory_format = memory_format(self.spatial_dims)
+        model = fold_batchnorm(copy.deepcopy(model).eval()).to(self.device, memory_format=self.memory_format)
         self.model = torch.compile(model) if compile else model
         self.classes = list(classes)
         self.palette = [list(c) for c in palette]
-        self.transform = eval_transform
+        self.transform, self.intensity = eval_transform, intensity  # images', volumes' normalisation
         self.in_channels = in_channels
         self.device_normalize = device_normalize(eval_transform, self.device)
 
@@ -84,12 +92,8 @@ class Segmenter:
         that have it, else fp16 on a GPU, fp32 on the CPU) | "fp32" | "bf16" | "fp16".
         trust_checkpoint: unpickle anything (legacy files from a trusted source only)."""
         record, state = checkpoint.load(path, trust=trust_checkpoint)
-        model = build_model(
-            record["model"],
-            num_classes=len(record["classes"]),
-            in_channels=record["in_channels"],
-            **record["model_args"],
-        )
+        classes, channels = record["classes"], record["in_channels"]
+        model = build_model(record["model"], num_classes=len(classes), in_channels=channels, **record["model_args"])
         try:
             missing, unexpected = model.load_state_dict(state, strict=False)
         except RuntimeError as exc:  # a tensor of another shape
@@ -102,16 +106,17 @@ class Segmenter:
                 f"{len(missing)} missing (e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}); "
                 "written by another segattn version?"
             )
-        checkpoint.check_output(path, model, record["in_channels"])  # finite weights can still overflow
-        transform = deserialize(record["eval_transform"], f"{path}: eval_transform")
-        return cls(
-            model, record["classes"], transform, record["palette"], record["in_channels"], device, precision, compile
-        )
+        checkpoint.check_output(path, model, channels)  # finite weights can still overflow
+        spec = record["eval_transform"]  # None for a volume network, whose record has "intensity"
+        transform = None if spec is None else deserialize(spec, f"{path}: eval_transform")
+        palette, intensity = record["palette"], record.get("intensity")
+        return cls(model, classes, transform, palette, channels, device, precision, compile, intensity)
 
     def predict(self, inputs: ImageInput | Sequence[ImageInput], **options: Any) -> list[np.ndarray]:
         """Label maps for a path, a folder, a glob, an H×W[×C] uint8/uint16 array, or a list of
-        these; one H×W array per image in input order (a folder's or glob's files sorted by
-        name): uint8 when there are at most 256 classes, else int32. Options: see `predict_iter`."""
+        these (a 3-D network: volumes, see `segattn.inference.volumes`); one H×W (D×H×W) array per
+        input in input order (a folder's or glob's files sorted by name): uint8 when there are at
+        most 256 classes, else int32. Options: see `predict_iter`."""
         return list(self.predict_iter(inputs, **options))
 
     def predict_iter(
@@ -130,6 +135,8 @@ class Segmenter:
 
         tta: None, "flip" (horizontal flip) or "flip+scales" (flips at every scale of `scales`,
             default (0.75, 1.0, 1.25)); softmax probabilities are averaged over the views.
+        Volumes: tta "flip" mirrors along D, H and W (`MirrorTTA`), slide's window may be (d, h, w)
+            sides, and slide None tiles a large volume (`segattn.inference.volumes`).
         slide: (window, overlap), or a window alone (overlap 0.25), for sliding-window inference
             with `blending` weights ("gaussian", default, or "constant"); windows are batched
             `batch_size` at a time on the device; the image is stitched on the GPU when its
@@ -147,9 +154,13 @@ class Segmenter:
         check_count("batch_size", batch_size)
         if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
             raise InputError(f"workers: expected 0 or more DataLoader processes, got {workers!r}")
-        scales = tta_scales(tta, scales)
-        slide = sliding_options(slide, blending)
-        strategy = build_strategy(scales, slide, batch_size, self.device)
+        scales = tta_scales(tta, scales, self.spatial_dims)
+        slide = sliding_options(slide, blending, self.spatial_dims)
+        strategy = build_strategy(scales, slide, batch_size, self.device, self.spatial_dims)
+        if self.spatial_dims == 3:  # volumes: their own inputs and default window
+            samples = self.samples(inputs, workers, skip_errors=skip_errors)
+            yield from predict_volumes(self, samples, strategy, batch_size, return_probs)
+            return
         # views and windows average probabilities; one view of whole images and labels wanted:
         # argmax of the logits, no softmax pass needed
         averaged = scales is not None or slide is not None
@@ -176,19 +187,19 @@ class Segmenter:
 
     @torch.inference_mode()
     def attention(self, image: ImageInput) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """One forward on one image (a path or an H×W[×C] array): its label map, as `predict`
-        gives it, and each attention gate's α, float32 H×W in [0, 1] at the image's own size
-        (bilinear from the gate's grid), by gate name in the network's order."""
+        """One forward on one image (a path or an H×W[×C] array; a 3-D network's volume): its label
+        map, as `predict` gives it, and each attention gate's α, float32 H×W (D×H×W) in [0, 1] at
+        the input's own size (bilinear, trilinear from the gate's grid), by gate name in order."""
         network = getattr(self.model, "_orig_mod", self.model)  # under torch.compile
         if not returns_attention(network):
             raise InputError(f"attention: {type(network).__name__} has no attention maps to return")
         sample = self.input_images([one_image(image)])[0]
-        x = self.normalized(sample["tensor"][None].to(self.device)).contiguous(memory_format=torch.channels_last)
+        x = self.normalized(sample["tensor"][None].to(self.device)).contiguous(memory_format=self.memory_format)
         with self.autocast():
             logits, maps = self.model(x, return_attention=True)
         size = tuple(sample["size"])
         alphas = {
-            name: F.interpolate(a.float(), size=size, mode="bilinear", align_corners=False)[0, 0].cpu().numpy()
+            name: F.interpolate(a.float(), size=size, mode=linear(a), align_corners=False)[0, 0].cpu().numpy()
             for name, a in maps.items()
         }
         return self.finish(logits.float(), sample, return_probs=False), alphas
@@ -196,6 +207,8 @@ class Segmenter:
     def input_images(self, items: list[ImageInput], windows: bool = False, skip_errors: bool = False) -> InputImages:
         """The items as a Dataset: transformed on the CPU, or raw when the device normalises, or
         (windows, for the sliding window) as decoded with their window-wise transform."""
+        if self.spatial_dims == 3:
+            return InputVolumes(items, self.in_channels, self.intensity, skip_errors)
         raw = self.device_normalize is not None
         return InputImages(items, self.in_channels, self.transform, raw, windows, skip_errors)
 
@@ -241,14 +254,14 @@ class Segmenter:
         of a transform that resized, are stitched whole first."""
         normalize = sample.get("normalize")
         image = sample["tensor"][None] if normalize is None else sample["tensor"].permute(2, 0, 1)[None]
-        stitch = stitch_device(self.device, len(self.classes), image.shape[-2:])
+        stitch = stitch_device(self.device, len(self.classes), image.shape[2:])
         if normalize is None:  # transformed whole: windows are cut where the result is summed
             image = image.to(stitch)
         else:  # as decoded: windows are cut on the host and normalised on the device
             normalize = normalize.to(self.device)
         transform = self.normalized if normalize is None else normalize
         strategy = dataclasses.replace(strategy, output_device=stitch, transform=transform)
-        if return_probs or tuple(image.shape[-2:]) != tuple(sample["size"]):
+        if return_probs or tuple(image.shape[2:]) != tuple(sample["size"]):
             return self.finish(strategy(network, image), sample, return_probs)
         labels = np.empty(sample["size"], self.label_dtype)
         for top, band in strategy.bands(network, image):
@@ -263,7 +276,7 @@ class Segmenter:
         """The network on a float N×C×h×w batch on the device, channels_last, under `autocast`:
         float32 N×K×h×w logits, or softmax probabilities. An input too large for the device's
         kernels is an InputError that points to the sliding window."""
-        x = x.contiguous(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=self.memory_format)
         try:
             with self.autocast():
                 logits = self.model(x)
@@ -280,9 +293,9 @@ class Segmenter:
         return logits.softmax(dim=1) if softmax else logits
 
     def finish(self, probs: Tensor, sample: dict[str, Any], return_probs: bool) -> np.ndarray:
-        """1×K×h×w probabilities → labels (or probabilities) at the input's own size."""
-        if tuple(probs.shape[-2:]) != tuple(sample["size"]):  # an eval transform that resized
-            probs = F.interpolate(probs, size=tuple(sample["size"]), mode="bilinear", align_corners=False)
+        """1×K×h×w (1×K×d×h×w) probabilities → labels (or probabilities) at the input's own size."""
+        if tuple(probs.shape[2:]) != tuple(sample["size"]):  # an eval transform that resized
+            probs = F.interpolate(probs, size=tuple(sample["size"]), mode=linear(probs), align_corners=False)
         if return_probs:
             return probs[0].cpu().numpy()
         return self.label_map(probs)

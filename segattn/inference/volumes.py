@@ -1,0 +1,108 @@
+"""Inference on volumes: the Segmenter's path for a network built with `spatial_dims: 3`.
+
+Inputs: volume files (.nii, .nii.gz through nibabel; .nrrd, .nhdr, .mha, .mhd through
+SimpleITK), `Volume` objects (`read_volume`'s, e.g. of a DICOM folder) and numpy arrays,
+C×D×H×W or D×H×W (one channel), in voxel order as `read_volume` gives them (D×H×W = the file's
+i, j, k axes): never transposed, resampled or resized. Every input, an array as much as a file,
+holds raw intensities (MR values, CT Hounsfield units) and goes through the checkpoint's
+intensity spec (`segattn.data.intensity.normalize_volume`, record["intensity"]), so an array
+that is already normalised would be normalised twice; a checkpoint without a spec takes the
+voxels as float32 as they are.
+
+Window: with `slide` given, every volume is tiled by `SlidingWindow` (one side, or (d, h, w)
+sides; a side longer than the volume shrinks to it). Without, a volume of at most `WHOLE_VOXELS`
+voxels runs in one forward, and a larger one is tiled with `DEFAULT_WINDOW` (overlap 0.25,
+Gaussian blending), so that a CT of 512×512×300 does not need a forward of its whole extent.
+Volumes run one at a time; `batch_size` is the number of windows run together.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from segattn.data.intensity import IntensitySpec, normalize_volume
+from segattn.data.volume_io import Volume, image_array, read_volume
+from segattn.errors import InputError
+from segattn.inference.inputs import ImageInput, InputImages, check_kind
+from segattn.inference.options import DEFAULT_OVERLAP
+from segattn.inference.strategies import Inferer, SlidingWindow, WholeImage
+
+WHOLE_VOXELS = 2**22  # 128³ × 2: a volume up to this runs in one forward when `slide` is None
+DEFAULT_WINDOW = (128, 128, 128)  # the window of a larger one (nnU-Net's usual 3-D patch)
+
+
+class InputVolumes(InputImages):
+    """Volumes read and normalised (as `InputImages` reads images, DataLoader workers included):
+    {"name", "size": (D, H, W), "tensor": float32 C×D×H×W} per input, or {"name", "error"} with
+    skip_errors. intensity: the checkpoint's spec, or None (voxels as they are)."""
+
+    def __init__(
+        self, items: list[ImageInput], channels: int, intensity: IntensitySpec | None, skip_errors: bool = False
+    ) -> None:
+        super().__init__(items, channels, None, skip_errors=skip_errors)
+        self.intensity = intensity
+
+    def name(self, index: int) -> str:
+        item = self.items[index]
+        return str(item.path) if isinstance(item, Volume) else super().name(index)
+
+    def prepare(self, index: int) -> dict[str, Any]:
+        name = self.name(index)
+        image = volume_array(self.items[index], self.channels, name)
+        if self.intensity is not None:
+            image = normalize_volume(image, self.intensity)
+        if not np.isfinite(image).all():
+            raise InputError(f"{name}: holds NaN or infinite voxels (after intensity normalisation)")
+        return {"size": tuple(image.shape[1:]), "tensor": torch.from_numpy(image)}
+
+
+def volume_array(item: ImageInput, channels: int, name: str) -> np.ndarray:
+    """A volume input (path, Volume or array; see the module docstring) as float32 C×D×H×W with
+    C = `channels`; anything else is an InputError naming it."""
+    check_kind(item, 3)
+    if isinstance(item, np.ndarray):
+        array = item[None] if item.ndim == 3 and channels == 1 else item
+        if array.ndim != 4 or array.shape[0] != channels or 0 in array.shape or array.dtype.kind not in "biuf":
+            raise InputError(
+                f"{name}: expected a volume D×H×W (one channel) or C×D×H×W with C = {channels}, "
+                f"of numbers, got {item.dtype} {item.shape}"
+            )
+        return np.ascontiguousarray(array, dtype=np.float32)
+    volume = item if isinstance(item, Volume) else read_volume(item)
+    image = image_array(volume)
+    if image.shape[0] != channels:
+        raise InputError(f"{name}: has {image.shape[0]} channel(s), the network takes {channels}")
+    return image
+
+
+def volume_strategy(strategy: Inferer, size: tuple[int, ...], batch_size: int, device: torch.device) -> Inferer:
+    """`strategy` (from `build_strategy`) for a volume of `size`; without a sliding window, a
+    volume of more than `WHOLE_VOXELS` voxels is tiled by `DEFAULT_WINDOW` around it."""
+    if isinstance(strategy, SlidingWindow) or math.prod(size) <= WHOLE_VOXELS:
+        return strategy
+    return SlidingWindow(DEFAULT_WINDOW, DEFAULT_OVERLAP, batch_size, "gaussian", device, inner=strategy)
+
+
+def predict_volumes(
+    segmenter: Any, samples: Iterable[dict[str, Any]], strategy: Inferer, batch_size: int, return_probs: bool
+) -> Iterator[np.ndarray | InputError]:
+    """`Segmenter.predict_iter` for volumes: the samples of `InputVolumes`, one at a time, through
+    `volume_strategy`: D×H×W labels (or float32 K×D×H×W probabilities), or an InputError in place
+    of an input that could not be read. Labels are reduced slab by slab when tiled
+    (`Segmenter.slide`). Logits are averaged as softmax probabilities whenever views or windows are."""
+    for sample in samples:
+        if "error" in sample:
+            yield InputError(sample["error"])
+            continue
+        chosen = volume_strategy(strategy, sample["size"], batch_size, segmenter.device)
+        network = functools.partial(segmenter.forward, softmax=return_probs or not isinstance(chosen, WholeImage))
+        if isinstance(chosen, SlidingWindow):
+            yield segmenter.slide(sample, chosen, network, return_probs)
+        else:
+            yield from segmenter.run_batch([sample], chosen, network, return_probs)
