@@ -1,4 +1,6 @@
-"""`segattn infer`: label maps for a folder or glob of images, written as palette PNGs.
+"""`segattn infer`: label maps for a folder or glob of images, written as palette PNGs; for a
+volume network (`spatial_dims: 3`), label volumes `<name>.nii.gz` for volume files, each in its
+input's grid (`write_label_volume`: shape, affine, qform/sform codes), without overlays.
 
 DataLoader workers read and transform images, the device computes, and a writer thread saves
 results, so the three overlap. Every output is written atomically (`segattn.atomic`), so an
@@ -23,11 +25,14 @@ from tqdm import tqdm
 
 from segattn.atomic import atomic_write, remove_stale_temporaries, writable_folder
 from segattn.data.io import is_own_output, read_image, write_label_map, write_overlay
+from segattn.data.volume_io import VOLUME_SUFFIXES, read_grid, write_label_volume
 from segattn.errors import InputError
 from segattn.inference import Segmenter, expand_inputs
+from segattn.inference.inputs import input_kind
 from segattn.viz import overlay
 
 BAND_ROWS = 256  # rows of probabilities converted at a time when they are written
+BAND_SLABS = 8  # a volume's slabs (D) converted at a time
 
 
 @dataclass
@@ -39,14 +44,20 @@ class InferStats:
     own_outputs: int = 0
     failed: list[tuple[Path, str]] = field(default_factory=list)
     seconds: float = 0.0
+    unit: str = "image"  # what was segmented: "image" or "volume"
 
     @property
     def images_per_second(self) -> float | None:
-        """Images written per second; None when nothing was written."""
+        """Images (volumes) written per second; None when nothing was written."""
         return self.written / self.seconds if self.written and self.seconds > 0 else None
 
 
 def output_paths(image: Path, output: Path) -> dict[str, Path]:
+    """An input's outputs by kind; a volume's label map is `<name>.nii.gz`, whatever its format,
+    its name without the format's suffix (both of .nii.gz's)."""
+    if input_kind(image) == "volume":
+        stem = image.name[: -len(next(s for s in VOLUME_SUFFIXES if image.name.lower().endswith(s)))]
+        return {"mask": output / f"{stem}.nii.gz", "probs": output / f"{stem}_probs.npy"}
     return {
         "mask": output / f"{image.stem}.png",
         "overlay": output / f"{image.stem}_overlay.jpg",
@@ -65,7 +76,10 @@ def plan_outputs(images: list[Path], output: Path, wanted: list[str]) -> tuple[l
         path
         for image in images
         for kind in ("mask", "overlay")
-        if (path := outputs[image][kind].resolve()) in input_files and path != resolved[image] and is_own_output(path)
+        if kind in outputs[image]
+        and (path := outputs[image][kind].resolve()) in input_files
+        and path != resolved[image]
+        and is_own_output(path)
     }
     inputs = [image for image in images if resolved[image] not in own]
     remaining = {resolved[image] for image in inputs}
@@ -102,23 +116,28 @@ def run_infer(
     """Writes `<stem>.png` label maps (palette PNG: pixel value = class index; 16-bit grey PNG
     beyond 256 classes) into `output`, and `<stem>_overlay.jpg` / `<stem>_probs.npy` (float16
     K×H×W) on request. skip_errors: an image that cannot be read or written is reported in
-    `failed` and the run goes on; by default the first one raises."""
+    `failed` and the run goes on; by default the first one raises. A volume network writes
+    `<name>.nii.gz` label volumes (and `<name>_probs.npy`, float16 K×D×H×W); overlays are
+    refused for it."""
     output = Path(output)
     if output.exists() and not output.is_dir():
         raise InputError(f"output {output}: exists and is not a folder; expected a folder for the label maps")
     writable_folder(output, f"output {output}")
     remove_stale_temporaries(output)  # left by a run that was killed mid-write
+    volumes = segmenter.spatial_dims == 3
+    if volumes and overlay_images:
+        raise InputError("overlays (--overlay) are drawn on images; a volume network writes label volumes only")
     wanted = ["mask", *(["overlay"] if overlay_images else []), *(["probs"] if probs else [])]
     images, own_outputs = plan_outputs([Path(p) for p in expand_inputs(inputs)], output, wanted)
     todo = [p for p in images if overwrite or not all(output_paths(p, output)[k].exists() for k in wanted)]
-    stats = InferStats(skipped=len(images) - len(todo), own_outputs=own_outputs)
+    stats = InferStats(skipped=len(images) - len(todo), own_outputs=own_outputs, unit="volume" if volumes else "image")
     start = time.perf_counter()
     pending: list[tuple[Path, Future]] = []
     with ThreadPoolExecutor(max_workers=1) as writer:
         results = segmenter.predict_iter(
             todo, batch_size=batch_size, return_probs=probs, workers=workers, skip_errors=skip_errors, **predict_options
         )
-        for path, result in tqdm(zip(todo, results, strict=True), total=len(todo), unit="img", desc="infer"):
+        for path, result in tqdm(zip(todo, results, strict=True), total=len(todo), unit=stats.unit[:3], desc="infer"):
             if isinstance(result, InputError):
                 stats.failed.append((path, str(result)))
                 tqdm.write(f"segattn: skipped {path}: {result}")
@@ -137,26 +156,30 @@ def run_infer(
 
 
 def write_outputs(image: Path, output: Path, result: np.ndarray, segmenter: Segmenter, wanted: list[str]) -> None:
-    """Writes the wanted outputs of one image, the label map last: each atomically, so a run
-    killed midway leaves no partial file, only a missing one that the next run writes."""
+    """Writes the wanted outputs of one image (volume), the label map last: each atomically, so a
+    run killed midway leaves no partial file, only a missing one that the next run writes."""
     paths = output_paths(image, output)
     labels = result if "probs" not in wanted else write_probabilities(paths["probs"], result, segmenter.label_dtype)
+    if "overlay" not in paths:  # a volume: written in its own grid
+        write_label_volume(labels, read_grid(image), paths["mask"])
+        return
     if "overlay" in wanted:
         write_overlay(paths["overlay"], overlay(read_image(image, segmenter.in_channels), labels, segmenter.palette))
     write_label_map(paths["mask"], labels, segmenter.palette)
 
 
 def write_probabilities(path: Path, probs: np.ndarray, label_dtype: np.dtype) -> np.ndarray:
-    """Saves float32 K×H×W probabilities as a float16 .npy (atomically) and returns their label
-    map (argmax of the float32 values, as `label_dtype`), both band by band, so that no second
-    full-size array is held besides the file's pages."""
+    """Saves float32 K×H×W (K×D×H×W) probabilities as a float16 .npy (atomically) and returns
+    their label map (argmax of the float32 values, as `label_dtype`), both band by band (rows;
+    a volume's slabs), so that no second full-size array is held besides the file's pages."""
     labels = np.empty(probs.shape[1:], label_dtype)
+    rows = BAND_ROWS if probs.ndim == 3 else BAND_SLABS
     with atomic_write(path) as temporary:
         stored = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.float16, shape=probs.shape)
-        for top in range(0, probs.shape[1], BAND_ROWS):
-            band = probs[:, top : top + BAND_ROWS]
-            stored[:, top : top + BAND_ROWS] = band
-            labels[top : top + BAND_ROWS] = band.argmax(axis=0)
+        for top in range(0, probs.shape[1], rows):
+            band = probs[:, top : top + rows]
+            stored[:, top : top + rows] = band
+            labels[top : top + rows] = band.argmax(axis=0)
         stored.flush()
         del stored  # closes the mapping before the file is renamed
     return labels

@@ -15,13 +15,15 @@ from segattn.usage import COMMANDS
 def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("infer", help=COMMANDS["infer"])
     parser.add_argument("--ckpt", required=True, help="checkpoint written by fit")
-    parser.add_argument("--input", required=True, nargs="+", help="image files, folders or globs (quote globs)")
-    parser.add_argument("--output", required=True, help="folder for <stem>.png label maps")
+    parser.add_argument(
+        "--input", required=True, nargs="+", help="image (volume) files, folders or globs (quote globs)"
+    )
+    parser.add_argument("--output", required=True, help="folder for <stem>.png (volumes: <name>.nii.gz) label maps")
     parser.add_argument("--batch-size", type=count, default=8)
     parser.add_argument("--device", default="auto", help='"auto", "cpu" or "cuda:N"')
     parser.add_argument("--workers", type=non_negative, default=2, help="DataLoader processes reading images")
-    parser.add_argument("--overlay", action="store_true", help="also write <stem>_overlay.jpg")
-    parser.add_argument("--probs", action="store_true", help="also write <stem>_probs.npy (float16 K×H×W)")
+    parser.add_argument("--overlay", action="store_true", help="also write <stem>_overlay.jpg (images only)")
+    parser.add_argument("--probs", action="store_true", help="also write <stem>_probs.npy (float16 K×H×W, K×D×H×W)")
     parser.add_argument("--overwrite", action="store_true", help="redo images whose label map exists")
     parser.add_argument("--compile", action="store_true", help="torch.compile the network first")
     parser.add_argument(
@@ -65,7 +67,8 @@ def infer_summary(stats: InferStats, output: str) -> str:
     if stats.failed:
         notes.append(f"{len(stats.failed)} failed")
     detail = f" ({'; '.join(notes)})" if notes else ""
-    summary = f"wrote {stats.written} label maps to {output}{detail}"
+    maps = "label maps" if stats.unit == "image" else "label volumes"
+    summary = f"wrote {stats.written} {maps} to {output}{detail}"
     if not stats.written:  # no speed to report
         return summary
-    return f"{summary} in {stats.seconds:.1f} s: {stats.images_per_second:.3g} images/s"
+    return f"{summary} in {stats.seconds:.1f} s: {stats.images_per_second:.3g} {stats.unit}s/s"

@@ -11,7 +11,9 @@ that a later run recognises its own outputs in a folder it reads (`is_own_output
 
 from __future__ import annotations
 
+import gzip
 import os
+import zlib
 from pathlib import Path
 
 import cv2
@@ -25,7 +27,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".we
 # Written into every label map (a PNG text chunk) and overlay (a JPEG comment) segattn writes,
 # near the start of the file, where `is_own_output` looks for it.
 OUTPUT_MARKER = "written by segattn"
-MARKER_WINDOW = 4096  # PIL writes both within the first hundred bytes
+MARKER_WINDOW = 4096  # PIL writes both within the first hundred bytes; NIfTI's descrip is at 148
+GZIP_MAGIC = b"\x1f\x8b"
 # Any depth, any colour, orientation applied: OpenCV's IMREAD_UNCHANGED would ignore the EXIF
 # orientation (and keep alpha, which `match_channels` drops anyway).
 DECODE_FLAGS = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
@@ -145,11 +148,16 @@ def write_overlay(path: str | os.PathLike, image: np.ndarray) -> None:
 
 def is_own_output(path: str | os.PathLike) -> bool:
     """Whether the file is a label map or overlay that segattn wrote (it carries the marker near
-    its start); read without decoding the pixels."""
+    its start; a NIfTI label volume in its header's `descrip`); read without decoding the pixels.
+    A gzip file (.nii.gz) is looked into through gzip: its first MARKER_WINDOW bytes unpacked."""
     try:
         with open(path, "rb") as file:
-            return OUTPUT_MARKER.encode() in file.read(MARKER_WINDOW)
-    except OSError:
+            start = file.read(MARKER_WINDOW)
+        if start.startswith(GZIP_MAGIC):
+            with gzip.open(path, "rb") as file:
+                start = file.read(MARKER_WINDOW)
+        return OUTPUT_MARKER.encode() in start
+    except (OSError, EOFError, zlib.error):  # gzip.BadGzipFile is an OSError
         return False
 
 

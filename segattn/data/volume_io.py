@@ -11,7 +11,9 @@ DICOM series (a folder) through SimpleITK, the optional `medical` extra. SimpleI
 z, y, x: they are transposed back to the file's i, j, k; its origin/direction/spacing are in
 LPS+ and become the RAS+ affine diag(−1, −1, 1) · [direction · diag(spacing) | origin].
 
-Label maps are written (`write_label_volume`) in their reference's own grid and atomically.
+Label maps are written (`write_label_volume`) in their reference's own grid and atomically; a
+NIfTI label map carries segattn's output marker in its header's `descrip` field, so that
+`segattn.data.io.is_own_output` recognises it. `read_grid` reads a reference's grid alone.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import numpy as np
 
 from segattn.atomic import atomic_write, write_bytes
 from segattn.data.folder import apply_lut, label_lut
+from segattn.data.io import OUTPUT_MARKER
 from segattn.errors import InputError, MissingPathError
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -82,10 +85,12 @@ def read_volume(path: str | os.PathLike) -> Volume:
     return volume
 
 
-def read_nifti(path: Path) -> Volume:
+def read_nifti(path: Path, voxels: bool = True) -> Volume:
+    """voxels False: the header alone; `array` is then a read-only zero placeholder of the
+    volume's shape that takes no memory (np.broadcast_to)."""
     try:
         image = nib.load(path)
-        array = np.asanyarray(image.dataobj)
+        array = np.asanyarray(image.dataobj) if voxels else np.broadcast_to(np.uint8(0), image.shape)
     except Exception as exc:  # nibabel raises ImageFileError, EOFError, OSError, zlib errors, ...
         raise InputError(f"{path}: cannot read the NIfTI file ({type(exc).__name__}: {exc})".splitlines()[0]) from exc
     if array.ndim == 5 and array.shape[3] == 1:  # NIfTI stores vector data as i, j, k, t=1, c
@@ -93,6 +98,16 @@ def read_nifti(path: Path) -> Volume:
     zooms = image.header.get_zooms()[:3]
     spacing = tuple(float(z) for z in zooms) + (1.0,) * (3 - len(zooms))
     return Volume(array, image.affine.astype(np.float64), spacing, image.header, path)  # type: ignore[arg-type]
+
+
+def read_grid(path: str | os.PathLike) -> Volume:
+    """The grid of a volume file, as the reference `write_label_volume` writes labels in: a NIfTI
+    file's header alone (`read_nifti` without voxels: no voxel is read or held), any other
+    format read whole (`read_volume`)."""
+    path = Path(path)
+    if path.is_file() and path.name.lower().endswith(NIFTI_SUFFIXES):
+        return read_nifti(path, voxels=False)
+    return read_volume(path)
 
 
 def sitk_module() -> Any:
@@ -239,5 +254,6 @@ def nifti_bytes(data: np.ndarray, reference: Volume, gz: bool) -> bytes:
     image.header.set_data_dtype(data.dtype)
     image.header.set_slope_inter(1.0, 0.0)
     image.header["cal_min"], image.header["cal_max"] = 0, 0
+    image.header["descrip"] = OUTPUT_MARKER.encode()  # 80 bytes at offset 148: `is_own_output` finds it
     raw = image.to_bytes()
     return gzip.compress(raw, compresslevel=6) if gz else raw

@@ -98,8 +98,8 @@ def check_kind(item: ImageInput, spatial_dims: int) -> None:
     if kind not in (None, expected):
         source = item.path if isinstance(item, Volume) else item
         raise InputError(
-            f"{source}: is a {kind}, but the checkpoint's network is {spatial_dims}-D and takes "
-            f"{expected}s ({', '.join(KINDS[expected])})"
+            f"{source}: the checkpoint's network is {spatial_dims}-D and takes {expected}s "
+            f"({', '.join(KINDS[expected])}), not {kind}s"
         )
 
 
@@ -148,7 +148,7 @@ def listed(paths: Iterable[Path], where: str, pattern: str) -> list[Path]:
     files = sorted(p for p in paths if p.is_file() and input_kind(p))
     if not files:
         suffixes = ", ".join(IMAGE_SUFFIXES + VOLUME_SUFFIXES)
-        raise InputError(f"{where} no image or volume file ({suffixes})")
+        raise InputError(f"{where} no images or volumes ({suffixes})")
     first = {input_kind(p): p.name for p in reversed(files)}  # each kind's first file
     if len(first) > 1:
         raise InputError(
