@@ -138,7 +138,7 @@ def expand_inputs(inputs: ImageInput | Sequence[ImageInput]) -> list[ImageInput]
         elif glob.has_magic(str(item)):
             expanded.extend(listed(map(Path, glob.glob(str(item))), f"{item}: the pattern matches", str(item)))
         else:
-            raise MissingPathError(f"{path}: no such image file, folder or pattern")
+            raise MissingPathError(f"{path}: no such image or volume file, folder or pattern")
     return expanded
 
 

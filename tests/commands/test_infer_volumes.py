@@ -46,7 +46,7 @@ def test_infer_writes_label_volumes_in_each_inputs_grid(ckpt, scans, tmp_path, s
     stamp = (out / "case_007.nii.gz").stat().st_mtime_ns
     again = segattn(*infer)
     assert "wrote 0 label volumes" in again.stdout and "2 existed and were skipped" in again.stdout
-    redone = segattn(*infer, "--overwrite", "--tta", "flip", "--slide", 8)
+    redone = segattn(*infer, "--overwrite", "--tta", "flip", "--slide", 8, 16, 8)
     assert "wrote 2 label volumes" in redone.stdout and (out / "case_007.nii.gz").stat().st_mtime_ns != stamp
     probs = segattn(*infer, "--probs")  # the label maps exist, the probabilities do not: both written
     assert probs.returncode == 0 and "wrote 2 label volumes" in probs.stdout
@@ -76,6 +76,7 @@ def test_refusals_are_one_line(ckpt, scans, tmp_path, segattn):  # noqa: F811
         ([scans], "holds both images (preview.png, ...) and volumes (case_007.nii.gz, ...)"),
         ([images], f"{images / 'a.png'}: the checkpoint's network is 3-D and takes volumes"),
         ([scans / "case_007.nii.gz", "--tta", "flip+scales"], "a volume takes tta='flip'"),
+        ([scans / "case_007.nii.gz", "--slide", 8, 8], "--slide 8 8: expected one window side, or three (D H W)"),
     ]:
         result = segattn(*infer, *args)
         assert result.returncode == 2 and len(errors(result)) == 1 and named in errors(result)[0], result.stderr
