@@ -1,7 +1,8 @@
 """Inference: the Segmenter (segmenter.py) over its inputs (inputs.py), its checked options
 (options.py), its device runtime (runtime.py) and the interchangeable strategies it runs
-(strategies.py: whole image, sliding window, flip/scale TTA, mirror TTA over every spatial axis);
-the sliding window's stitching itself is `segattn.sliding`."""
+(strategies.py: whole image, sliding window, flip/scale TTA, mirror TTA over every spatial axis),
+and its path for volumes (volumes.py: a `spatial_dims: 3` network's inputs, intensity
+normalisation and default window); the sliding window's stitching itself is `segattn.sliding`."""
 
 from segattn.inference.inputs import ImageInput, InputImages, expand_inputs, load_input
 from segattn.inference.options import Tta
@@ -15,12 +16,14 @@ from segattn.inference.runtime import (
 )
 from segattn.inference.segmenter import Segmenter
 from segattn.inference.strategies import FlipScaleTTA, Inferer, MirrorTTA, SlidingWindow, WholeImage
+from segattn.inference.volumes import InputVolumes
 
 __all__ = [
     "FlipScaleTTA",
     "ImageInput",
     "Inferer",
     "InputImages",
+    "InputVolumes",
     "MirrorTTA",
     "Precision",
     "Segmenter",
