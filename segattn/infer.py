@@ -54,14 +54,15 @@ class InferStats:
 
 def output_paths(image: Path, output: Path) -> dict[str, Path]:
     """An input's outputs by kind; a volume's label map is `<name>.nii.gz`, whatever its format,
-    its name without the format's suffix (both of .nii.gz's)."""
-    if input_kind(image) == "volume":
+    its name without the format's suffix (both of .nii.gz's), and it has no overlay (its path is
+    named all the same, for an image network that refuses the volume)."""
+    stem = image.stem
+    if volume := input_kind(image) == "volume":
         stem = image.name[: -len(next(s for s in VOLUME_SUFFIXES if image.name.lower().endswith(s)))]
-        return {"mask": output / f"{stem}.nii.gz", "probs": output / f"{stem}_probs.npy"}
     return {
-        "mask": output / f"{image.stem}.png",
-        "overlay": output / f"{image.stem}_overlay.jpg",
-        "probs": output / f"{image.stem}_probs.npy",
+        "mask": output / (f"{stem}.nii.gz" if volume else f"{stem}.png"),
+        "overlay": output / f"{stem}_overlay.jpg",
+        "probs": output / f"{stem}_probs.npy",
     }
 
 
@@ -76,10 +77,7 @@ def plan_outputs(images: list[Path], output: Path, wanted: list[str]) -> tuple[l
         path
         for image in images
         for kind in ("mask", "overlay")
-        if kind in outputs[image]
-        and (path := outputs[image][kind].resolve()) in input_files
-        and path != resolved[image]
-        and is_own_output(path)
+        if (path := outputs[image][kind].resolve()) in input_files and path != resolved[image] and is_own_output(path)
     }
     inputs = [image for image in images if resolved[image] not in own]
     remaining = {resolved[image] for image in inputs}
@@ -160,7 +158,7 @@ def write_outputs(image: Path, output: Path, result: np.ndarray, segmenter: Segm
     run killed midway leaves no partial file, only a missing one that the next run writes."""
     paths = output_paths(image, output)
     labels = result if "probs" not in wanted else write_probabilities(paths["probs"], result, segmenter.label_dtype)
-    if "overlay" not in paths:  # a volume: written in its own grid
+    if input_kind(image) == "volume":  # written in its own grid
         write_label_volume(labels, read_grid(image), paths["mask"])
         return
     if "overlay" in wanted:

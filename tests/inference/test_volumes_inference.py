@@ -15,6 +15,7 @@ from segattn.data.intensity import normalize_volume
 from segattn.data.io import write_image
 from segattn.data.transforms import eval_pipeline
 from segattn.data.volume_io import image_array, read_volume
+from segattn.infer import run_infer
 from segattn.inference import volumes
 
 CLASSES = ["background", "anterior", "posterior"]
@@ -179,6 +180,7 @@ def test_inputs_of_the_other_kind_fail_with_one_line(seg, tmp_path):
     for run, named in [
         (lambda: image_seg.predict(volume), f"{volume}: the checkpoint's network is 2-D and takes images"),
         (lambda: image_seg.predict(read_volume(volume)), "network is 2-D and takes images"),
+        (lambda: run_infer(image_seg, volume, tmp_path / "o", overlay_images=True, workers=0), "takes images"),
         (lambda: seg.predict(tmp_path / "i/a.png"), "a.png: the checkpoint's network is 3-D and takes volumes"),
         (lambda: seg.predict(np.zeros((8, 8))), r"expected a volume D×H×W .* float64 \(8, 8\)"),
         (lambda: seg.predict(np.zeros((2, 4, 4, 4))), "C = 1"),
