@@ -35,7 +35,7 @@ from segattn.inference.strategies import Inferer, Network, SlidingWindow, linear
 from segattn.inference.volumes import InputVolumes, predict_volumes
 from segattn.models import build_model
 from segattn.models.base import returns_attention
-from segattn.sliding import Blending
+from segattn.sliding import Blending, Window
 
 
 class Segmenter:
@@ -67,7 +67,7 @@ class Segmenter:
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
         # Inference-only copy: batch norms folded into their convolutions, channels_last memory
-        # format (faster convolutions with oneDNN on the CPU and cuDNN on the GPU).
+        # format, channels_last_3d for volumes (faster convolutions with oneDNN and cuDNN).
         self.spatial_dims = getattr(model, "spatial_dims", 2)
         self.memory_format = memory_format(self.spatial_dims)
         model = fold_batchnorm(copy.deepcopy(model).eval()).to(self.device, memory_format=self.memory_format)
@@ -125,7 +125,7 @@ class Segmenter:
         batch_size: int = 8,
         tta: Tta = None,
         scales: Sequence[float] | None = None,
-        slide: int | tuple[int, float] | None = None,
+        slide: Window | tuple[Window, float] | None = None,
         blending: Blending | None = None,
         return_probs: bool = False,
         workers: int = 0,
@@ -144,7 +144,7 @@ class Segmenter:
             image as decoded, the label map, one batch of windows and strips of (K + 1) × window
             × W floats, when the transform has a window-wise form (see
             `segattn.window_transform`); any other transform makes a float32 copy of the image.
-        return_probs: yield float32 K×H×W probabilities instead of label maps.
+        return_probs: yield float32 K×H×W (K×D×H×W) probabilities instead of label maps.
         workers: DataLoader processes that read and transform images while the device computes.
         skip_errors: an input that cannot be read (missing, empty, corrupt, unsuitable) yields its
             InputError in its place and the rest go on; by default it is raised.
