@@ -90,12 +90,12 @@ class SegDataModule(L.LightningDataModule):
             raise InputError(f"batch_size: expected a positive number, got {batch_size}/{val_batch_size}")
         if num_workers < 0:
             raise InputError(f"num_workers: expected 0 or more, got {num_workers}")
+        self.volumes = check_kind({"train": train, "val": val, "test": test})
         for name, ds in (("val", val), ("test", test)):
             if ds is not None and list(ds.classes) != list(train.classes):
                 raise InputError(f"data.{name}: classes {ds.classes} differ from data.train's {train.classes}")
         check_disjoint({"train": train, "val": val, "test": test})
         self.datasets = {"train": train, "val": val, "test": test}
-        self.volumes = check_kind(self.datasets)
         refuse_keys(
             {"crop_size": crop_size, "augment": augment, "normalize": normalize, "train_transform": train_transform,
              "eval_transform": eval_transform, "patch_size": patch_size, "foreground_share": foreground_share,
