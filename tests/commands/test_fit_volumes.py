@@ -1,0 +1,49 @@
+"""`segattn fit` on volumes: configs/hippocampus.yaml, shrunk to a two-step run on the real data."""
+
+from __future__ import annotations
+
+import torch
+
+from segattn import checkpoint
+from segattn.viz import read_metrics_csv
+
+from ..conftest import REPO, needs_config_hippocampus
+
+
+@needs_config_hippocampus
+def test_fit_on_hippocampus_writes_volume_checkpoints_and_logs_dice(segattn, tmp_path):
+    result = segattn(
+        "fit",
+        "--config",
+        REPO / "configs/hippocampus.yaml",
+        "--trainer.default_root_dir",
+        tmp_path,
+        "--trainer.max_epochs",
+        1,
+        "--trainer.limit_train_batches",
+        2,
+        "--trainer.limit_val_batches",
+        2,
+        "--data.patch_size",
+        "[16, 16, 16]",
+        "--data.batch_size",
+        2,
+        "--data.num_workers",
+        0,
+        "--model.model_args",
+        '{"spatial_dims": 3, "widths": [4, 8, 16], "norm": "instance", "deep_supervision": true}',
+        cwd=REPO,  # the config's data path is relative to the repository root
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    (version,) = (tmp_path / "lightning_logs").iterdir()
+    assert sorted(p.name for p in (version / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    for name in ("best.ckpt", "last.ckpt"):
+        stored = torch.load(version / "checkpoints" / name, map_location="cpu", weights_only=True)
+        record = stored[checkpoint.RECORD_KEY]
+        assert record["intensity"] == {"zscore": {"foreground": False}} and record["eval_transform"] is None
+        assert record["model_args"]["spatial_dims"] == 3 and record["in_channels"] == 1
+        assert record["classes"] == ["background", "anterior", "posterior"]
+    curves = read_metrics_csv(version / "metrics.csv")
+    for key in ("val/mIoU", "val/mDice", "val/IoU/anterior", "train/loss_epoch"):
+        assert key in curves and torch.isfinite(torch.as_tensor(curves[key][1])).all()
+    assert [p.name for p in (version / "val_images").iterdir()] == ["epoch_000.png"]  # the middle D slice
