@@ -103,7 +103,8 @@ class SegmentationTask(L.LightningModule):
         return returns_attention(self.model)
 
     def on_fit_start(self) -> None:
-        volumes = getattr(getattr(self.trainer, "datamodule", None), "intensity", None) is not None
+        # `_trainer`: None when called unattached, where `trainer` raises
+        volumes = getattr(getattr(self._trainer, "datamodule", None), "intensity", None) is not None
         if volumes != (self.model_args.get("spatial_dims", 2) == 3):
             data, needed = ("volumes", "3") if volumes else ("images", "2 (the default)")
             raise InputError(f"model.model_args.spatial_dims: the data are {data}; set it to {needed}")
