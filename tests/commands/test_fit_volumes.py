@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from types import SimpleNamespace
+
+import pytest
 import torch
 
 from segattn import checkpoint
+from segattn.errors import InputError
+from segattn.task import SegmentationTask
 from segattn.viz import read_metrics_csv
 
 from ..conftest import REPO, needs_config_hippocampus
@@ -47,3 +53,17 @@ def test_fit_on_hippocampus_writes_volume_checkpoints_and_logs_dice(segattn, tmp
     for key in ("val/mIoU", "val/mDice", "val/IoU/anterior", "train/loss_epoch"):
         assert key in curves and torch.isfinite(torch.as_tensor(curves[key][1])).all()
     assert [p.name for p in (version / "val_images").iterdir()] == ["epoch_000.png"]  # the middle D slice
+
+
+@pytest.mark.parametrize(
+    ("model_args", "intensity", "message"),
+    [
+        ({"widths": [4, 8]}, {"zscore": {"foreground": False}}, "the data are volumes; set it to 3"),
+        ({"widths": [4, 8], "spatial_dims": 3}, None, "the data are images; set it to 2 (the default)"),
+    ],
+)
+def test_a_network_of_the_other_dimension_is_a_one_line_error(model_args, intensity, message):
+    task = SegmentationTask(["background", "a"], model_args=model_args, in_channels=1)
+    task._trainer = SimpleNamespace(datamodule=SimpleNamespace(intensity=intensity))  # what fit attaches
+    with pytest.raises(InputError, match=re.escape(f"model.model_args.spatial_dims: {message}")):
+        task.on_fit_start()
