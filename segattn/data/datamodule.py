@@ -54,12 +54,14 @@ class SegDataModule(L.LightningDataModule):
         intensity: the normalisation spec of `segattn.data.intensity` (default
             {"zscore": {"foreground": false}}, for MR), of training patches and evaluation volumes.
         augment_3d: "flips" (default: mirror each axis with probability 1/2) or "none".
+
+    For both:
+        batch_size: training batch; val_batch_size defaults to it (volumes: to 1).
+        num_workers: DataLoader worker processes (0 = load in the main process).
+
     Evaluation sees whole volumes (the network pads them to its strides), one per batch unless
     val_batch_size says otherwise (then zero-padded, labels 255): a whole volume can be large, and
     alone its scores do not depend on which volumes share its batch.
-
-        batch_size: training batch; val_batch_size defaults to it (volumes: to 1).
-        num_workers: DataLoader worker processes (0 = load in the main process).
 
     The training order and each sample's augmentation depend only on (seed, epoch, index), see
     `segattn.data.sampling`: a resumed run, or one with another number of workers, sees the same
