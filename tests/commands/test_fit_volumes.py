@@ -18,6 +18,7 @@ from ..conftest import REPO, needs_config_hippocampus
 
 @needs_config_hippocampus
 def test_fit_on_hippocampus_writes_volume_checkpoints_and_logs_dice(segattn, tmp_path):
+    model_args = '{"spatial_dims": 3, "widths": [4, 8, 16], "norm": "instance", "deep_supervision": true}'
     result = segattn(
         "fit",
         "--config",
@@ -37,7 +38,7 @@ def test_fit_on_hippocampus_writes_volume_checkpoints_and_logs_dice(segattn, tmp
         "--data.num_workers",
         0,
         "--model.model_args",
-        '{"spatial_dims": 3, "widths": [4, 8, 16], "norm": "instance", "deep_supervision": true}',
+        model_args,
         cwd=REPO,  # the config's data path is relative to the repository root
     )
     assert result.returncode == 0, result.stderr[-2000:]
@@ -53,6 +54,14 @@ def test_fit_on_hippocampus_writes_volume_checkpoints_and_logs_dice(segattn, tmp
     for key in ("val/mIoU", "val/mDice", "val/IoU/anterior", "train/loss_epoch"):
         assert key in curves and torch.isfinite(torch.as_tensor(curves[key][1])).all()
     assert [p.name for p in (version / "val_images").iterdir()] == ["epoch_000.png"]  # the middle D slice
+    # Lightning's other commands take the volume checkpoint: validate scores it, predict refuses to write
+    data = ["--config", REPO / "configs/hippocampus.yaml", "--trainer.default_root_dir", tmp_path]
+    data += ["--trainer.limit_val_batches", 2, "--trainer.limit_predict_batches", 1, "--data.num_workers", 0]
+    best = ["--ckpt_path", version / "checkpoints/best.ckpt", "--model.model_args", model_args]
+    validated = segattn("validate", *data, *best, cwd=REPO)
+    assert validated.returncode == 0 and "val/mDice" in validated.stdout, validated.stderr[-2000:]
+    predicted = segattn("predict", *data, *best, cwd=REPO)
+    assert predicted.returncode != 0 and "writes label maps of images only" in predicted.stderr
 
 
 @pytest.mark.parametrize(
