@@ -47,8 +47,12 @@ class SegmentationTask(L.LightningModule):
             in <log_dir>/val_images/ and an image in TensorBoard ("val/predictions"). 0 = none.
 
     Logged: train/loss, train/alpha/<gate> (each gate's mean α over the batch, every logged step;
-    gates start open at about 0.95), val/loss, val/mIoU, val/aAcc and val/IoU/<class>. Checkpoints: the best
+    gates start open at about 0.95), val/loss, val/mIoU, val/mDice, val/aAcc and val/IoU/<class>. Checkpoints: the best
     by val/mIoU ("best.ckpt") and the last ("last.ckpt"), each self-describing for `Segmenter`.
+
+    Volumes (a network with model_args spatial_dims 3, a data module of volume data sets): the
+    same on N×C×D×H×W batches; logged images show each volume's middle slice along D, and the
+    checkpoint records the data's intensity spec instead of an evaluation transform.
     """
 
     def __init__(
@@ -99,6 +103,11 @@ class SegmentationTask(L.LightningModule):
         return returns_attention(self.model)
 
     def on_fit_start(self) -> None:
+        # `_trainer`: None when called unattached, where `trainer` raises
+        volumes = getattr(getattr(self._trainer, "datamodule", None), "intensity", None) is not None
+        if volumes != (self.model_args.get("spatial_dims", 2) == 3):
+            data, needed = ("volumes", "3") if volumes else ("images", "2 (the default)")
+            raise InputError(f"model.model_args.spatial_dims: the data are {data}; set it to {needed}")
         # Lightning converts BatchNorm for trainer.sync_batchnorm under DDP; PyTorch's
         # SyncBatchNorm then fails on the CPU at the first batch with a bare traceback.
         if self.device.type == "cpu" and any(isinstance(m, torch.nn.SyncBatchNorm) for m in self.modules()):
@@ -158,9 +167,9 @@ class SegmentationTask(L.LightningModule):
         self.score(batch, self.model(batch["image"]), "test", self.test_metrics, self.test_loss)
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[Tensor]:
-        """Label maps, one int64 H×W per image at its own size (the batch's padding cut off)."""
+        """Label maps, one int64 H×W (D×H×W) per image at its own size (the batch's padding cut off)."""
         labels = self.model(batch["image"]).argmax(dim=1)
-        return [label[:h, :w] for label, (h, w) in zip(labels, batch["size"], strict=True)]
+        return [label[tuple(slice(0, n) for n in size)] for label, size in zip(labels, batch["size"], strict=True)]
 
     def score(
         self, batch: dict[str, Any], logits: Tensor, stage: str, metrics: SegMetrics, mean_loss: MeanMetric
@@ -175,16 +184,16 @@ class SegmentationTask(L.LightningModule):
         count = min(self.log_images, len(batch["image"]))
         palette = default_palette(len(self.classes))
         truth, pred = batch["mask"][:count].cpu().numpy(), logits[:count].argmax(1).cpu().numpy()
-        rows = [
-            validation_row(
-                batch["image"][i].float().cpu().numpy().transpose(1, 2, 0),
-                truth[i],
-                pred[i],
-                {name: a[i, 0].float().cpu().numpy() for name, a in maps.items()},
-                palette,
-            )
-            for i in range(count)
-        ]
+        rows = []
+        for i in range(count):
+            image = batch["image"][i].float().cpu().numpy()
+            alphas = {name: a[i, 0].float().cpu().numpy() for name, a in maps.items()}
+            label, predicted = truth[i], pred[i]
+            if image.ndim == 4:  # a volume: its own middle slice along D, each map's slice nearest it
+                middle = batch["size"][i][0] // 2
+                image, label, predicted = image[:, middle], label[middle], predicted[middle]
+                alphas = {name: a[middle * a.shape[0] // truth.shape[1]] for name, a in alphas.items()}
+            rows.append(validation_row(image.transpose(1, 2, 0), label, predicted, alphas, palette))
         picture = np.concatenate(rows, axis=0)
         for logger in self.loggers:
             if isinstance(logger, TensorBoardLogger):
@@ -202,7 +211,7 @@ class SegmentationTask(L.LightningModule):
 
     def log_scores(self, stage: str, metrics: SegMetrics) -> None:
         result = metrics.compute()  # summed across processes by torchmetrics
-        values = {f"{stage}/aAcc": result["aAcc"]}
+        values = {f"{stage}/aAcc": result["aAcc"], f"{stage}/mDice": result["mDice"]}
         values.update({f"{stage}/IoU/{name}": iou for name, iou in zip(self.classes, result["IoU"], strict=True)})
         # The values are global already (synced states); sync_dist only averages equal numbers.
         self.log_dict({k: v.float() for k, v in values.items()}, prog_bar=False, sync_dist=True)
@@ -230,8 +239,10 @@ class SegmentationTask(L.LightningModule):
         return [best, LabelMapWriter()]  # the writer acts in `predict` only
 
     def on_save_checkpoint(self, ckpt: dict[str, Any]) -> None:
-        eval_transform = getattr(getattr(self.trainer, "datamodule", None), "eval_transform", None)
-        if eval_transform is None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        eval_transform = getattr(datamodule, "eval_transform", None)
+        intensity = getattr(datamodule, "intensity", None)  # volumes: normalised by it, no transform
+        if eval_transform is None and intensity is None:
             raise InputError(
                 "checkpoint: the evaluation transform is unknown; train with a SegDataModule "
                 "(or a data module with an `eval_transform` Albumentations pipeline)"
@@ -242,6 +253,7 @@ class SegmentationTask(L.LightningModule):
             self.hparams.in_channels,
             self.classes,
             default_palette(len(self.classes)),
-            serialize(eval_transform),
+            None if intensity is not None else serialize(eval_transform),
+            intensity=intensity,
         )
         ckpt["hyper_parameters"] = dict(ckpt.get("hyper_parameters", {}))  # plain dict: weights_only-safe

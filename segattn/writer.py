@@ -12,6 +12,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
 from segattn.data.io import write_label_map
+from segattn.errors import InputError
 from segattn.viz import default_palette
 
 
@@ -43,6 +44,8 @@ class LabelMapWriter(BasePredictionWriter):
     ) -> None:
         palette = default_palette(len(pl_module.classes))
         for name, labels in zip(batch["name"], prediction, strict=True):
+            if labels.ndim != 2:  # a volume's labels need its scan's grid (affine), which batches do not carry
+                raise InputError(f"predict: writes label maps of images only, and {name} is a volume")
             path = self.folder(trainer) / output_name(name)
             path.parent.mkdir(parents=True, exist_ok=True)
             write_label_map(path, labels.cpu().numpy(), palette)

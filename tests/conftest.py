@@ -12,6 +12,11 @@ CONFIG_DRIVE = REPO.parent / "shared" / "data" / "drive"  # configs/drive.yaml's
 needs_config_drive = pytest.mark.skipif(
     not CONFIG_DRIVE.is_dir(), reason=f"DRIVE not found at {CONFIG_DRIVE} (configs/drive.yaml's path)"
 )
+CONFIG_HIPPOCAMPUS = REPO.parent / "shared" / "data" / "hippocampus"  # configs/hippocampus.yaml's
+needs_config_hippocampus = pytest.mark.skipif(
+    not CONFIG_HIPPOCAMPUS.is_dir(),
+    reason=f"MSD Hippocampus not found at {CONFIG_HIPPOCAMPUS} (configs/hippocampus.yaml's path)",
+)
 
 
 @pytest.fixture(scope="session")

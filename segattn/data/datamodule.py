@@ -7,9 +7,11 @@ from typing import Any
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from segattn.data.base import SegDataset
+from segattn.data.intensity import IntensitySpec
+from segattn.data.patches import VolumePatches
 from segattn.data.pipeline_checks import check_normalisations
 from segattn.data.sampling import EpochSampler, Transformed, evaluation_sampler, pad_collate
 from segattn.data.transforms import (
@@ -19,18 +21,22 @@ from segattn.data.transforms import (
     eval_pipeline,
     train_pipeline,
 )
+from segattn.data.volume_batches import Augment3D, WholeVolumes, check_kind, refuse_keys, volume_settings
 from segattn.errors import InputError
 
 
 class SegDataModule(L.LightningDataModule):
     """Feeds `SegmentationTask`: batches {"image": float N×C×H×W, "mask": int64 N×H×W
     (255 = ignore), "name": list[str]}. Evaluation images of different sizes are padded to the
-    batch's largest (masks with 255), see `pad_collate`.
+    batch's largest (masks with 255), see `pad_collate`. Volume data sets give N×C×D×H×W and
+    N×D×H×W, and "spacing": each volume's voxel size in mm.
 
     Args:
-        train, val, test: data sets (any `SegDataset`, e.g. CocoSegmentation); their `classes`
-            must agree. In a YAML config each is a `class_path` with `init_args`.
-            No image may be in two of them.
+        train, val, test: data sets (any `SegDataset`, e.g. CocoSegmentation, or all of them
+            `VolumeDataset`s, e.g. Decathlon); their `classes` must agree. In a YAML config each
+            is a `class_path` with `init_args`. No image may be in two of them.
+
+    For images:
         crop_size: side of the square training crop (default 256).
         augment: training augmentation preset: "natural" (default), "medical" or "none".
         normalize: "imagenet" (default), "zscore", {mean, std[, max_pixel_value]}, {percentile:
@@ -41,8 +47,21 @@ class SegDataModule(L.LightningDataModule):
             (`A.to_dict`), used instead of the preset / the normalisation. The training one must
             normalise (Normalize, ToFloat, Window, PercentileClip) exactly as the evaluation one
             does, and give a fixed crop size.
-        batch_size: training batch; val_batch_size defaults to it.
+
+    For volumes (each of the image settings above is then an InputError, and these for images):
+        patch_size: [d, h, w] of the training patches (required); see `VolumePatches`.
+        foreground_share: share of patches placed around a labelled voxel (default 0.33, nnU-Net's).
+        intensity: the normalisation spec of `segattn.data.intensity` (default
+            {"zscore": {"foreground": false}}, for MR), of training patches and evaluation volumes.
+        augment_3d: "flips" (default: mirror each axis with probability 1/2) or "none".
+
+    For both:
+        batch_size: training batch; val_batch_size defaults to it (volumes: to 1).
         num_workers: DataLoader worker processes (0 = load in the main process).
+
+    Evaluation sees whole volumes (the network pads them to its strides), one per batch unless
+    val_batch_size says otherwise (then zero-padded, labels 255): a whole volume can be large, and
+    alone its scores do not depend on which volumes share its batch.
 
     The training order and each sample's augmentation depend only on (seed, epoch, index), see
     `segattn.data.sampling`: a resumed run, or one with another number of workers, sees the same
@@ -63,17 +82,37 @@ class SegDataModule(L.LightningDataModule):
         batch_size: int = 8,
         val_batch_size: int | None = None,
         num_workers: int = 0,
+        patch_size: list[int] | None = None,
+        foreground_share: float | None = None,
+        intensity: IntensitySpec | None = None,
+        augment_3d: Augment3D | None = None,
     ) -> None:
         super().__init__()
         if batch_size < 1 or (val_batch_size is not None and val_batch_size < 1):
             raise InputError(f"batch_size: expected a positive number, got {batch_size}/{val_batch_size}")
         if num_workers < 0:
             raise InputError(f"num_workers: expected 0 or more, got {num_workers}")
+        self.volumes = check_kind({"train": train, "val": val, "test": test})
         for name, ds in (("val", val), ("test", test)):
             if ds is not None and list(ds.classes) != list(train.classes):
                 raise InputError(f"data.{name}: classes {ds.classes} differ from data.train's {train.classes}")
         check_disjoint({"train": train, "val": val, "test": test})
         self.datasets = {"train": train, "val": val, "test": test}
+        refuse_keys(
+            {"crop_size": crop_size, "augment": augment, "normalize": normalize, "train_transform": train_transform,
+             "eval_transform": eval_transform, "patch_size": patch_size, "foreground_share": foreground_share,
+             "intensity": intensity, "augment_3d": augment_3d},
+            self.volumes,
+        )  # fmt: skip
+        self.batch_size = batch_size
+        self.val_batch_size = val_batch_size or (1 if self.volumes else batch_size)
+        self.num_workers = num_workers
+        self.intensity: IntensitySpec | None = None  # a volume run's normalisation, for the checkpoint
+        if self.volumes:
+            self.patches = volume_settings(train, patch_size, foreground_share, intensity, augment_3d)
+            self.intensity = self.patches["intensity"]
+            self.train_transform, self.eval_transform = self.patches["transform"], None
+            return
         channels = train.in_channels
         whole = "data.train_transform"
         unused = [("crop_size", crop_size), ("augment", augment)] if train_transform is not None else []
@@ -102,9 +141,6 @@ class SegDataModule(L.LightningDataModule):
             check_normalisations(
                 self.train_transform, self.eval_transform, f"{given} (else data.normalize {normalize!r})"
             )
-        self.batch_size = batch_size
-        self.val_batch_size = val_batch_size or batch_size
-        self.num_workers = num_workers
 
     @property
     def classes(self) -> list[str]:
@@ -118,7 +154,11 @@ class SegDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         seed = self.shared_seed()
         world_size, rank = self.processes()
-        dataset = Transformed(self.datasets["train"], self.train_transform, seed=seed)
+        train = self.datasets["train"]
+        if self.volumes:
+            dataset = VolumePatches(train, seed=seed, **self.patches)
+        else:
+            dataset = Transformed(train, self.train_transform, seed=seed)
         sampler = EpochSampler(dataset, seed, world_size, rank)
         drop_last = len(sampler) > self.batch_size
         return self.loader(dataset, self.batch_size, sampler, drop_last)
@@ -136,14 +176,17 @@ class SegDataModule(L.LightningDataModule):
         return self.evaluation_loader("test" if self.datasets["test"] is not None else "val")
 
     def evaluation_loader(self, split: str) -> DataLoader:
-        dataset = Transformed(self.datasets[split], self.eval_transform)
+        if self.volumes:
+            dataset = WholeVolumes(self.datasets[split], self.intensity)
+        else:
+            dataset = Transformed(self.datasets[split], self.eval_transform)
         world_size, rank = self.processes()
         sampler = evaluation_sampler(dataset, split, world_size, rank) if world_size > 1 else None
         return self.loader(dataset, self.val_batch_size, sampler)
 
     def loader(
         self,
-        dataset: Transformed,
+        dataset: Dataset,
         batch_size: int,
         sampler: Sampler | None,
         drop_last: bool = False,

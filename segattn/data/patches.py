@@ -11,12 +11,15 @@ padding is never scored.
 
 Each draw depends only on (seed, epoch, index) through `segattn.data.sampling.sample_seed`:
 keys come from `EpochSampler` as for 2-D training, and a resumed run sees the same patches.
+An optional Albumentations pipeline on the 3-D targets ("volume" D×H×W×C, "mask3d" D×H×W)
+augments each patch, reseeded likewise (its own stream of the same key).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import albumentations as A
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -35,7 +38,8 @@ class VolumePatches(Dataset):
     "start": the patch's first voxel in the volume (negative where it overhangs)}.
 
     `intensity` (see `segattn.data.intensity`) normalises the whole volume before cropping, so a
-    per-volume z-score measures the volume, not the patch. Keys: an index, or (epoch, index).
+    per-volume z-score measures the volume, not the patch. `transform` (an `A.Compose` over the
+    "volume" and "mask3d" targets) then augments the patch. Keys: an index, or (epoch, index).
     """
 
     def __init__(
@@ -45,6 +49,7 @@ class VolumePatches(Dataset):
         foreground: float = 0.33,
         seed: int = 0,
         intensity: IntensitySpec | None = None,
+        transform: A.Compose | None = None,
     ) -> None:
         self.dataset = dataset
         self.patch_size = check_patch_size(patch_size)
@@ -53,6 +58,7 @@ class VolumePatches(Dataset):
         self.foreground = float(foreground)
         self.seed = int(seed)
         self.intensity = None if intensity is None else check_intensity(intensity, dataset.in_channels)
+        self.transform = transform
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -65,9 +71,14 @@ class VolumePatches(Dataset):
             image = normalize_volume(image, self.intensity)
         rng = np.random.default_rng(sample_seed(self.seed, epoch, index))
         start = patch_start(mask, self.patch_size, rng, rng.random() < self.foreground)
+        image, mask = crop(image, start, self.patch_size, 0), crop(mask, start, self.patch_size, IGNORE_INDEX)
+        if self.transform is not None:
+            self.transform.set_random_seed(sample_seed(self.seed, epoch, index, stream=1))
+            out = self.transform(volume=np.moveaxis(image, 0, -1), mask3d=mask)
+            image, mask = np.moveaxis(out["volume"], -1, 0), out["mask3d"]
         return {
-            "image": torch.from_numpy(crop(image, start, self.patch_size, 0)),
-            "mask": torch.from_numpy(crop(mask, start, self.patch_size, IGNORE_INDEX)),
+            "image": torch.from_numpy(np.ascontiguousarray(image)),  # a flip leaves negative strides
+            "mask": torch.from_numpy(np.ascontiguousarray(mask)),
             "name": item["name"],
             "spacing": item["spacing"],
             "start": start,

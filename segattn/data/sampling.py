@@ -22,9 +22,10 @@ from segattn.errors import InputError
 from segattn.labels import IGNORE_INDEX
 
 
-def sample_seed(seed: int, epoch: int, index: int) -> int:
-    """A 32-bit seed for sample `index` in `epoch` of a run seeded with `seed`."""
-    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0])
+def sample_seed(seed: int, epoch: int, index: int, stream: int = 0) -> int:
+    """A 32-bit seed for sample `index` in `epoch` of a run seeded with `seed`; `stream` ≥ 1 gives
+    further independent seeds for the same sample (stream 0 is the seed as it always was)."""
+    return int(np.random.SeedSequence([seed, epoch, index, *([stream] if stream else [])]).generate_state(1)[0])
 
 
 class Transformed(Dataset):
@@ -88,14 +89,20 @@ def check_enough(dataset: Transformed, split: str, num_replicas: int) -> None:
 
 
 def pad_collate(items: list[Sample]) -> Sample:
-    """Batches transformed items of different sizes: images are zero-padded (the mean colour
-    after normalisation) and masks padded with 255 (ignore) on the bottom and right to the
-    largest H×W of the batch, so padding is never scored. "size" lists each image's own (H, W)."""
-    sizes = [tuple(item["image"].shape[-2:]) for item in items]
-    height, width = max(h for h, _ in sizes), max(w for _, w in sizes)
-    images = torch.zeros(len(items), items[0]["image"].shape[0], height, width)
-    masks = torch.full((len(items), height, width), IGNORE_INDEX, dtype=torch.int64)
-    for i, (item, (h, w)) in enumerate(zip(items, sizes, strict=True)):
-        images[i, :, :h, :w] = item["image"]
-        masks[i, :h, :w] = item["mask"]
-    return {"image": images, "mask": masks, "name": [item["name"] for item in items], "size": sizes}
+    """Batches transformed items of different sizes: images (C×H×W, or C×D×H×W volumes) are
+    zero-padded (the mean colour after normalisation) and masks padded with 255 (ignore) at the
+    end of each spatial axis to the batch's largest size, so padding is never scored. "size"
+    lists each item's own (H, W) or (D, H, W); "spacing" each volume's voxel size, where items
+    have one."""
+    sizes = [tuple(item["image"].shape[1:]) for item in items]
+    shape = tuple(max(axis) for axis in zip(*sizes, strict=True))
+    images = torch.zeros(len(items), items[0]["image"].shape[0], *shape)
+    masks = torch.full((len(items), *shape), IGNORE_INDEX, dtype=torch.int64)
+    for i, (item, size) in enumerate(zip(items, sizes, strict=True)):
+        region = tuple(slice(0, n) for n in size)
+        images[(i, slice(None), *region)] = item["image"]
+        masks[(i, *region)] = item["mask"]
+    batch = {"image": images, "mask": masks, "name": [item["name"] for item in items], "size": sizes}
+    if "spacing" in items[0]:
+        batch["spacing"] = [tuple(float(s) for s in item["spacing"]) for item in items]
+    return batch
