@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from rich.console import Console
+from rich.table import Table
 
 from segattn.atomic import write_text
 from segattn.boundary import case_distances, check_spacing
@@ -156,3 +158,30 @@ def nan_to_null(value: Any) -> Any:
     if isinstance(value, list):
         return [nan_to_null(v) for v in value]
     return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def join_cases(tables: Sequence[CaseTable]) -> CaseTable:
+    """One table of the cases of several (same classes), in order."""
+    first = tables[0]
+    return CaseTable(
+        [name for table in tables for name in table.names],
+        first.classes,
+        first.labels,
+        np.concatenate([table.values for table in tables]),
+    )
+
+
+def print_case_summary(table: CaseTable, title: str, console: Console | None = None) -> None:
+    """Per class: Dice and IoU in %, HD95 and ASSD in mm, each as mean ± std over the cases
+    where it is defined, and how many those are."""
+    summary = table.summary()
+    view = Table(title=title)
+    for column in ("class", "Dice %", "IoU %", "HD95 mm", "ASSD mm", "cases"):
+        view.add_column(column, justify="left" if column == "class" else "right")
+    for name in table.classes:
+        cells = []
+        for metric in METRICS:
+            entry, scale = summary[metric][name], 100 if metric in ("Dice", "IoU") else 1
+            cells.append("n/a" if entry["count"] == 0 else f"{scale * entry['mean']:.2f} ± {scale * entry['std']:.2f}")
+        view.add_row(name, *cells, str(summary["Dice"][name]["count"]))
+    (console or Console()).print(view)

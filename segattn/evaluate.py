@@ -23,10 +23,11 @@ from rich.table import Table
 
 from segattn.atomic import write_text
 from segattn.boundary import BoundaryMetrics
-from segattn.case_metrics import nan_to_null
+from segattn.case_metrics import CaseTable, case_metrics, join_cases, nan_to_null, write_case_csv, write_case_summary
 from segattn.data.base import SegDataset
 from segattn.data.io import write_image
 from segattn.data.pipeline_checks import check_pixel_depth
+from segattn.data.volumes import VolumeDataset
 from segattn.errors import InputError, check_count
 from segattn.inference import Segmenter
 from segattn.metrics import PER_CLASS, Absent, Averaging, SegMetrics, confusion_matrix, scores
@@ -42,6 +43,7 @@ class Evaluation:
     confmat: np.ndarray
     image_miou: list[tuple[int, str, float]]  # (index in the data set, name, mIoU)
     classes: list[str]
+    cases: CaseTable | None = None  # volumes: Dice, IoU, HD95 and ASSD (mm) per class per case
 
 
 def evaluate_dataset(
@@ -57,19 +59,23 @@ def evaluate_dataset(
     """Scores the segmenter on every item of the data set (classes must be the checkpoint's).
 
     boundary=True adds HD95 and ASSD (see `segattn.boundary`; CPU, slower). predict_options go
-    to `Segmenter.predict` (tta, scales, slide, blending)."""
+    to `Segmenter.predict` (tta, scales, slide, blending). A volume data set also gets the
+    per-case table (`Evaluation.cases`: the Decathlon convention, distances in mm from each
+    case's spacing), whatever `boundary` says; its scores hold no pixel-unit HD95/ASSD."""
     check_count("batch_size", batch_size)
     if list(dataset.classes) != segmenter.classes:
         raise InputError(f"data classes {dataset.classes} differ from the checkpoint's {segmenter.classes}")
     k = len(segmenter.classes)
     metric = SegMetrics(k, averaging=averaging, absent=absent, include_background=include_background)
-    distances = BoundaryMetrics(k) if boundary else None
-    image_miou = []
+    volumes = isinstance(dataset, VolumeDataset)
+    distances = BoundaryMetrics(k) if boundary and not volumes else None  # volumes: in mm, per case
+    image_miou, cases = [], []
     for start in range(0, len(dataset), batch_size):
         indices = range(start, min(start + batch_size, len(dataset)))
         items = [dataset.load(i) for i in indices]
         for index, item in zip(indices, items, strict=True):  # named by file: predict sees arrays
-            check_pixel_depth(segmenter.transform, item["image"], source_name(dataset, index, item))
+            if not volumes:
+                check_pixel_depth(segmenter.transform, item["image"], source_name(dataset, index, item))
         predictions = segmenter.predict([item["image"] for item in items], batch_size=batch_size, **predict_options)
         for index, item, pred in zip(indices, items, predictions, strict=True):
             pred_t, target_t = torch.from_numpy(pred).long()[None], torch.from_numpy(item["mask"])[None]
@@ -79,10 +85,16 @@ def evaluate_dataset(
                 distances.update(pred_t, target_t)
             own = scores(cm[0], absent, include_background)["mIoU"]
             image_miou.append((index, item["name"], float(own)))
+            if volumes:  # one case at a time: a large CT's labels are not all held at once
+                case = (item["name"], pred, item["mask"], item["spacing"])
+                cases.append(
+                    case_metrics([case], segmenter.classes, include_background=include_background, absent=absent)
+                )
     result = to_plain(metric.compute(), segmenter.classes)
     if distances is not None:
         result |= to_plain(distances.compute(), segmenter.classes)
-    return Evaluation(result, metric.confmat.cpu().numpy(), image_miou, list(segmenter.classes))
+    table = join_cases(cases) if volumes else None
+    return Evaluation(result, metric.confmat.cpu().numpy(), image_miou, list(segmenter.classes), table)
 
 
 def source_name(dataset: SegDataset, index: int, item: dict[str, Any]) -> str:
@@ -134,7 +146,8 @@ def write_report(
 ) -> dict[str, Path]:
     """Writes metrics.json (NaN as null), per_class.csv, confusion.png and, given the segmenter
     and data set, worst/NN_<name>.png: image | truth | prediction for the `worst` images with
-    the lowest own mIoU. Returns {what: path}."""
+    the lowest own mIoU (images only); for volumes, per_case.csv and case_summary.json (see
+    `segattn.case_metrics`). Returns {what: path}."""
     if not isinstance(worst, int) or worst < 0:
         raise InputError(f"worst: expected 0 or more images for the gallery, got {worst!r}")
     out = Path(out)
@@ -149,7 +162,11 @@ def write_report(
         writer.writerow([name, *(evaluation.scores[c][name] for c in columns)])
     write_text(paths["per_class"], table.getvalue())
     plot_confusion(evaluation.confmat, evaluation.classes, paths["confusion"])
-    if segmenter is not None and dataset is not None and worst > 0:
+    if evaluation.cases is not None:
+        paths |= {"per_case": out / "per_case.csv", "cases": out / "case_summary.json"}
+        write_case_csv(evaluation.cases, paths["per_case"])
+        write_case_summary(evaluation.cases, paths["cases"])
+    elif segmenter is not None and dataset is not None and worst > 0:
         folder = out / "worst"
         folder.mkdir(exist_ok=True)
         ranked = sorted((m if not math.isnan(m) else math.inf, i, n) for i, n, m in evaluation.image_miou)

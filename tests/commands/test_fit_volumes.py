@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import re
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-from segattn import checkpoint
+from segattn import Segmenter, checkpoint
+from segattn.data.volume_io import read_label_volume
 from segattn.errors import InputError
 from segattn.task import SegmentationTask
 from segattn.viz import read_metrics_csv
@@ -62,6 +65,32 @@ def test_fit_on_hippocampus_writes_volume_checkpoints_and_logs_dice(segattn, tmp
     assert validated.returncode == 0 and "val/mDice" in validated.stdout, validated.stderr[-2000:]
     predicted = segattn("predict", *data, *best, cwd=REPO)
     assert predicted.returncode != 0 and "writes label maps of images only" in predicted.stderr
+    check_evaluate_writes_the_per_case_table(segattn, version / "checkpoints/best.ckpt", tmp_path / "eval")
+
+
+def check_evaluate_writes_the_per_case_table(segattn, best, out):
+    """`segattn evaluate` on the volume checkpoint: the per-case table (Dice, IoU, HD95/ASSD in mm
+    per class per case, then mean, std and count) on 10 val cases, each case's Dice equal to
+    numpy's on the file's labels and Segmenter.predict of its scan."""
+    split = '{"fold": 0, "folds": 20, "seed": 0, "subset": "val"}'  # 10 of the 200 cases
+    args = ["--ckpt", best, "--config", REPO / "configs/hippocampus.yaml", "--out", out, "--device", "cpu"]
+    result = segattn("evaluate", *args, "--data.val.init_args.split", split, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "(10 volumes)" in result.stdout and "per case, mean ± std over 10 volumes" in result.stdout
+    rows = list(csv.DictReader((out / "per_case.csv").open()))
+    classes = ["background", "anterior", "posterior"]
+    cases = [row for row in rows if row["case"] not in ("mean", "std", "count")]
+    assert len(cases) == 10 * 3 and [row["class"] for row in cases[:3]] == classes
+    assert json.loads((out / "case_summary.json").read_text())["classes"] == classes
+    name = cases[0]["case"]
+    scan = REPO / f"../shared/data/hippocampus/imagesTr/{name}"
+    truth, _ = read_label_volume(REPO / f"../shared/data/hippocampus/labelsTr/{name}")
+    labels = Segmenter.from_checkpoint(best, device="cpu").predict(scan)[0]
+    for row, label in zip(cases[:3], range(3), strict=True):
+        pred, true = labels == label, truth == label
+        dice = 2 * (pred & true).sum() / (pred.sum() + true.sum())
+        assert float(row["Dice"]) == pytest.approx(dice, abs=1e-9)
+        assert float(row["HD95_mm"]) >= 0 and float(row["ASSD_mm"]) >= 0
 
 
 @pytest.mark.parametrize(
