@@ -32,12 +32,9 @@ import numpy as np
 
 from segattn.atomic import atomic_write, write_bytes
 from segattn.data.folder import apply_lut, label_lut
-from segattn.data.io import OUTPUT_MARKER
+from segattn.data.io import ITK_SUFFIXES, NIFTI_SUFFIXES, OUTPUT_MARKER, VOLUME_SUFFIXES
 from segattn.errors import InputError, MissingPathError
 
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
-ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
-VOLUME_SUFFIXES = NIFTI_SUFFIXES + ITK_SUFFIXES
 # Single-file formats whose writer takes any file name: MetaImage picks .mha or .mhd + .raw by
 # the name's suffix, so it cannot write under atomic_write's temporary name.
 ITK_WRITERS = {".nrrd": "NrrdImageIO"}
@@ -151,7 +148,8 @@ def read_itk_image(sitk: Any, path: Path) -> Any:
     if path.is_dir():
         series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(path))
         if len(series) != 1:
-            raise InputError(f"{path}: expected one DICOM series in the folder, found {len(series)}")
+            listed = f": {', '.join(series)}; split the folder, one series per folder" if series else ""
+            raise InputError(f"{path}: expected one DICOM series in the folder, found {len(series)}{listed}")
         reader = sitk.ImageSeriesReader()
         reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path), series[0]))
         return reader.Execute()
@@ -181,6 +179,14 @@ def image_array(volume: Volume) -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(array, -1, 0), dtype=np.float32)
 
 
+def check_finite(image: np.ndarray, name: object) -> np.ndarray:
+    """`image`, or an InputError naming `name` when a voxel is NaN or infinite (it would turn a
+    z-score, and then the loss or the prediction, into NaN)."""
+    if not np.isfinite(image).all():
+        raise InputError(f"{name}: holds NaN or infinite voxels; expected finite intensities")
+    return image
+
+
 def read_label_volume(
     path: str | os.PathLike, value_map: dict[int, int] | None = None, num_classes: int | None = None
 ) -> tuple[np.ndarray, Volume]:
@@ -205,6 +211,12 @@ def read_label_volume(
     low, high = (raw.min(), raw.max()) if raw.size else (0, 0)
     if low < 0 or high > 65535:
         raise InputError(f"{volume.path}: label values must lie in 0..65535, got {low}..{high}")
+    if value_map is None and num_classes is not None and high >= num_classes:
+        bad = np.unique(raw[raw >= num_classes]).astype(np.int64)[:10].tolist()
+        raise InputError(
+            f"{volume.path}: label value(s) {bad} outside the {num_classes} classes; expected class indices "
+            f"0..{num_classes - 1} (or a value_map)"
+        )
     lut = label_lut(value_map, num_classes if num_classes is not None else 255)
     return apply_lut(lut, raw.astype(np.uint16), volume.path), volume
 
