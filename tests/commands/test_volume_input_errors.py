@@ -74,3 +74,29 @@ def test_evaluate_names_a_bad_case(ckpt, tmp_path, segattn):  # noqa: F811
     save_nifti(root / "labels" / "a.nii.gz", np.zeros((8, 9, 7), np.uint8))
     lines = errors(segattn(*evaluate))
     assert len(lines) == 1 and str(root / "images" / "a.nii.gz") in lines[0] and "NaN or infinite" in lines[0]
+
+
+def test_fit_names_a_nan_training_scan(tmp_path, segattn):
+    folders = {}
+    for split in ("train", "val"):
+        for sub in ("images", "labels"):
+            (tmp_path / split / sub).mkdir(parents=True)
+        save_nifti(tmp_path / split / "labels" / "a.nii.gz", np.zeros((8, 9, 7), np.uint8))
+        folders[split] = {
+            "class_path": "segattn.data.VolumeFolder",
+            "init_args": {"classes": CLASSES, "images_dir": str(tmp_path / split / "images")}
+            | {"masks_dir": str(tmp_path / split / "labels")},
+        }
+    bad = scan((8, 9, 7)).astype(np.float32)
+    bad[4, 4, 4] = np.nan
+    image = save_nifti(tmp_path / "train" / "images" / "a.nii.gz", bad)
+    save_nifti(tmp_path / "val" / "images" / "a.nii.gz", scan((8, 9, 7)))
+    config = tmp_path / "config.yaml"
+    data = {**folders, "patch_size": [8, 8, 8], "num_workers": 0, "batch_size": 1}
+    model = {"model_args": {"spatial_dims": 3, "widths": [4, 8]}}
+    trainer = {"max_steps": 1, "accelerator": "cpu", "default_root_dir": str(tmp_path / "runs")}
+    config.write_text(yaml.safe_dump({"data": data, "model": model, "trainer": trainer}))
+    result = segattn("fit", "--config", config)
+    lines = errors(result)
+    assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
+    assert str(image) in lines[0] and "holds NaN or infinite voxels; expected finite intensities" in lines[0]
