@@ -39,6 +39,7 @@ from segattn.errors import InputError, MissingPathError
 # the name's suffix, so it cannot write under atomic_write's temporary name.
 ITK_WRITERS = {".nrrd": "NrrdImageIO"}
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
+WHOLE = "a whole, uncorrupted"  # what an unreadable file was expected to be
 
 
 @dataclass
@@ -89,7 +90,8 @@ def read_nifti(path: Path, voxels: bool = True) -> Volume:
         image = nib.load(path)
         array = np.asanyarray(image.dataobj) if voxels else np.broadcast_to(np.uint8(0), image.shape)
     except Exception as exc:  # nibabel raises ImageFileError, EOFError, OSError, zlib errors, ...
-        raise InputError(f"{path}: cannot read the NIfTI file ({type(exc).__name__}: {exc})".splitlines()[0]) from exc
+        detail = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        raise InputError(f"{path}: cannot read the NIfTI file ({detail}); expected {WHOLE} NIfTI volume") from exc
     if array.ndim == 5 and array.shape[3] == 1:  # NIfTI stores vector data as i, j, k, t=1, c
         array = array[:, :, :, 0]
     zooms = image.header.get_zooms()[:3]
@@ -134,7 +136,7 @@ def read_itk(path: Path) -> Volume:
             image = read_itk_image(sitk, path)
     except RuntimeError as exc:
         first = next((line for line in str(exc).splitlines() if line.strip()), "")
-        raise InputError(f"{path}: cannot read the volume ({first.strip()})") from exc
+        raise InputError(f"{path}: cannot read the volume ({first.strip()}); expected {WHOLE} volume") from exc
     if image.GetDimension() != 3:
         raise InputError(f"{path}: expected a 3-D volume, got {image.GetDimension()} dimensions")
     array = sitk.GetArrayFromImage(image)  # z, y, x (, components)

@@ -9,6 +9,8 @@ import yaml
 
 from ..inference.test_volumes_inference import CLASSES, ckpt, save_nifti, scan  # noqa: F401
 
+EXPECTED = [("cut", "expected a whole, uncorrupted NIfTI volume"), ("nan", "holds NaN or infinite voxels")]
+
 
 def errors(result) -> list[str]:
     assert "Traceback" not in result.stderr, result.stderr
@@ -31,7 +33,7 @@ def scans(tmp_path):
 
 def test_infer_names_a_corrupt_or_nan_scan(ckpt, scans, tmp_path, segattn):  # noqa: F811
     infer = ["infer", "--ckpt", ckpt, "--output", tmp_path / "out", "--workers", 0, "--device", "cpu", "--input"]
-    for name, expected in [("cut", "cannot read the NIfTI file"), ("nan", "holds NaN or infinite voxels")]:
+    for name, expected in EXPECTED:
         result = segattn(*infer, scans / f"{name}.nii.gz")
         lines = errors(result)
         assert result.returncode == 2 and len(lines) == 1, result.stderr
@@ -39,7 +41,7 @@ def test_infer_names_a_corrupt_or_nan_scan(ckpt, scans, tmp_path, segattn):  # n
     skipped = segattn(*infer, scans, "--skip-errors")
     assert skipped.returncode == 1 and "wrote 1 label volumes" in skipped.stdout and "2 failed" in skipped.stdout
     assert "2 image(s) failed" in skipped.stderr and "Traceback" not in skipped.stderr
-    for name, expected in [("cut", "cannot read the NIfTI file"), ("nan", "holds NaN or infinite voxels")]:
+    for name, expected in EXPECTED:
         assert any(f"{name}.nii.gz" in line and expected in line for line in skipped.stderr.splitlines())
 
 

@@ -88,8 +88,8 @@ def test_corrupt_truncated_and_empty_scans(folder, ckpt):  # noqa: F811
     whole = image.read_bytes()
     seg = Segmenter.from_checkpoint(ckpt, device="cpu")
     for data, expected in [
-        (whole[: len(whole) // 2], "cannot read the NIfTI file"),
-        (b"\x13garbage" * 40, "cannot read the NIfTI file"),
+        (whole[: len(whole) // 2], "cannot read the NIfTI file (EOFError: Compressed file ended before"),
+        (b"\x13garbage" * 40, "is not a gzip file); expected a whole, uncorrupted NIfTI volume"),
         (b"", "the file is empty (0 bytes); expected a volume"),
     ]:
         image.write_bytes(data)
