@@ -190,16 +190,18 @@ def check_finite(image: np.ndarray, name: object) -> np.ndarray:
 
 
 def read_label_volume(
-    path: str | os.PathLike, value_map: dict[int, int] | None = None, num_classes: int | None = None
+    path: str | os.PathLike, value_map: dict[int, int] | None = None, classes: int | list[str] | None = None
 ) -> tuple[np.ndarray, Volume]:
     """Reads a label volume: (int64 D×H×W class indices, 255 = ignore; the Volume as read).
 
     Stored values must be whole numbers (float files holding whole numbers are accepted, as two
     of MSD Hippocampus' are); a fraction is an error naming the file and the value. They are
     mapped as `ImageMaskFolder` maps masks: through `value_map` (stored value 0..65535 → class
-    index or 255), else they must be class indices 0..`num_classes`−1 (0..254 when
-    `num_classes` is None); 255 is not implied, so values of 255 and over need a value_map.
+    index or 255), else they must be class indices 0..`classes`−1 (0..254 when
+    `classes` is None); 255 is not implied, so values of 255 and over need a value_map.
+    `classes`: that number, or the class names (an error then names them).
     """
+    num_classes = classes if classes is None or isinstance(classes, int) else len(classes)
     volume = read_volume(path)
     raw = volume.array
     if raw.ndim != 3:
@@ -216,11 +218,19 @@ def read_label_volume(
     if value_map is None and num_classes is not None and high >= num_classes:
         bad = np.unique(raw[raw >= num_classes]).astype(np.int64)[:10].tolist()
         raise InputError(
-            f"{volume.path}: label value(s) {bad} outside the {num_classes} classes; expected class indices "
-            f"0..{num_classes - 1} (or a value_map)"
+            f"{volume.path}: label value(s) {bad} outside the {num_classes} classes{class_list(classes)}; expected "
+            f"class indices 0..{num_classes - 1} (or a value_map)"
         )
     lut = label_lut(value_map, num_classes if num_classes is not None else 255)
     return apply_lut(lut, raw.astype(np.uint16), volume.path), volume
+
+
+def class_list(classes: int | list[str]) -> str:
+    """ " (0 background, 1 liver, ...)" for class names (the first 10), "" for a count."""
+    if isinstance(classes, int):
+        return ""
+    named = ", ".join(f"{i} {name}" for i, name in enumerate(classes[:10]))
+    return f" ({named}{', ...' if len(classes) > 10 else ''})"
 
 
 def write_label_volume(labels: np.ndarray, reference: Volume, path: str | os.PathLike) -> Path:

@@ -59,7 +59,7 @@ class VolumeDataset(SegDataset):
     def load(self, index: int) -> Sample:
         image_path, label_path, _ = self.samples[index]
         volume = read_volume(image_path)
-        mask, labels = read_label_volume(label_path, self.value_map, len(self.classes))
+        mask, labels = read_label_volume(label_path, self.value_map, self.classes)
         if labels.shape != volume.shape:
             raise InputError(
                 f"{label_path}: labels are {'×'.join(map(str, labels.shape))} but image {image_path} is "

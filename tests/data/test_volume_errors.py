@@ -80,7 +80,7 @@ def test_a_label_value_outside_the_classes(folder):
     label = save(folder / "labels" / "a.nii.gz", labels)
     with pytest.raises(InputError) as error:  # at read, before any loss sees it
         load(folder)
-    one_line(error, label, "label value(s) [3] outside the 3 classes", "expected class indices 0..2")
+    one_line(error, label, "label value(s) [3] outside the 3 classes (0 bg, 1 a, 2 b); expected class indices 0..2")
 
 
 def test_corrupt_truncated_and_empty_scans(folder, ckpt):  # noqa: F811
