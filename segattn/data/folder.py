@@ -114,11 +114,11 @@ def files_by_key(folder: Path, pattern: str | None, kind: str = "image") -> dict
     other = next(k for k in KINDS if k != kind)
     names = sorted(p for p in folder.iterdir() if p.is_file())
     strays = [p for p in names if matched_suffix(p.name, KINDS[other]) and not matched_suffix(p.name, suffixes)]
-    foreign = strays[0] if strays else None
-    if foreign is not None:
+    if strays:
+        article = "an" if other == "image" else "a"
         raise InputError(
-            f"{foreign}: {'an' if other == 'image' else 'a'} {other} file in a folder of {kind}s; expected "
-            f"{kind} files only ({', '.join(suffixes)}): move it out, or use a {other} data set"
+            f"{strays[0]}: {article} {other} file in a folder of {kind}s; expected {kind} files only "
+            f"({', '.join(suffixes)}): move it out, or use {article} {other} data set"
         )
     files = [p for p in names if matched_suffix(p.name, suffixes)]
     if not files:
