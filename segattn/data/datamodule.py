@@ -49,7 +49,9 @@ class SegDataModule(L.LightningDataModule):
             does, and give a fixed crop size.
 
     For volumes (each of the image settings above is then an InputError, and these for images):
-        patch_size: [d, h, w] of the training patches (required); see `VolumePatches`.
+        patch_size: [d, h, w] of the training patches (required; three integers ≥ 1); see
+            `VolumePatches`. Along an axis where a volume is smaller, its patch is padded (image 0,
+            labels 255 = ignore, never scored), not resampled.
         foreground_share: share of patches placed around a labelled voxel (default 0.33, nnU-Net's).
         intensity: the normalisation spec of `segattn.data.intensity` (default
             {"zscore": {"foreground": false}}, for MR), of training patches and evaluation volumes.

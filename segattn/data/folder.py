@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from segattn.data.base import Sample, SegDataset
-from segattn.data.io import IMAGE_SUFFIXES, read_image, read_mask
+from segattn.data.io import KINDS, read_image, read_mask
 from segattn.data.splits import SplitSpec, select
 from segattn.errors import InputError, MissingPathError
 from segattn.labels import IGNORE_INDEX
@@ -105,13 +105,24 @@ class ImageMaskFolder(SegDataset):
         return {"image": image, "mask": mask, "name": image_path.name}
 
 
-def files_by_key(folder: Path, pattern: str | None, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> dict[str, Path]:
-    """{sample key: path} of the files in `folder` whose name ends in one of `suffixes` (any case;
-    several dots allowed, e.g. ".nii.gz"), keyed by the name without that suffix or by the
-    pattern's {id}."""
-    files = sorted(p for p in folder.iterdir() if p.is_file() and matched_suffix(p.name, suffixes))
+def files_by_key(folder: Path, pattern: str | None, kind: str = "image") -> dict[str, Path]:
+    """{sample key: path} of the `kind` files ("image" or "volume", by suffix; any case; several
+    dots allowed, e.g. ".nii.gz") in `folder`, keyed by the name without that suffix or by the
+    pattern's {id}. A file of the other kind (a volume in an image folder, or the reverse) is an
+    InputError naming it: it would otherwise be silently left out."""
+    suffixes = KINDS[kind]
+    other = next(k for k in KINDS if k != kind)
+    names = sorted(p for p in folder.iterdir() if p.is_file())
+    strays = [p for p in names if matched_suffix(p.name, KINDS[other]) and not matched_suffix(p.name, suffixes)]
+    if strays:
+        article = "an" if other == "image" else "a"
+        raise InputError(
+            f"{strays[0]}: {article} {other} file in a folder of {kind}s; expected {kind} files only "
+            f"({', '.join(suffixes)}): move it out, or use {article} {other} data set"
+        )
+    files = [p for p in names if matched_suffix(p.name, suffixes)]
     if not files:
-        raise InputError(f"{folder}: no image files ({', '.join(suffixes)})")
+        raise InputError(f"{folder}: no {kind} files ({', '.join(suffixes)})")
     if pattern is None:
         by_key: dict[str, Path] = {}
         for path in files:

@@ -24,6 +24,10 @@ from segattn.atomic import atomic_write, write_bytes
 from segattn.errors import InputError, MissingPathError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp")
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
+VOLUME_SUFFIXES = NIFTI_SUFFIXES + ITK_SUFFIXES  # read by segattn.data.volume_io
+KINDS = {"image": IMAGE_SUFFIXES, "volume": VOLUME_SUFFIXES}  # file kinds by suffix (.nii.gz whole)
 # Written into every label map (a PNG text chunk) and overlay (a JPEG comment) segattn writes,
 # near the start of the file, where `is_own_output` looks for it.
 OUTPUT_MARKER = "written by segattn"

@@ -32,16 +32,14 @@ import numpy as np
 
 from segattn.atomic import atomic_write, write_bytes
 from segattn.data.folder import apply_lut, label_lut
-from segattn.data.io import OUTPUT_MARKER
+from segattn.data.io import ITK_SUFFIXES, NIFTI_SUFFIXES, OUTPUT_MARKER, VOLUME_SUFFIXES
 from segattn.errors import InputError, MissingPathError
 
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
-ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
-VOLUME_SUFFIXES = NIFTI_SUFFIXES + ITK_SUFFIXES
 # Single-file formats whose writer takes any file name: MetaImage picks .mha or .mhd + .raw by
 # the name's suffix, so it cannot write under atomic_write's temporary name.
 ITK_WRITERS = {".nrrd": "NrrdImageIO"}
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
+WHOLE = "a whole, uncorrupted"  # what an unreadable file was expected to be
 
 
 @dataclass
@@ -92,7 +90,8 @@ def read_nifti(path: Path, voxels: bool = True) -> Volume:
         image = nib.load(path)
         array = np.asanyarray(image.dataobj) if voxels else np.broadcast_to(np.uint8(0), image.shape)
     except Exception as exc:  # nibabel raises ImageFileError, EOFError, OSError, zlib errors, ...
-        raise InputError(f"{path}: cannot read the NIfTI file ({type(exc).__name__}: {exc})".splitlines()[0]) from exc
+        detail = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        raise InputError(f"{path}: cannot read the NIfTI file ({detail}); expected {WHOLE} NIfTI volume") from exc
     if array.ndim == 5 and array.shape[3] == 1:  # NIfTI stores vector data as i, j, k, t=1, c
         array = array[:, :, :, 0]
     zooms = image.header.get_zooms()[:3]
@@ -137,7 +136,7 @@ def read_itk(path: Path) -> Volume:
             image = read_itk_image(sitk, path)
     except RuntimeError as exc:
         first = next((line for line in str(exc).splitlines() if line.strip()), "")
-        raise InputError(f"{path}: cannot read the volume ({first.strip()})") from exc
+        raise InputError(f"{path}: cannot read the volume ({first.strip()}); expected {WHOLE} volume") from exc
     if image.GetDimension() != 3:
         raise InputError(f"{path}: expected a 3-D volume, got {image.GetDimension()} dimensions")
     array = sitk.GetArrayFromImage(image)  # z, y, x (, components)
@@ -151,7 +150,8 @@ def read_itk_image(sitk: Any, path: Path) -> Any:
     if path.is_dir():
         series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(path))
         if len(series) != 1:
-            raise InputError(f"{path}: expected one DICOM series in the folder, found {len(series)}")
+            listed = f": {', '.join(series)}; split the folder, one series per folder" if series else ""
+            raise InputError(f"{path}: expected one DICOM series in the folder, found {len(series)}{listed}")
         reader = sitk.ImageSeriesReader()
         reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path), series[0]))
         return reader.Execute()
@@ -181,17 +181,27 @@ def image_array(volume: Volume) -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(array, -1, 0), dtype=np.float32)
 
 
+def check_finite(image: np.ndarray, name: object) -> np.ndarray:
+    """`image`, or an InputError naming `name` when a voxel is NaN or infinite (it would turn a
+    z-score, and then the loss or the prediction, into NaN)."""
+    if not np.isfinite(image).all():
+        raise InputError(f"{name}: holds NaN or infinite voxels; expected finite intensities")
+    return image
+
+
 def read_label_volume(
-    path: str | os.PathLike, value_map: dict[int, int] | None = None, num_classes: int | None = None
+    path: str | os.PathLike, value_map: dict[int, int] | None = None, classes: int | list[str] | None = None
 ) -> tuple[np.ndarray, Volume]:
     """Reads a label volume: (int64 D×H×W class indices, 255 = ignore; the Volume as read).
 
     Stored values must be whole numbers (float files holding whole numbers are accepted, as two
     of MSD Hippocampus' are); a fraction is an error naming the file and the value. They are
     mapped as `ImageMaskFolder` maps masks: through `value_map` (stored value 0..65535 → class
-    index or 255), else they must be class indices 0..`num_classes`−1 (0..254 when
-    `num_classes` is None); 255 is not implied, so values of 255 and over need a value_map.
+    index or 255), else they must be class indices 0..`classes`−1 (0..254 when
+    `classes` is None); 255 is not implied, so values of 255 and over need a value_map.
+    `classes`: that number, or the class names (an error then names them).
     """
+    num_classes = classes if classes is None or isinstance(classes, int) else len(classes)
     volume = read_volume(path)
     raw = volume.array
     if raw.ndim != 3:
@@ -205,8 +215,22 @@ def read_label_volume(
     low, high = (raw.min(), raw.max()) if raw.size else (0, 0)
     if low < 0 or high > 65535:
         raise InputError(f"{volume.path}: label values must lie in 0..65535, got {low}..{high}")
+    if value_map is None and num_classes is not None and high >= num_classes:
+        bad = np.unique(raw[raw >= num_classes]).astype(np.int64)[:10].tolist()
+        raise InputError(
+            f"{volume.path}: label value(s) {bad} outside the {num_classes} classes{class_list(classes)}; expected "
+            f"class indices 0..{num_classes - 1} (or a value_map)"
+        )
     lut = label_lut(value_map, num_classes if num_classes is not None else 255)
     return apply_lut(lut, raw.astype(np.uint16), volume.path), volume
+
+
+def class_list(classes: int | list[str]) -> str:
+    """ " (0 background, 1 liver, ...)" for class names (the first 10), "" for a count."""
+    if isinstance(classes, int):
+        return ""
+    named = ", ".join(f"{i} {name}" for i, name in enumerate(classes[:10]))
+    return f" ({named}{', ...' if len(classes) > 10 else ''})"
 
 
 def write_label_volume(labels: np.ndarray, reference: Volume, path: str | os.PathLike) -> Path:

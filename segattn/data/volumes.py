@@ -19,7 +19,7 @@ import numpy as np
 from segattn.data.base import Sample, SegDataset
 from segattn.data.folder import KEY, files_by_key, label_lut, matched_suffix
 from segattn.data.splits import SplitSpec, select
-from segattn.data.volume_io import VOLUME_SUFFIXES, image_array, read_label_volume, read_volume
+from segattn.data.volume_io import VOLUME_SUFFIXES, check_finite, image_array, read_label_volume, read_volume
 from segattn.errors import InputError, MissingPathError
 
 # How far a label volume's affine may stray from its image's (mm, and mm per voxel) before the
@@ -59,7 +59,7 @@ class VolumeDataset(SegDataset):
     def load(self, index: int) -> Sample:
         image_path, label_path, _ = self.samples[index]
         volume = read_volume(image_path)
-        mask, labels = read_label_volume(label_path, self.value_map, len(self.classes))
+        mask, labels = read_label_volume(label_path, self.value_map, self.classes)
         if labels.shape != volume.shape:
             raise InputError(
                 f"{label_path}: labels are {'×'.join(map(str, labels.shape))} but image {image_path} is "
@@ -71,7 +71,7 @@ class VolumeDataset(SegDataset):
                 f"{label_path}: labels lie in another grid than image {image_path} (their affines differ by up to "
                 f"{gap:.4g}); expected the image's own grid"
             )
-        image = image_array(volume)
+        image = check_finite(image_array(volume), image_path)
         if image.shape[0] != self.in_channels:
             raise InputError(f"{image_path}: {image.shape[0]} channel(s), expected {self.in_channels}")
         return {"image": image, "mask": mask, "name": image_path.name, "spacing": volume.spacing}
@@ -119,8 +119,8 @@ class VolumeFolder(VolumeDataset):
         self.value_map = check_classes(self.classes, value_map)
         self.in_channels = channels
         self.channel_names = [f"channel {c}" for c in range(channels)]
-        images = files_by_key(self.images_dir, image_pattern, VOLUME_SUFFIXES)
-        masks = files_by_key(self.masks_dir, mask_pattern, VOLUME_SUFFIXES)
+        images = files_by_key(self.images_dir, image_pattern, "volume")
+        masks = files_by_key(self.masks_dir, mask_pattern, "volume")
         unpaired = sorted(set(images) ^ set(masks))
         if unpaired:
             raise InputError(

@@ -16,14 +16,13 @@ import torch
 from torch.utils.data import Dataset
 
 from segattn.data.base import image_to_tensor
-from segattn.data.io import IMAGE_SUFFIXES, match_channels, read_image
+from segattn.data.io import IMAGE_SUFFIXES, KINDS, VOLUME_SUFFIXES, match_channels, read_image
 from segattn.data.pipeline_checks import check_pixel_depth
-from segattn.data.volume_io import VOLUME_SUFFIXES, Volume
+from segattn.data.volume_io import Volume
 from segattn.errors import InputError, MissingPathError
 from segattn.window_transform import window_normalize
 
 ImageInput = str | os.PathLike | np.ndarray | Volume  # a Volume: for volume networks
-KINDS = {"image": IMAGE_SUFFIXES, "volume": VOLUME_SUFFIXES}
 
 
 class InputImages(Dataset):

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from segattn.data.intensity import IntensitySpec, normalize_volume
-from segattn.data.volume_io import Volume, image_array, read_volume
+from segattn.data.volume_io import Volume, check_finite, image_array, read_volume
 from segattn.errors import InputError
 from segattn.inference.inputs import ImageInput, InputImages, check_kind
 from segattn.inference.options import DEFAULT_OVERLAP
@@ -54,11 +54,9 @@ class InputVolumes(InputImages):
 
     def prepare(self, index: int) -> dict[str, Any]:
         name = self.name(index)
-        image = volume_array(self.items[index], self.channels, name)
+        image = check_finite(volume_array(self.items[index], self.channels, name), name)
         if self.intensity is not None:
-            image = normalize_volume(image, self.intensity)
-        if not np.isfinite(image).all():
-            raise InputError(f"{name}: holds NaN or infinite voxels (after intensity normalisation)")
+            image = check_finite(normalize_volume(image, self.intensity), f"{name} (after intensity normalisation)")
         return {"size": tuple(image.shape[1:]), "tensor": torch.from_numpy(image)}
 
 

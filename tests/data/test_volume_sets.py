@@ -41,7 +41,7 @@ def test_volume_folder_item_and_splits(tmp_path):
     assert sorted(train.keys + val.keys) == ds.keys and not set(train.keys) & set(val.keys)
     mapped = VolumeFolder(root / "images", root / "labels", ["bg", "fg"], value_map={0: 0, 1: 1, 2: 255})
     assert set(np.unique(mapped.load(0)["mask"])) <= {0, 1, 255}
-    with pytest.raises(InputError, match=r"case_0\.nii\.gz: mask values \[2\]"):
+    with pytest.raises(InputError, match=r"case_0\.nii\.gz: label value\(s\) \[2\] outside the 2 classes"):
         VolumeFolder(root / "images", root / "labels", ["bg", "fg"]).load(0)
     seen = VolumeFolder(root / "images", root / "labels", ["bg", "a", "b"], transform=lambda item: item["name"])
     assert seen[0] == "case_0.nii.gz"

@@ -136,7 +136,7 @@ def test_label_reading_rules(tmp_path):
     mapped, _ = read_label_volume(big, value_map={0: 0, 300: 1})
     np.testing.assert_array_equal(mapped.ravel(), [0, 1])
     with pytest.raises(InputError, match=r"\[2\]"):
-        read_label_volume(tmp_path / "f.nii.gz", num_classes=2)
+        read_label_volume(tmp_path / "f.nii.gz", classes=2)
     negative = save_nifti(tmp_path / "neg.nii.gz", np.array([0, -1], np.int16).reshape(1, 1, 2), eye)
     with pytest.raises(InputError, match=r"neg\.nii\.gz.*0\.\.65535"):
         read_label_volume(negative)
