@@ -89,12 +89,19 @@ def speed(side: int, window: int, widths: list[int], batch: int, repeats: int, w
     ]
     if not have_monai:
         notes.append("MONAI is not installed here: segattn's row alone.")
-    if max(load_before, load_after) > 2:
-        notes.append("Other engineers ran tests on this machine meanwhile (load above 2): the rates are lower bounds.")
+    notes += shared_note(load_before, load_after, "the rates are lower bounds")
     series = "3-D sliding window inference speed"
     settings = {"size": side, "window": window, "widths": widths, "sw_batch": batch, "repeats": repeats,
                 "warmup": warmup}  # fmt: skip
     return Result(series, f"{series} on CPU", [table(SPEED_COLUMNS, rows)], notes, settings, (load_before, load_after))
+
+
+def shared_note(load_before: float, load_after: float, effect: str) -> list[str]:
+    """The note a run under a 1-minute load above 2 gets: the machine was shared meanwhile."""
+    if max(load_before, load_after) <= 2:
+        return []
+    return [f"The load was above 2: other processes (other engineers' test runs on this shared machine) used the "
+            f"CPU meanwhile; {effect}."]  # fmt: skip
 
 
 def volume_checkpoint(path: Path, widths: list[int]) -> None:
@@ -139,6 +146,7 @@ def memory(side: int, widths: list[int]) -> Result:
         f"1-minute load average before / after: {load_before:.2f} / {load_after:.2f} ({os.cpu_count()} cores); "
         "load changes wall time, not memory.",
     ]
+    notes += shared_note(load_before, load_after, "the wall time is longer, the memory the same")
     if side != 512:
         notes.append(f"Run at {side}³ for time on a shared 2-core machine; the goal's command is `--memory-size 512`.")
     series = "3-D volume inference memory"
