@@ -40,6 +40,11 @@ python tools/benchmark.py memory [--sizes 10000 20000] [--window 512] [--batch 4
     peak resident memory of `segattn infer --slide WINDOW` (CPU, one subprocess per image) on one
     synthetic N×N RGB PNG per size, next to the image's and its label map's own sizes; the
     config's network untrained (memory, not accuracy).
+python tools/benchmark.py volumes [--size 96] [--window 48] [--widths 8 16 32 64] [--sw-batch 4] [--repeats 3]
+        [--memory-size 512] [--memory-widths 4 8 16] [--parts speed memory] [--write]
+    3-D: Segmenter.predict's sliding window on a size³ volume against MONAI's sliding_window_inference
+    with the same network and weights (CPU, fp32, overlap 0.25, Gaussian), with the share of equal
+    labels; and the peak resident memory of `segattn infer` on one memory-size³ int16 NIfTI, 4 classes.
 python tools/benchmark.py render
     docs/benchmarks.md from docs/results/*.jsonl alone (no measuring; deterministic).
 """
@@ -53,7 +58,19 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from benchmarks import REPO, RESULTS, accuracy, data, gpu_inference, inference, memory, metrics, render, speed
+from benchmarks import (
+    REPO,
+    RESULTS,
+    accuracy,
+    data,
+    gpu_inference,
+    inference,
+    memory,
+    metrics,
+    render,
+    speed,
+    volumes,
+)
 from benchmarks.cli import config_name, distinct_seeds
 from benchmarks.contenders import contender_names
 from benchmarks.harness import PRECISIONS
@@ -188,7 +205,24 @@ def parser_of() -> argparse.ArgumentParser:
     memory_command.add_argument(
         "--config", type=config_name, default="demo", help="configs/<name>.yaml whose network runs (default demo)"
     )
+    add_volumes(sub)
     return parser
+
+
+def add_volumes(sub: argparse._SubParsersAction) -> None:
+    """`volumes`: 3-D sliding-window speed against MONAI, and memory of `segattn infer` on a volume."""
+    volumes_command = command(
+        sub, "volumes", "3-D sliding window vs MONAI, and segattn infer's memory on a volume", volumes.run, "volumes"
+    )
+    volumes_command.add_argument("--size", type=cli_types.count, default=96, help="volume side (default 96)")
+    volumes_command.add_argument("--window", type=cli_types.count, default=48, help="window side (default 48)")
+    volumes_command.add_argument("--widths", type=cli_types.count, nargs="+", default=[8, 16, 32, 64])
+    volumes_command.add_argument("--sw-batch", type=cli_types.count, default=4, help="windows per forward (default 4)")
+    volumes_command.add_argument("--repeats", type=cli_types.count, default=3, help="timed rounds (default 3)")
+    volumes_command.add_argument("--warmup", type=cli_types.non_negative, default=1, help="untimed rounds (default 1)")
+    volumes_command.add_argument("--memory-size", type=cli_types.count, default=512, help="memory: side (default 512)")
+    volumes_command.add_argument("--memory-widths", type=cli_types.count, nargs="+", default=[4, 8, 16])
+    volumes_command.add_argument("--parts", nargs="+", choices=["speed", "memory"], default=["speed", "memory"])
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -6,9 +6,10 @@ from importlib.util import find_spec
 
 import benchmark
 import pytest
-from benchmarks import accuracy, gpu_inference, render, training
+from benchmarks import accuracy, gpu_inference, render, training, volumes
 from benchmarks.cli import config_name
 from benchmarks.contenders import Contender, contender_names
+from benchmarks.goals import GOALS, goal_rows
 from benchmarks.records import append, read, table
 
 from ..conftest import REPO, needs_config_drive
@@ -168,3 +169,44 @@ def test_the_newest_run_per_machine_kind_is_shown_and_the_goals_are_computed_fro
     append(results / "accuracy.jsonl", slower)
     assert "train s 90 against 60 | ≥ +1.0 points | not met |" in render.render(results)  # ahead, but slower
     json.loads((results / "accuracy.jsonl").read_text().splitlines()[-1])  # one record a line
+
+
+def test_a_tiny_volumes_run_records_both_rates_and_the_label_agreement(tmp_path, monkeypatch):
+    """`volumes --parts speed` on a 24³ volume with 12³ windows, for seconds: Segmenter.predict's rate,
+    and where MONAI is installed (not in CI) its sliding_window_inference's, the ratio and the share
+    of equal labels (the same network and weights: untrained logits are close, the labels nearly all equal)."""
+    monkeypatch.setattr(benchmark, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(benchmark, "DOC", tmp_path / "benchmarks.md")
+    argv = ["volumes", "--parts", "speed", "--size", "24", "--window", "12", "--widths", "4", "8"]
+    benchmark.main([*argv, "--sw-batch", "2", "--repeats", "1", "--warmup", "0", "--write"])
+    [record] = read(tmp_path / "results" / "volumes.jsonl")
+    assert record["series"] == "3-D sliding window inference speed" and record["settings"]["window"] == 12
+    [figures] = record["tables"]
+    rows = {row[0]: dict(zip(figures["columns"], row, strict=True)) for row in figures["rows"]}
+    assert float(rows[volumes.SEGATTN]["volumes/s"]) > 0 and rows[volumes.SEGATTN]["volume"] == "24³"
+    if find_spec("monai") is None:
+        assert list(rows) == [volumes.SEGATTN] and rows[volumes.SEGATTN]["labels equal to MONAI's"] == "–"
+        pytest.skip("MONAI is not installed (the bench extra): segattn's half tested alone")
+    assert float(rows[volumes.MONAI]["volumes/s"]) > 0 and rows[volumes.MONAI]["vs MONAI"] == "1.00×"
+    assert float(rows[volumes.SEGATTN]["labels equal to MONAI's"].removesuffix(" %")) > 99
+    page = (tmp_path / "benchmarks.md").read_text()
+    assert "| 3-D sliding window volumes/s ≥ 1.3× MONAI sliding_window_inference (CPU) | `volumes`: 3-D" in page
+
+
+def test_the_volume_goals_read_the_ratio_and_the_peak():
+    cpu = {"cpu": "Test CPU", "cores": 2, "gpu": None, "torch": "2", "python": "3", "text": "Test CPU"}
+    speed_rows = [[volumes.SEGATTN, "96³", "48³", "0.500", "1.25×", "99.9 %"],
+                  [volumes.MONAI, "96³", "48³", "0.400", "1.00×", "–"]]  # fmt: skip
+    speed_record = {"series": "3-D sliding window inference speed", "machine": cpu, "when": "2026-12-05",
+                    "variant": "", "tables": [table(volumes.SPEED_COLUMNS, speed_rows)]}  # fmt: skip
+    peak = ["512³", "4", "268", "134", "3,500", "3.50", "200"]
+    memory_record = {"series": "3-D volume inference memory", "machine": cpu, "when": "2026-12-05", "variant": "",
+                     "tables": [table(volumes.MEMORY_COLUMNS, [peak])]}  # fmt: skip
+    smaller = {**memory_record, "variant": "--memory-size 256"}
+    smaller["tables"] = [table(volumes.MEMORY_COLUMNS, [["256³", *peak[1:]]])]
+    rows = goal_rows(GOALS[-2:], {"volumes": [speed_record, memory_record]})
+    assert [row[2:] for row in rows] == [
+        ["1.25× (smallest over 1 input size(s))", "≥ 1.3×", "not met"],
+        ["3.5 GB (512³)", "< 6 GB", "**met**"],
+    ]
+    assert goal_rows(GOALS[-1:], {"volumes": [smaller]})[0][-1] == "no figure"  # 256³ is not the goal's figure

@@ -22,6 +22,7 @@ BENCHMARKS = {
     "data": "Data: the COCO pipeline (`data`)",
     "accuracy": "Accuracy: segattn against its peers under one training budget (`accuracy`, `ablation`)",
     "memory": "Memory: the sliding window on large images (`memory`)",
+    "volumes": "Volumes: 3-D sliding window against MONAI, and memory on a large volume (`volumes`)",
 }
 STUDIES, EARLIER = "studies", "earlier"
 INTRO = f"""# Benchmarks
