@@ -55,7 +55,8 @@ class SegDataModule(L.LightningDataModule):
         foreground_share: share of patches placed around a labelled voxel (default 0.33, nnU-Net's).
         intensity: the normalisation spec of `segattn.data.intensity` (default
             {"zscore": {"foreground": false}}, for MR), of training patches and evaluation volumes.
-        augment_3d: "flips" (default: mirror each axis with probability 1/2) or "none".
+        augment_3d: "flips" (default: mirror each axis with probability 1/2), "nnunet" (flips, then
+            nnU-Net's rotation, scaling and intensity augmentation) or "none".
 
     For both:
         batch_size: training batch; val_batch_size defaults to it (volumes: to 1).

@@ -2,8 +2,9 @@
 3-D training augmentation, and whole evaluation volumes.
 
 Training items are `VolumePatches` (random patches, foreground oversampled), mirrored at random
-along each axis by `volume_augmentation`; evaluation items are whole volumes (`WholeVolumes`),
-normalised by the same intensity spec. Both carry the volume's voxel spacing (mm).
+along each axis (and, with "nnunet", rotated, scaled and varied in intensity) by
+`volume_augmentation`; evaluation items are whole volumes (`WholeVolumes`), normalised by the
+same intensity spec. Both carry the volume's voxel spacing (mm).
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from segattn.data.augment3d import IntensityAugment3D, RandomRotateScale3D
 from segattn.data.base import Sample, SegDataset
 from segattn.data.intensity import IntensitySpec, check_intensity, normalize_volume
 from segattn.data.patches import VolumePatches
 from segattn.data.volumes import VolumeDataset
 from segattn.errors import InputError
 
-Augment3D = Literal["flips", "none"]
+Augment3D = Literal["flips", "nnunet", "none"]
+AUGMENT_3D = ("flips", "nnunet", "none")
 DEFAULT_INTENSITY: dict[str, Any] = {"zscore": {"foreground": False}}  # MR; CT needs ct_statistics
 DEFAULT_FOREGROUND = 0.33  # nnU-Net's oversample_foreground_percent
 VOLUME_KEYS = ("patch_size", "foreground_share", "intensity", "augment_3d")
@@ -43,12 +46,16 @@ class DepthFlip(A.Transform3D):
 
 def volume_augmentation(augment: Augment3D) -> A.Compose | None:
     """The training pipeline on {"volume": D×H×W×C, "mask3d": D×H×W}: "flips" mirrors each axis
-    with probability 1/2 (nnU-Net's mirroring), "none" nothing (None)."""
+    with probability 1/2 (nnU-Net's mirroring); "nnunet" then rotates and scales (probability 0.2
+    each) and varies intensity as nnU-Net does (`segattn.data.augment3d`); "none" nothing (None)."""
+    if augment not in AUGMENT_3D:
+        raise InputError(f"data.augment_3d: expected 'flips', 'nnunet' or 'none', got {augment!r}")
     if augment == "none":
         return None
-    if augment != "flips":
-        raise InputError(f"data.augment_3d: expected 'flips' or 'none', got {augment!r}")
-    return A.Compose([DepthFlip(p=0.5), A.VerticalFlip(p=0.5), A.HorizontalFlip(p=0.5)])
+    flips = [DepthFlip(p=0.5), A.VerticalFlip(p=0.5), A.HorizontalFlip(p=0.5)]
+    if augment == "flips":
+        return A.Compose(flips)
+    return A.Compose([*flips, RandomRotateScale3D(), IntensityAugment3D()])
 
 
 def check_kind(datasets: dict[str, SegDataset | None]) -> bool:

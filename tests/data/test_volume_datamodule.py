@@ -151,7 +151,7 @@ def test_pad_collate_pads_volumes_on_every_axis():
         ({"patch_size": [8, 8]}, "data.patch_size: expected three integers"),
         ({"foreground_share": 1.5}, "data.foreground_share: expected a share between 0 and 1"),
         ({"intensity": {"zscore": {}}}, "data.intensity.zscore: expected {'foreground'"),
-        ({"augment_3d": "rotate"}, "data.augment_3d: expected 'flips' or 'none'"),
+        ({"augment_3d": "rotate"}, "data.augment_3d: expected 'flips', 'nnunet' or 'none'"),
     ],
 )
 def test_volume_settings_are_checked(volume_root, kwargs, message):
