@@ -118,6 +118,10 @@ def test_nnunet_through_the_data_module_repeats_by_key(volume_root):  # noqa: F8
         a, b = patches[key], patches[key]
         np.testing.assert_array_equal(a["image"].numpy(), b["image"].numpy())
         np.testing.assert_array_equal(a["mask"].numpy(), b["mask"].numpy())
+    flipped = datamodule(volume_root, augment_3d="flips").train_dataloader().dataset
+    keys = [(epoch, index) for epoch in range(4) for index in range(len(patches))]
+    differ = sum(not np.array_equal(patches[k]["image"].numpy(), flipped[k]["image"].numpy()) for k in keys)
+    assert differ > 0  # rotated, scaled or intensity-varied patches
     batch = next(iter(dm.train_dataloader()))
     assert batch["image"].shape == (3, 1, *PATCH) and batch["mask"].shape == (3, *PATCH)
     assert set(np.unique(batch["mask"].numpy())) <= {0, 1, 2, 255}
