@@ -59,16 +59,21 @@ def assert_scores_equal(ours: dict, ref: dict):
         np.testing.assert_allclose(ours[key].numpy(), value, rtol=0, atol=1e-6, equal_nan=True, err_msg=key)
 
 
-def test_dataset_scores_equal_numpy_over_batches_with_ignore():
-    metric = SegMetrics(K)
-    batches = [random_batch(s) for s in range(3)]
+def assert_dataset_scores_equal_numpy(batches: list, k: int = K) -> None:
+    """SegMetrics updated with (logits, target) batches of any spatial rank: its confusion matrix
+    and scores equal numpy's over every pixel (voxel) of every batch, 255 = ignore."""
+    metric = SegMetrics(k)
     for logits, target in batches:
         metric.update(logits, target)
     pred = np.concatenate([b[0].argmax(1).numpy().ravel() for b in batches])
     target = np.concatenate([b[1].numpy().ravel() for b in batches])
-    cm = numpy_confusion(pred, target, K)
+    cm = numpy_confusion(pred, target, k)
     np.testing.assert_array_equal(metric.confmat.numpy(), cm)
     assert_scores_equal(metric.compute(), numpy_scores(cm))
+
+
+def test_dataset_scores_equal_numpy_over_batches_with_ignore():
+    assert_dataset_scores_equal_numpy([random_batch(s) for s in range(3)])
 
 
 def test_absent_class_class_only_in_truth_and_all_ignore_image():

@@ -5,7 +5,14 @@ import pytest
 import torch
 
 from segattn import SegMetrics, segmentation_scores
-from tests.test_metrics import MEANS, PER_CLASS, assert_scores_equal, nanmean, numpy_confusion, numpy_scores
+from tests.test_metrics import (
+    MEANS,
+    PER_CLASS,
+    assert_dataset_scores_equal_numpy,
+    nanmean,
+    numpy_confusion,
+    numpy_scores,
+)
 
 K = 4
 
@@ -19,14 +26,7 @@ def random_volumes(seed: int, n: int = 2, shape=(6, 10, 12), k: int = K, ignore_
 
 def test_dataset_averaging_over_volume_batches_equals_numpy():
     batches = [random_volumes(s) for s in range(3)]
-    metric = SegMetrics(K)
-    for logits, target in batches:
-        metric.update(logits, target)
-    pred = np.concatenate([b[0].argmax(1).numpy().ravel() for b in batches])
-    target = np.concatenate([b[1].numpy().ravel() for b in batches])
-    cm = numpy_confusion(pred, target, K)
-    np.testing.assert_array_equal(metric.confmat.numpy(), cm)
-    assert_scores_equal(metric.compute(), numpy_scores(cm))
+    assert_dataset_scores_equal_numpy(batches, K)
     logits, target = batches[0]  # a volume scores as its slices do: one matrix over all voxels
     slices = segmentation_scores(logits.transpose(1, 2).flatten(0, 1), target.flatten(0, 1), K)
     for key, value in segmentation_scores(logits, target, K).items():

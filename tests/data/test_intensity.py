@@ -10,19 +10,7 @@ import pytest
 from segattn.data.intensity import check_intensity, ct_statistics, normalize_volume
 from segattn.errors import InputError
 
-
-class Volumes:
-    """A stand-in data set: `load(i)` as a VolumeDataset gives it."""
-
-    def __init__(self, items: list[tuple[np.ndarray, np.ndarray]]) -> None:
-        self.items = items
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def load(self, index: int) -> dict:
-        image, mask = self.items[index]
-        return {"image": image, "mask": mask}
+from .test_patches import Volumes
 
 
 def test_zscore_whole_and_foreground():
