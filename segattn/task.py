@@ -158,13 +158,18 @@ class SegmentationTask(L.LightningModule):
         if show and self.returns_attention:
             logits, maps = self.model(batch["image"], return_attention=True)
         else:
-            logits, maps = self.model(batch["image"]), {}
+            logits, maps = self.evaluation_logits(batch["image"]), {}
         self.score(batch, logits, "val", self.val_metrics, self.val_loss)
         if show:
             self.log_val_images(batch, logits, maps)
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self.score(batch, self.model(batch["image"]), "test", self.test_metrics, self.test_loss)
+        self.score(batch, self.evaluation_logits(batch["image"]), "test", self.test_metrics, self.test_loss)
+
+    def evaluation_logits(self, image: Tensor) -> Tensor:
+        """Logits N×K×H×W (N×K×D×H×W) of whole evaluation inputs N×C×H×W (N×C×D×H×W), as
+        validation and test score them."""
+        return self.model(image)
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[Tensor]:
         """Label maps, one int64 H×W (D×H×W) per image at its own size (the batch's padding cut off)."""
