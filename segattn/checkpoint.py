@@ -4,7 +4,8 @@ A Lightning checkpoint of segattn carries, besides Lightning's own keys, a recor
 "segattn" with everything inference needs: the model's registry name and keyword arguments,
 input channels, class names, palette, and the evaluation transform in Albumentations' serialised
 form (images), or the intensity normalisation spec of segattn.data.intensity (volumes: a network
-built with `spatial_dims: 3` in its model arguments; "eval_transform" is then None). The
+built with `spatial_dims: 3` in its model arguments, or a 2-D one trained on volumes' slices,
+whose record also has "slices"; "eval_transform" is then None). The
 weights are Lightning's "state_dict" under the "model." prefix. Files are loaded with
 `weights_only=True`: only tensors and plain containers, no code runs on load. Weights that cannot
 give a finite prediction (NaN or infinite values, a negative batch-norm variance, a network whose
@@ -41,8 +42,10 @@ def make_record(
     palette: list[list[int]],
     eval_transform: dict[str, Any] | None,
     intensity: Any = None,
+    slices: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    """The record of a checkpoint: `eval_transform` for images, `intensity` for volumes."""
+    """The record of a checkpoint: `eval_transform` for images, `intensity` for volumes (and
+    `slices`, the spec of `segattn.data.slices`, for a 2-D network run over volumes' slices)."""
     return {
         "format_version": FORMAT_VERSION,
         "model": model,
@@ -52,6 +55,7 @@ def make_record(
         "palette": [list(map(int, c)) for c in palette],
         "eval_transform": eval_transform,
         "intensity": intensity,
+        "slices": slices,
     }
 
 

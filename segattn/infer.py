@@ -122,7 +122,7 @@ def run_infer(
         raise InputError(f"output {output}: exists and is not a folder; expected a folder for the label maps")
     writable_folder(output, f"output {output}")
     remove_stale_temporaries(output)  # left by a run that was killed mid-write
-    volumes = segmenter.spatial_dims == 3
+    volumes = segmenter.volumes
     if volumes and overlay_images:
         raise InputError("overlays (--overlay) are drawn on images; a volume network writes label volumes only")
     wanted = ["mask", *(["overlay"] if overlay_images else []), *(["probs"] if probs else [])]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,10 @@ from torchmetrics import MeanMetric
 
 from segattn import checkpoint
 from segattn.data.io import write_image
+from segattn.data.slices import SliceSpec
 from segattn.data.transforms import serialize
 from segattn.errors import InputError, TrainingDiverged
+from segattn.inference.slices import SliceBySlice, slice_attention
 from segattn.losses import CEDiceLoss, DeepSupervisionLoss
 from segattn.metrics import SegMetrics
 from segattn.models import build_model
@@ -52,7 +55,10 @@ class SegmentationTask(L.LightningModule):
 
     Volumes (a network with model_args spatial_dims 3, a data module of volume data sets): the
     same on N×C×D×H×W batches; logged images show each volume's middle slice along D, and the
-    checkpoint records the data's intensity spec instead of an evaluation transform.
+    checkpoint records the data's intensity spec instead of an evaluation transform. 2.5-D (a 2-D
+    network, a data module with `slices`): training batches are slices, validation and test run
+    the network over each volume's slices (`evaluation_logits`) and score the re-stacked volume,
+    and the checkpoint records the slice spec too.
     """
 
     def __init__(
@@ -105,9 +111,11 @@ class SegmentationTask(L.LightningModule):
     def on_fit_start(self) -> None:
         # `_trainer`: None when called unattached, where `trainer` raises
         volumes = getattr(getattr(self._trainer, "datamodule", None), "intensity", None) is not None
-        if volumes != (self.model_args.get("spatial_dims", 2) == 3):
-            data, needed = ("volumes", "3") if volumes else ("images", "2 (the default)")
+        if volumes != (self.model_args.get("spatial_dims", 2) == 3) and self.slices is None:
+            data, needed = ("volumes", "3, or data.slices for 2.5-D") if volumes else ("images", "2 (the default)")
             raise InputError(f"model.model_args.spatial_dims: the data are {data}; set it to {needed}")
+        if self.slices is not None and self.model_args.get("spatial_dims", 2) != 2:
+            raise InputError("model.model_args.spatial_dims: data.slices feeds 2-D slices; set it to 2 (the default)")
         # Lightning converts BatchNorm for trainer.sync_batchnorm under DDP; PyTorch's
         # SyncBatchNorm then fails on the CPU at the first batch with a bare traceback.
         if self.device.type == "cpu" and any(isinstance(m, torch.nn.SyncBatchNorm) for m in self.modules()):
@@ -156,7 +164,7 @@ class SegmentationTask(L.LightningModule):
         show = batch_idx == 0 and self.log_images > 0 and bool(self.loggers) and self.trainer.is_global_zero
         show = show and not self.trainer.sanity_checking
         if show and self.returns_attention:
-            logits, maps = self.model(batch["image"], return_attention=True)
+            logits, maps = self.evaluation_attention(batch["image"])
         else:
             logits, maps = self.evaluation_logits(batch["image"]), {}
         self.score(batch, logits, "val", self.val_metrics, self.val_loss)
@@ -166,10 +174,25 @@ class SegmentationTask(L.LightningModule):
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self.score(batch, self.evaluation_logits(batch["image"]), "test", self.test_metrics, self.test_loss)
 
+    @property
+    def slices(self) -> SliceSpec | None:
+        """The data module's 2.5-D spec (`segattn.data.slices`), or None."""
+        return getattr(getattr(self._trainer, "datamodule", None), "slices", None)
+
     def evaluation_logits(self, image: Tensor) -> Tensor:
         """Logits N×K×H×W (N×K×D×H×W) of whole evaluation inputs N×C×H×W (N×C×D×H×W), as
-        validation and test score them."""
-        return self.model(image)
+        validation and test score them; 2.5-D: the 2-D network over the volumes' slices, a
+        training batch of slices at a time."""
+        if self.slices is None:
+            return self.model(image)
+        return SliceBySlice(self.slices, self.trainer.datamodule.batch_size)(self.model, image)
+
+    def evaluation_attention(self, image: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """`evaluation_logits` and each gate's α ({name: N×1×h×w}, on its grid; 2.5-D: N×1×D×H×W)."""
+        if self.slices is None:
+            return self.model(image, return_attention=True)
+        network = functools.partial(self.model, return_attention=True)
+        return slice_attention(network, image, self.slices, self.trainer.datamodule.batch_size)
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[Tensor]:
         """Label maps, one int64 H×W (D×H×W) per image at its own size (the batch's padding cut off)."""
@@ -260,5 +283,6 @@ class SegmentationTask(L.LightningModule):
             default_palette(len(self.classes)),
             None if intensity is not None else serialize(eval_transform),
             intensity=intensity,
+            slices=self.slices,
         )
         ckpt["hyper_parameters"] = dict(ckpt.get("hyper_parameters", {}))  # plain dict: weights_only-safe

@@ -14,6 +14,7 @@ from segattn.data.intensity import IntensitySpec
 from segattn.data.patches import VolumePatches
 from segattn.data.pipeline_checks import check_normalisations
 from segattn.data.sampling import EpochSampler, Transformed, evaluation_sampler, pad_collate
+from segattn.data.slices import SlicePatches, check_slices, stack_depth
 from segattn.data.transforms import (
     NormalizeSpec,
     Preset,
@@ -57,6 +58,10 @@ class SegDataModule(L.LightningDataModule):
             {"zscore": {"foreground": false}}, for MR), of training patches and evaluation volumes.
         augment_3d: "flips" (default: mirror each axis with probability 1/2), "nnunet" (flips, then
             nnU-Net's rotation, scaling and intensity augmentation) or "none".
+        slices: 2.5-D, {axis: 0 | 1 | 2, neighbours: n} (`segattn.data.slices`): training samples
+            are 2-D slices along that axis with n neighbours on each side as channels, for a 2-D
+            network ((2n + 1)·C input channels, `in_channels`); patch_size is then the slice's
+            (h, w). Evaluation still sees whole volumes, which the task runs slice by slice.
 
     For both:
         batch_size: training batch; val_batch_size defaults to it (volumes: to 1).
@@ -89,6 +94,7 @@ class SegDataModule(L.LightningDataModule):
         foreground_share: float | None = None,
         intensity: IntensitySpec | None = None,
         augment_3d: Augment3D | None = None,
+        slices: dict[str, int] | None = None,
     ) -> None:
         super().__init__()
         if batch_size < 1 or (val_batch_size is not None and val_batch_size < 1):
@@ -104,15 +110,16 @@ class SegDataModule(L.LightningDataModule):
         refuse_keys(
             {"crop_size": crop_size, "augment": augment, "normalize": normalize, "train_transform": train_transform,
              "eval_transform": eval_transform, "patch_size": patch_size, "foreground_share": foreground_share,
-             "intensity": intensity, "augment_3d": augment_3d},
+             "intensity": intensity, "augment_3d": augment_3d, "slices": slices},
             self.volumes,
         )  # fmt: skip
         self.batch_size = batch_size
         self.val_batch_size = val_batch_size or (1 if self.volumes else batch_size)
         self.num_workers = num_workers
         self.intensity: IntensitySpec | None = None  # a volume run's normalisation, for the checkpoint
+        self.slices = None if slices is None else check_slices(slices)  # 2.5-D, for the task and checkpoint
         if self.volumes:
-            self.patches = volume_settings(train, patch_size, foreground_share, intensity, augment_3d)
+            self.patches = volume_settings(train, patch_size, foreground_share, intensity, augment_3d, self.slices)
             self.intensity = self.patches["intensity"]
             self.train_transform, self.eval_transform = self.patches["transform"], None
             return
@@ -152,7 +159,9 @@ class SegDataModule(L.LightningDataModule):
 
     @property
     def in_channels(self) -> int:
-        return self.datasets["train"].in_channels
+        """The network's input channels: the images' (2.5-D: the volumes' times each stack's slices)."""
+        channels = self.datasets["train"].in_channels
+        return channels if self.slices is None else channels * stack_depth(self.slices)
 
     def train_dataloader(self) -> DataLoader:
         seed = self.shared_seed()
@@ -160,6 +169,7 @@ class SegDataModule(L.LightningDataModule):
         train = self.datasets["train"]
         if self.volumes:
             dataset = VolumePatches(train, seed=seed, **self.patches)
+            dataset = dataset if self.slices is None else SlicePatches(dataset, self.slices)
         else:
             dataset = Transformed(train, self.train_transform, seed=seed)
         sampler = EpochSampler(dataset, seed, world_size, rank)

@@ -40,6 +40,9 @@ class VolumePatches(Dataset):
     `intensity` (see `segattn.data.intensity`) normalises the whole volume before cropping, so a
     per-volume z-score measures the volume, not the patch. `transform` (an `A.Compose` over the
     "volume" and "mask3d" targets) then augments the patch. Keys: an index, or (epoch, index).
+    `context` (c_d, c_h, c_w) widens the box drawn by that many voxels on both sides of each axis
+    (padded as above where it leaves the volume): 2.5-D training draws one slice, (1, h, w), and
+    takes its neighbours as context (`segattn.data.slices`).
     """
 
     def __init__(
@@ -50,9 +53,11 @@ class VolumePatches(Dataset):
         seed: int = 0,
         intensity: IntensitySpec | None = None,
         transform: A.Compose | None = None,
+        context: Sequence[int] = (0, 0, 0),
     ) -> None:
         self.dataset = dataset
         self.patch_size = check_patch_size(patch_size)
+        self.context = tuple(context)
         if not isinstance(foreground, (int, float)) or not 0 <= foreground <= 1:
             raise InputError(f"foreground: expected a share between 0 and 1, got {foreground!r}")
         self.foreground = float(foreground)
@@ -71,7 +76,9 @@ class VolumePatches(Dataset):
             image = normalize_volume(image, self.intensity)
         rng = np.random.default_rng(sample_seed(self.seed, epoch, index))
         start = patch_start(mask, self.patch_size, rng, rng.random() < self.foreground)
-        image, mask = crop(image, start, self.patch_size, 0), crop(mask, start, self.patch_size, IGNORE_INDEX)
+        start = tuple(s - c for s, c in zip(start, self.context, strict=True))
+        size = tuple(p + 2 * c for p, c in zip(self.patch_size, self.context, strict=True))
+        image, mask = crop(image, start, size, 0), crop(mask, start, size, IGNORE_INDEX)
         if self.transform is not None:
             self.transform.set_random_seed(sample_seed(self.seed, epoch, index, stream=1))
             out = self.transform(volume=np.moveaxis(image, 0, -1), mask3d=mask)

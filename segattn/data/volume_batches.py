@@ -21,6 +21,7 @@ from segattn.data.augment3d import IntensityAugment3D, RandomRotateScale3D
 from segattn.data.base import Sample, SegDataset
 from segattn.data.intensity import IntensitySpec, check_intensity, normalize_volume
 from segattn.data.patches import VolumePatches
+from segattn.data.slices import SliceSpec, slice_patch_size
 from segattn.data.volumes import VolumeDataset
 from segattn.errors import InputError
 
@@ -28,7 +29,7 @@ Augment3D = Literal["flips", "nnunet", "none"]
 AUGMENT_3D = ("flips", "nnunet", "none")
 DEFAULT_INTENSITY: dict[str, Any] = {"zscore": {"foreground": False}}  # MR; CT needs ct_statistics
 DEFAULT_FOREGROUND = 0.33  # nnU-Net's oversample_foreground_percent
-VOLUME_KEYS = ("patch_size", "foreground_share", "intensity", "augment_3d")
+VOLUME_KEYS = ("patch_size", "foreground_share", "intensity", "augment_3d", "slices")
 IMAGE_KEYS = ("crop_size", "augment", "normalize", "train_transform", "eval_transform")
 
 
@@ -86,18 +87,32 @@ def volume_settings(
     foreground_share: float | None,
     intensity: IntensitySpec | None,
     augment_3d: Augment3D | None,
+    slices: SliceSpec | None = None,
 ) -> dict[str, Any]:
     """VolumePatches' keyword arguments (but the seed) from the data module's settings, defaults
-    filled in and checked (by building the patches once: nothing is read)."""
+    filled in and checked (by building the patches once: nothing is read). With `slices` (2.5-D,
+    `segattn.data.slices`), patch_size is the slice's (h, w), and the patches are one slice
+    thick with its neighbours as context."""
     if patch_size is None:
-        raise InputError("data.patch_size: required for volume data sets, e.g. [40, 56, 40] (d, h, w voxels)")
+        example = "[56, 40] (the slice's voxels)" if slices is not None else "[40, 56, 40] (d, h, w voxels)"
+        raise InputError(f"data.patch_size: required for volume data sets, e.g. {example}")
     spec = DEFAULT_INTENSITY if intensity is None else intensity
     check_intensity(spec, train.in_channels, "data.intensity")
+    augment = "flips" if augment_3d is None else augment_3d
+    context = [0, 0, 0]
+    if slices is not None:
+        if augment == "nnunet":
+            raise InputError(
+                "data.augment_3d 'nnunet': its rotations and scaling act in 3-D, which a stack of a slice and its "
+                "neighbours cannot take (data.slices); use 'flips' or 'none'"
+            )
+        patch_size, context = slice_patch_size(patch_size, slices)
     settings = {
         "patch_size": list(patch_size),
         "foreground": DEFAULT_FOREGROUND if foreground_share is None else foreground_share,
         "intensity": spec,
-        "transform": volume_augmentation("flips" if augment_3d is None else augment_3d),
+        "transform": volume_augmentation(augment),
+        "context": context,
     }
     try:
         VolumePatches(train, **settings)

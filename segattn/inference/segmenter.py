@@ -18,9 +18,11 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from segattn import checkpoint
+from segattn.data.slices import SliceSpec, stack_depth
 from segattn.data.transforms import deserialize
 from segattn.errors import InputError, check_count
-from segattn.inference.inputs import ImageInput, InputImages, expand_inputs, one_image
+from segattn.inference.attention import attention_maps
+from segattn.inference.inputs import ImageInput, InputImages, expand_inputs
 from segattn.inference.options import Tta, build_strategy, check_scales, sliding_options, tta_scales
 from segattn.inference.runtime import (
     Precision,
@@ -31,10 +33,10 @@ from segattn.inference.runtime import (
     resolve_precision,
     stitch_device,
 )
+from segattn.inference.slices import SliceBySlice
 from segattn.inference.strategies import Inferer, Network, SlidingWindow, linear
 from segattn.inference.volumes import InputVolumes, predict_volumes
 from segattn.models import build_model
-from segattn.models.base import returns_attention
 from segattn.sliding import Blending, Window
 
 
@@ -49,7 +51,8 @@ class Segmenter:
     Whole image, sliding window and TTA are strategies (`segattn.inference.strategies`) that
     `predict_iter` builds from its options once per call and runs over `forward`.
     A network built with `spatial_dims: 3` takes volumes instead (`segattn.inference.volumes`:
-    inputs, `intensity` normalisation, window); `predict` then gives D×H×W label maps.
+    inputs, `intensity` normalisation, window); `predict` then gives D×H×W label maps. So does a
+    2-D network trained on volumes' slices (`slices`), run slice by slice (`SliceBySlice`).
     """
 
     def __init__(
@@ -63,6 +66,7 @@ class Segmenter:
         precision: Precision = "auto",
         compile: bool = False,
         intensity: Any = None,
+        slices: SliceSpec | None = None,
     ) -> None:
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
@@ -77,6 +81,8 @@ class Segmenter:
         self.transform, self.intensity = eval_transform, intensity  # images', volumes' normalisation
         self.in_channels = in_channels
         self.device_normalize = device_normalize(eval_transform, self.device)
+        self.slices = slices  # 2.5-D: the 2-D network runs over volumes' slices
+        self.volumes = self.spatial_dims == 3 or slices is not None  # whether inputs are volumes
 
     @classmethod
     def from_checkpoint(
@@ -109,8 +115,8 @@ class Segmenter:
         checkpoint.check_output(path, model, channels)  # finite weights can still overflow
         spec = record["eval_transform"]  # None for a volume network, whose record has "intensity"
         transform = None if spec is None else deserialize(spec, f"{path}: eval_transform")
-        palette, intensity = record["palette"], record.get("intensity")
-        return cls(model, classes, transform, palette, channels, device, precision, compile, intensity)
+        palette, intensity, slices = record["palette"], record.get("intensity"), record.get("slices")
+        return cls(model, classes, transform, palette, channels, device, precision, compile, intensity, slices)
 
     def predict(self, inputs: ImageInput | Sequence[ImageInput], **options: Any) -> list[np.ndarray]:
         """Label maps for a path, a folder, a glob, an H×W[×C] uint8/uint16 array, or a list of
@@ -157,7 +163,9 @@ class Segmenter:
         scales = tta_scales(tta, scales, self.spatial_dims)
         slide = sliding_options(slide, blending, self.spatial_dims)
         strategy = build_strategy(scales, slide, batch_size, self.device, self.spatial_dims)
-        if self.spatial_dims == 3:  # volumes: their own inputs and default window
+        if self.slices is not None:
+            strategy = SliceBySlice(self.slices, batch_size, strategy)
+        if self.volumes:  # their own inputs and default window
             samples = self.samples(inputs, workers, skip_errors=skip_errors)
             yield from predict_volumes(self, samples, strategy, batch_size, return_probs)
             return
@@ -185,30 +193,19 @@ class Segmenter:
         if pending:
             yield from self.run_batch(pending, strategy, network, return_probs)
 
-    @torch.inference_mode()
     def attention(self, image: ImageInput) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """One forward on one image (a path or an H×W[×C] array; a 3-D network's volume): its label
-        map, as `predict` gives it, and each attention gate's α, float32 H×W (D×H×W) in [0, 1] at
-        the input's own size (bilinear, trilinear from the gate's grid), by gate name in order."""
-        network = getattr(self.model, "_orig_mod", self.model)  # under torch.compile
-        if not returns_attention(network):
-            raise InputError(f"attention: {type(network).__name__} has no attention maps to return")
-        sample = self.input_images([one_image(image)])[0]
-        x = self.normalized(sample["tensor"][None].to(self.device)).contiguous(memory_format=self.memory_format)
-        with self.autocast():
-            logits, maps = self.model(x, return_attention=True)
-        size = tuple(sample["size"])
-        alphas = {
-            name: F.interpolate(a.float(), size=size, mode=linear(a), align_corners=False)[0, 0].cpu().numpy()
-            for name, a in maps.items()
-        }
-        return self.finish(logits.float(), sample, return_probs=False), alphas
+        """One forward on one image (a path or an H×W[×C] array; a volume network's volume): its
+        label map, as `predict` gives it, and each attention gate's α, float32 H×W (D×H×W) in
+        [0, 1] at the input's own size (bilinear, trilinear from the gate's grid), by gate name in
+        order; see `segattn.inference.attention`."""
+        return attention_maps(self, image)
 
     def input_images(self, items: list[ImageInput], windows: bool = False, skip_errors: bool = False) -> InputImages:
         """The items as a Dataset: transformed on the CPU, or raw when the device normalises, or
         (windows, for the sliding window) as decoded with their window-wise transform."""
-        if self.spatial_dims == 3:
-            return InputVolumes(items, self.in_channels, self.intensity, skip_errors)
+        if self.volumes:
+            channels = self.in_channels // (1 if self.slices is None else stack_depth(self.slices))
+            return InputVolumes(items, channels, self.intensity, skip_errors)
         raw = self.device_normalize is not None
         return InputImages(items, self.in_channels, self.transform, raw, windows, skip_errors)
 

@@ -1,4 +1,5 @@
-"""Inference on volumes: the Segmenter's path for a network built with `spatial_dims: 3`.
+"""Inference on volumes: the Segmenter's path for a network built with `spatial_dims: 3` (or a
+2-D one run over volumes' slices, `segattn.inference.slices`).
 
 Inputs: volume files (.nii, .nii.gz through nibabel; .nrrd, .nhdr, .mha, .mhd through
 SimpleITK), `Volume` objects (`read_volume`'s, e.g. of a DICOM folder) and numpy arrays,
@@ -31,6 +32,7 @@ from segattn.data.volume_io import Volume, check_finite, image_array, read_volum
 from segattn.errors import InputError
 from segattn.inference.inputs import ImageInput, InputImages, check_kind
 from segattn.inference.options import DEFAULT_OVERLAP
+from segattn.inference.slices import SliceBySlice
 from segattn.inference.strategies import Inferer, SlidingWindow, WholeImage
 
 WHOLE_VOXELS = 2**22  # 128³ × 2: a volume up to this runs in one forward when `slide` is None
@@ -81,8 +83,9 @@ def volume_array(item: ImageInput, channels: int, name: str) -> np.ndarray:
 
 def volume_strategy(strategy: Inferer, size: tuple[int, ...], batch_size: int, device: torch.device) -> Inferer:
     """`strategy` (from `build_strategy`) for a volume of `size`; without a sliding window, a
-    volume of more than `WHOLE_VOXELS` voxels is tiled by `DEFAULT_WINDOW` around it."""
-    if isinstance(strategy, SlidingWindow) or math.prod(size) <= WHOLE_VOXELS:
+    volume of more than `WHOLE_VOXELS` voxels is tiled by `DEFAULT_WINDOW` around it (not one run
+    slice by slice, whose 2-D forwards are small already)."""
+    if isinstance(strategy, (SlidingWindow, SliceBySlice)) or math.prod(size) <= WHOLE_VOXELS:
         return strategy
     return SlidingWindow(DEFAULT_WINDOW, DEFAULT_OVERLAP, batch_size, "gaussian", device, inner=strategy)
 
@@ -99,7 +102,8 @@ def predict_volumes(
             yield InputError(sample["error"])
             continue
         chosen = volume_strategy(strategy, sample["size"], batch_size, segmenter.device)
-        network = functools.partial(segmenter.forward, softmax=return_probs or not isinstance(chosen, WholeImage))
+        alone = chosen.inner if isinstance(chosen, SliceBySlice) else chosen  # no views or windows: no average
+        network = functools.partial(segmenter.forward, softmax=return_probs or not isinstance(alone, WholeImage))
         if isinstance(chosen, SlidingWindow):
             yield segmenter.slide(sample, chosen, network, return_probs)
         else:
