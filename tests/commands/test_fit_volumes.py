@@ -68,19 +68,19 @@ def test_fit_on_hippocampus_writes_volume_checkpoints_and_logs_dice(segattn, tmp
     check_evaluate_writes_the_per_case_table(segattn, version / "checkpoints/best.ckpt", tmp_path / "eval")
 
 
-def check_evaluate_writes_the_per_case_table(segattn, best, out):
+def check_evaluate_writes_the_per_case_table(segattn, best, out, config="configs/hippocampus.yaml", count=10):
     """`segattn evaluate` on the volume checkpoint: the per-case table (Dice, IoU, HD95/ASSD in mm
-    per class per case, then mean, std and count) on 10 val cases, each case's Dice equal to
+    per class per case, then mean, std and count) on `count` val cases, each case's Dice equal to
     numpy's on the file's labels and Segmenter.predict of its scan."""
-    split = '{"fold": 0, "folds": 20, "seed": 0, "subset": "val"}'  # 10 of the 200 cases
-    args = ["--ckpt", best, "--config", REPO / "configs/hippocampus.yaml", "--out", out, "--device", "cpu"]
+    split = f'{{"fold": 0, "folds": {200 // count}, "seed": 0, "subset": "val"}}'  # count of the 200 cases
+    args = ["--ckpt", best, "--config", REPO / config, "--out", out, "--device", "cpu"]
     result = segattn("evaluate", *args, "--data.val.init_args.split", split, cwd=REPO)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "(10 volumes)" in result.stdout and "per case, mean ± std over 10 volumes" in result.stdout
+    assert f"({count} volumes)" in result.stdout and f"per case, mean ± std over {count} volumes" in result.stdout
     rows = list(csv.DictReader((out / "per_case.csv").open()))
     classes = ["background", "anterior", "posterior"]
     cases = [row for row in rows if row["case"] not in ("mean", "std", "count")]
-    assert len(cases) == 10 * 3 and [row["class"] for row in cases[:3]] == classes
+    assert len(cases) == count * 3 and [row["class"] for row in cases[:3]] == classes
     assert json.loads((out / "case_summary.json").read_text())["classes"] == classes
     name = cases[0]["case"]
     scan = REPO / f"../shared/data/hippocampus/imagesTr/{name}"
