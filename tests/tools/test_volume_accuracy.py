@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from benchmarks import volume_accuracy as va
-from benchmarks.goals import GOALS, evaluate
+from benchmarks.goals import GOALS, evaluate, goal_rows
 from benchmarks.records import read
 from torch import nn
 
@@ -134,3 +134,6 @@ def test_a_tiny_run_scores_in_the_unit_interval_and_renders(tmp_path, monkeypatc
         assert 1 <= done["steps"] <= done["planned"] and done["step_s"] > 0
     assert any(va.NO_SLICES in note for note in record["notes"]) or "segattn 2.5-D" in printed
     assert record["title"] in (tmp_path / "benchmarks.md").read_text()
+    goal = [g for g in GOALS if g.benchmark == "volume_accuracy"]
+    assert record["series"] == va.QUICK  # a smoke test: never the goal's figure
+    assert goal_rows(goal, {"volume_accuracy": [record]})[0][-1] == "no figure"

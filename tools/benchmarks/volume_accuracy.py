@@ -34,6 +34,7 @@ from .records import Result, table
 from .training import BenchmarkTask, mean_spread, quiet_training
 
 SERIES = "Accuracy on volumes: 3-fold CV on Hippocampus, equal time"
+QUICK = "Accuracy on volumes, --quick (a smoke test): Hippocampus, equal time"  # not the goal's series
 CONFIG, FOLDS, SEED = "hippocampus", 3, 0
 WARMUP, TIMED = 1, 4  # calibration: untimed steps, then timed ones
 SHARE = 0.95  # of the budget the planned steps fill; max_time stops a run at the budget itself
@@ -261,11 +262,12 @@ def run(args: argparse.Namespace) -> list[Result]:
                 "minutes": minutes, "workers": args.workers, "val_cases": args.val_cases,
                 "contenders": [e.name for e in chosen], "variants": VARIANTS,
                 "calibration": {"warmup": WARMUP, "timed": TIMED, "share": SHARE}}  # fmt: skip
-    title = f"{SERIES} on {device_word()}"
+    series = QUICK if args.quick else SERIES
+    title = f"{series} on {device_word()}"
     root = config["data"]["train"]["init_args"]["root"]
     if not Path(root).is_dir():
         note = f"hippocampus: skipped, {root} not found (run from the repository root)."
-        return [Result(SERIES, title, [], [note], settings)]
+        return [Result(series, title, [], [note], settings)]
     quiet_training()
     load_before, runs, notes = load_average(), [], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -283,7 +285,7 @@ def run(args: argparse.Namespace) -> list[Result]:
     tables = [results_table(runs, classes, minutes, folds)] if runs else []
     settings["runs"] = [r._asdict() for r in runs]  # steps planned and done, seconds, calibrated s/step
     notes += [] if args.val_cases is None else [f"Scored on the first {args.val_cases} val volumes of each fold only."]
-    return [Result(SERIES, title, tables, notes + run_notes(minutes, load_before, load_after), settings,
+    return [Result(series, title, tables, notes + run_notes(minutes, load_before, load_after), settings,
                    (load_before, load_after))]  # fmt: skip
 
 
