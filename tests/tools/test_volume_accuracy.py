@@ -78,6 +78,16 @@ def test_pad_to_stride_pads_and_crops_every_axis_of_a_volume():
     assert net(x).shape != x.shape and padded(x).shape == x.shape and padded.spatial_dims == 3
 
 
+@needs_monai
+def test_monai_s_networks_take_a_hippocampus_sized_volume():
+    """AttentionUnet and UNet, channels 16–128 and strides 2: a 35×51×35 volume padded to 40×56×40, cropped back."""
+    found = {e.name: e for e in va.entrants(va.load_config("hippocampus")["model"])}
+    for name in ("MONAI AttentionUnet", "MONAI UNet"):
+        net = va.network(found[name], 3, 1).eval()
+        with torch.inference_mode():
+            assert net(torch.randn(1, 1, 35, 51, 35)).shape == (1, 3, 35, 51, 35), name
+
+
 def run(name, dice, seconds, fold=0):
     return va.VolumeRun(fold, name, dice, {"anterior": dice, "posterior": dice}, 1.0, 10, 10, seconds, 1.0, 0.1)
 
