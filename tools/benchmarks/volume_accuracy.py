@@ -23,6 +23,7 @@ from torch import nn
 
 from segattn.data import SegDataModule
 from segattn.errors import InputError
+from segattn.labels import IGNORE_INDEX
 from segattn.metrics import confusion_matrix, scores
 from segattn.models import build_model
 from segattn.models.padding import PadToStride
@@ -130,8 +131,8 @@ def datamodule(data: dict[str, Any]) -> SegDataModule:
 
 def case_dice(pred: np.ndarray, truth: np.ndarray, classes: int) -> np.ndarray:
     """Dice of each foreground class of one case as segattn.case_metrics scores it (its confusion
-    matrix, label 255 ignored): NaN for a class in neither map."""
-    matrix = confusion_matrix(torch.from_numpy(pred)[None], torch.from_numpy(truth)[None], classes, 255)
+    matrix and scores, without its distances; label 255 ignored): NaN for a class in neither map."""
+    matrix = confusion_matrix(torch.from_numpy(pred)[None], torch.from_numpy(truth)[None], classes, IGNORE_INDEX)
     return scores(matrix, "nan")["Dice"].double().numpy()[1:]
 
 
@@ -302,10 +303,10 @@ def run_notes(minutes: float, load_before: float, load_after: float) -> list[str
         f"Trainer(max_time={budget}), which stops it at the budget should it run slower. steps: done, mean over "
         "folds; train s: Trainer.fit's wall seconds (set-up included); val s: the scoring's.",
         "Scores (the Decathlon's convention): each val volume whole through `task.evaluation_logits` "
-        "(inference_mode), argmax; per case and foreground class the Dice of segattn.case_metrics (the case's "
-        "own confusion matrix); a class in neither truth nor prediction is NaN and left out, as case_metrics "
-        "does. mean Dice: the mean over cases of each case's mean foreground Dice; class columns: the mean over "
-        "the cases where the class is scored. Mean ± sample std over the folds, in %.",
+        "(inference_mode), argmax; per case and foreground class the Dice segattn.case_metrics gives (the case's "
+        "own confusion matrix; its distances not computed); a class in neither truth nor prediction is NaN and "
+        "left out, as case_metrics does. mean Dice: the mean over cases of each case's mean foreground Dice; class "
+        "columns: the mean over the cases where the class is scored. Mean ± sample std over the folds, in %.",
         "MONAI AttentionUnet and UNet (num_res_units 2, instance norm): channels 16–128, strides 2, padded to a "
         "multiple of 8 (PadToStride); segattn 2.5-D: the 2-D attention_unet on 3-slice stacks along axis 0, "
         "scored slice by slice on whole volumes.",
