@@ -45,6 +45,11 @@ python tools/benchmark.py volumes [--size 96] [--window 48] [--widths 8 16 32 64
     3-D: Segmenter.predict's sliding window on a size³ volume against MONAI's sliding_window_inference
     with the same network and weights (CPU, fp32, overlap 0.25, Gaussian), with the share of equal
     labels; and the peak resident memory of `segattn infer` on one memory-size³ int16 NIfTI, 4 classes.
+python tools/benchmark.py volume-accuracy [--minutes 3] [--folds 0 1 2] [--workers W] [--contenders NAME ...] [--quick]
+        [--write]
+    3-fold cross-validation on MSD Hippocampus (configs/hippocampus.yaml's data): segattn 3-D (the config's
+    network and variants), MONAI's AttentionUnet and UNet and segattn 2.5-D, each trained for the same wall time
+    (steps calibrated per run) and scored by per-case Dice (Decathlon) on the held-out fold's whole volumes.
 python tools/benchmark.py render
     docs/benchmarks.md from docs/results/*.jsonl alone (no measuring; deterministic).
 """
@@ -69,6 +74,7 @@ from benchmarks import (
     metrics,
     render,
     speed,
+    volume_accuracy,
     volumes,
 )
 from benchmarks.cli import config_name, distinct_seeds
@@ -206,6 +212,7 @@ def parser_of() -> argparse.ArgumentParser:
         "--config", type=config_name, default="demo", help="configs/<name>.yaml whose network runs (default demo)"
     )
     add_volumes(sub)
+    add_volume_accuracy(sub)
     return parser
 
 
@@ -223,6 +230,24 @@ def add_volumes(sub: argparse._SubParsersAction) -> None:
     volumes_command.add_argument("--memory-size", type=cli_types.count, default=512, help="memory: side (default 512)")
     volumes_command.add_argument("--memory-widths", type=cli_types.count, nargs="+", default=[4, 8, 16])
     volumes_command.add_argument("--parts", nargs="+", choices=["speed", "memory"], default=["speed", "memory"])
+
+
+def add_volume_accuracy(sub: argparse._SubParsersAction) -> None:
+    """`volume-accuracy`: 3-fold cross-validation on Hippocampus, every network for the same wall time."""
+    parser = command(
+        sub, "volume-accuracy", "3-fold CV on Hippocampus, segattn 3-D vs MONAI at equal wall time",
+        volume_accuracy.run, "volume_accuracy",
+    )  # fmt: skip
+    parser.add_argument("--quick", action="store_true", help="fold 0 and --minutes 0.2 (a smoke test)")
+    parser.add_argument("--minutes", type=cli_types.scale, help="training wall time per network and fold (default 3.0)")
+    parser.add_argument("--folds", type=int, nargs="+", choices=range(volume_accuracy.FOLDS), help="default: 0 1 2")
+    parser.add_argument(
+        "--workers", type=cli_types.non_negative, help="DataLoader workers (default: the config's data.num_workers)"
+    )
+    parser.add_argument(
+        "--contenders", nargs="+", metavar="NAME", help="train only these (default: all; see volume_accuracy.py)"
+    )
+    parser.add_argument("--val-cases", type=cli_types.count, help=argparse.SUPPRESS)  # tests: score fewer volumes
 
 
 def main(argv: Sequence[str] | None = None) -> None:

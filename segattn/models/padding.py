@@ -56,16 +56,18 @@ def crop_to_input(t: Tensor, padded: Sequence[int], sizes: Sequence[int]) -> Ten
 
 
 class PadToStride(SegmentationNetwork):
-    """Wraps a network that needs H, W divisible by `stride`, and some at least `min_size` (smp
-    models, which return logits alone): any H×W works. Declares `output_stride` = stride, no
-    attention maps, no deep supervision, 2 spatial dims (see SegmentationNetwork)."""
+    """Wraps a network that needs each spatial side divisible by `stride`, and some at least
+    `min_size` (smp models, or MONAI's 3-D networks, which return logits alone): any H×W (D×H×W)
+    works. Declares `output_stride` = stride, no attention maps, no deep supervision, and
+    `spatial_dims` (2 by default; 3 for a volume network) (see SegmentationNetwork). Pads and crops
+    every axis after N×C, whichever `spatial_dims` says."""
 
-    def __init__(self, net: nn.Module, stride: int, min_size: int = 0) -> None:
+    def __init__(self, net: nn.Module, stride: int, min_size: int = 0, spatial_dims: int = 2) -> None:
         super().__init__()
         self.net = net
         self.output_stride = stride
         self.min_size = min_size
+        self.spatial_dims = spatial_dims
 
     def forward(self, x: Tensor) -> Tensor:
-        h, w = x.shape[-2:]
-        return crop(self.net(pad_to_multiple(x, self.output_stride, self.min_size)), h, w)
+        return crop(self.net(pad_to_multiple(x, self.output_stride, self.min_size)), *x.shape[2:])

@@ -23,6 +23,7 @@ BENCHMARKS = {
     "accuracy": "Accuracy: segattn against its peers under one training budget (`accuracy`, `ablation`)",
     "memory": "Memory: the sliding window on large images (`memory`)",
     "volumes": "Volumes: 3-D sliding window against MONAI, and memory on a large volume (`volumes`)",
+    "volume_accuracy": "Volume accuracy: 3-fold CV on Hippocampus at equal wall time (`volume-accuracy`)",
 }
 STUDIES, EARLIER = "studies", "earlier"
 INTRO = f"""# Benchmarks

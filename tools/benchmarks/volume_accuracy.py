@@ -1,0 +1,316 @@
+"""The `volume-accuracy` benchmark: 3-fold cross-validation on MSD Hippocampus (configs/hippocampus.yaml's
+data, the 200 volumes split 3 ways), every contender trained for the same wall time (its step count
+calibrated first) and scored per case with the Decathlon's Dice on the held-out fold's whole volumes."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib
+import math
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import LambdaCallback
+from torch import nn
+
+from segattn.data import SegDataModule
+from segattn.errors import InputError
+from segattn.labels import IGNORE_INDEX
+from segattn.metrics import confusion_matrix, scores
+from segattn.models import build_model
+from segattn.models.padding import PadToStride
+
+from .contenders import MONAI_MISSING, load_config
+from .harness import millions
+from .machine import device_word, load_average
+from .records import Result, table
+from .training import BenchmarkTask, mean_spread, quiet_training
+
+SERIES = "Accuracy on volumes: 3-fold CV on Hippocampus, equal time"
+QUICK = "Accuracy on volumes, --quick (a smoke test): Hippocampus, equal time"  # not the goal's series
+CONFIG, FOLDS, SEED = "hippocampus", 3, 0
+WARMUP, TIMED = 1, 4  # calibration: untimed steps, then timed ones
+SHARE = 0.95  # of the budget the planned steps fill; max_time stops a run at the budget itself
+SEGATTN, SLICES = "segattn 3-D", "segattn 2.5-D"
+MONAI_ATTENTION, MONAI_UNET = "monai:AttentionUnet", "monai:UNet"
+MONAI_MODELS = (MONAI_ATTENTION, MONAI_UNET)
+MONAI_ARGS = {"channels": (16, 32, 64, 128), "strides": (2, 2, 2)}
+NO_SLICES = "skipped: data.slices not supported by this segattn"
+# recipes chosen by cross-validation: name → (model_args overrides, data section overrides)
+VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "segattn 3-D, widths 16–128": ({"widths": [16, 32, 64, 128]}, {}),
+    "segattn 3-D, widths 8–64": ({"widths": [8, 16, 32, 64]}, {}),
+    "segattn 3-D, widths 16–128, nnunet aug": ({"widths": [16, 32, 64, 128]}, {"augment_3d": "nnunet"}),
+}
+SLICE_ARGS = {"spatial_dims": 2, "widths": [32, 64, 128, 256], "norm": "instance", "deep_supervision": True}
+SLICE_DATA = {"slices": {"axis": 0, "neighbours": 1}, "patch_size": [56, 40], "batch_size": 48}
+
+
+class Entrant(NamedTuple):
+    """A contender: a `build_model` name (or MONAI_ATTENTION / MONAI_UNET), its arguments, and its
+    overrides of the config's data section."""
+
+    name: str
+    model: str
+    model_args: dict[str, Any]
+    data: dict[str, Any]
+
+
+class VolumeRun(NamedTuple):
+    """One contender on one fold: Dice (see summarise), params (M), steps, seconds, calibrated s/step."""
+
+    fold: int
+    name: str
+    dice: float
+    classes: dict[str, float]
+    params: float
+    planned: int
+    steps: int
+    train_s: float
+    val_s: float
+    step_s: float
+
+
+def entrants(own: dict[str, Any]) -> list[Entrant]:
+    """The contenders for configs/hippocampus.yaml's model section `own`, in the table's order."""
+    args = own["model_args"]
+    found = [Entrant(SEGATTN, own["model"], args, {})]
+    found += [Entrant(name, own["model"], {**args, **a}, d) for name, (a, d) in VARIANTS.items()]
+    return [
+        *found,
+        Entrant("MONAI AttentionUnet", MONAI_ATTENTION, MONAI_ARGS, {}),
+        Entrant("MONAI UNet", MONAI_UNET, {**MONAI_ARGS, "num_res_units": 2}, {}),
+        Entrant(SLICES, "attention_unet", SLICE_ARGS, SLICE_DATA),
+    ]
+
+
+def entrant_names() -> list[str]:
+    """The contenders' names."""
+    return [e.name for e in entrants(load_config(CONFIG)["model"])]
+
+
+def network(entrant: Entrant, classes: int, in_channels: int) -> nn.Module | None:
+    """The entrant's network; MONAI's padded to their stride 8 (None when MONAI is not installed)."""
+    if entrant.model not in MONAI_MODELS:
+        return build_model(entrant.model, num_classes=classes, in_channels=in_channels, **entrant.model_args)
+    try:  # optional: the `bench` extra
+        from monai.networks import nets
+    except ImportError:
+        return None
+    built = getattr(nets, entrant.model.removeprefix("monai:"))
+    net = built(spatial_dims=3, in_channels=in_channels, out_channels=classes, **entrant.model_args)
+    return PadToStride(net, 2 ** len(entrant.model_args["strides"]), spatial_dims=3)
+
+
+def fold_data(config: dict[str, Any], fold: int, entrant: Entrant, workers: int | None) -> dict[str, Any]:
+    """The config's data section with the entrant's overrides, fold `fold` of FOLDS as val."""
+    data = {**copy.deepcopy(config["data"]), **copy.deepcopy(entrant.data)}
+    for subset in ("train", "val"):
+        data[subset]["init_args"]["split"] = {"fold": fold, "folds": FOLDS, "seed": SEED, "subset": subset}
+    if workers is not None:
+        data["num_workers"] = workers
+    return data
+
+
+def datamodule(data: dict[str, Any]) -> SegDataModule:
+    """SegDataModule of a data section (class_path / init_args data sets, the rest its arguments)."""
+    built = {}
+    for subset in ("train", "val"):
+        module, _, name = data[subset]["class_path"].rpartition(".")
+        built[subset] = getattr(importlib.import_module(module), name)(**data[subset]["init_args"])
+    return SegDataModule(**{**data, **built})
+
+
+def case_dice(pred: np.ndarray, truth: np.ndarray, classes: int) -> np.ndarray:
+    """Dice of each foreground class of one case as segattn.case_metrics scores it (its confusion
+    matrix and scores, without its distances; label 255 ignored): NaN for a class in neither map."""
+    matrix = confusion_matrix(torch.from_numpy(pred)[None], torch.from_numpy(truth)[None], classes, IGNORE_INDEX)
+    return scores(matrix, "nan")["Dice"].double().numpy()[1:]
+
+
+def summarise(values: np.ndarray) -> tuple[float, list[float]]:
+    """(mean over cases of each case's mean foreground Dice, each class's mean over the cases where
+    it is defined) of cases × classes Dice, NaN where undefined (the Decathlon's convention)."""
+    defined = ~np.isnan(values).all(axis=1)
+    per_case = np.nanmean(values[defined], axis=1) if defined.any() else np.array([math.nan])
+    per_class = [float(np.nanmean(c)) if (~np.isnan(c)).any() else math.nan for c in values.T]
+    return float(per_case.mean()), per_class
+
+
+def score(task: BenchmarkTask, data: SegDataModule, cases: int | None = None) -> tuple[float, list[float], float]:
+    """(mean Dice, per-class Dice, seconds) on the val split's whole volumes (the first `cases`; None:
+    all) via task.evaluation_logits."""
+    start, values = time.perf_counter(), []
+    task.eval()
+    with torch.inference_mode():
+        for i, batch in enumerate(data.val_dataloader()):
+            if i == cases:
+                break
+            labels = task.evaluation_logits(batch["image"].to(task.device)).argmax(1).cpu()
+            values.append(case_dice(labels[0].numpy(), batch["mask"][0].numpy(), len(data.classes)))
+    mean, per_class = summarise(np.stack(values))
+    return mean, per_class, time.perf_counter() - start
+
+
+def trainer(config: dict[str, Any], steps: int, root: Path, **options: Any) -> L.Trainer:
+    """A Trainer of `steps` optimiser steps: no validation, checkpoints, logger or progress bar."""
+    return L.Trainer(
+        accelerator=config["trainer"].get("accelerator", "auto"), devices=1,
+        deterministic=config["trainer"].get("deterministic", False), max_steps=steps, max_epochs=-1,
+        limit_val_batches=0, num_sanity_val_steps=0, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, default_root_dir=root, **options,
+    )  # fmt: skip
+
+
+def calibrate(config: dict[str, Any], task: BenchmarkTask, data: SegDataModule, root: Path) -> float:
+    """Seconds per training step (data loading included): WARMUP + TIMED steps of a copy of the task."""
+    ends: list[float] = []  # the time at the end of each step
+    clock = LambdaCallback(on_train_batch_end=lambda *_: ends.append(time.perf_counter()))
+    trainer(config, WARMUP + TIMED, root, callbacks=[clock]).fit(copy.deepcopy(task), datamodule=data)
+    return (ends[-1] - ends[WARMUP - 1]) / TIMED
+
+
+def fit_and_score(
+    config: dict[str, Any], fold: int, entrant: Entrant, budget: float, args: argparse.Namespace, root: Path
+) -> VolumeRun | str:
+    """One run: calibrate, train for the budget's steps under max_time = budget, score; a note if skipped."""
+    try:
+        data = datamodule(fold_data(config, fold, entrant, args.workers))
+    except (InputError, TypeError):
+        if "slices" in entrant.data:
+            return f"{entrant.name}: {NO_SLICES}."
+        raise
+    L.seed_everything(SEED, verbose=False)
+    own = {**config["model"], "classes": data.classes, "in_channels": data.in_channels}
+    if entrant.model in MONAI_MODELS:
+        net = network(entrant, len(data.classes), data.in_channels)
+        if net is None:
+            return f"{entrant.name}: skipped, {MONAI_MISSING}."
+        task = BenchmarkTask(**own)  # the config's network, replaced by MONAI's
+        task.model = net
+    else:
+        task = BenchmarkTask(**{**own, "model": entrant.model, "model_args": entrant.model_args})
+    step_s = calibrate(config, task, data, root / "calibration")
+    planned = max(1, math.floor(SHARE * budget / step_s))
+    L.seed_everything(SEED, verbose=False)  # the same patches and augmentations for every contender
+    fit = trainer(config, planned, root / "fit", max_time={"seconds": budget})
+    start = time.perf_counter()
+    fit.fit(task, datamodule=data)
+    seconds = time.perf_counter() - start
+    dice, per_class, val_s = score(task, data, args.val_cases)
+    per_class = dict(zip(data.classes[1:], per_class, strict=True))
+    params = millions(task.model)
+    return VolumeRun(fold, entrant.name, dice, per_class, params, planned, fit.global_step, seconds, val_s, step_s)
+
+
+def leader_lines(means: dict[str, float], train_s: dict[str, float]) -> list[str]:
+    """Who leads on mean Dice and by how much; segattn's best 3-D entry against the best MONAI one."""
+    ranked = sorted(means, key=means.__getitem__, reverse=True)
+    lines = []
+    if len(ranked) > 1:
+        first, second = ranked[:2]
+        lead = 100 * (means[first] - means[second])
+        lines.append(f"Leads on mean Dice: **{first}** ({100 * means[first]:.2f}), by {lead:.2f} points over "
+                     f"{second} ({100 * means[second]:.2f}).")  # fmt: skip
+    ours = [n for n in ranked if n.startswith(SEGATTN)]
+    theirs = [n for n in ranked if n.startswith("MONAI")]
+    if ours and theirs:
+        a, b = ours[0], theirs[0]
+        margin = 100 * (means[a] - means[b])
+        met = margin >= 1 and train_s[a] <= train_s[b]
+        lines.append(f"segattn's best 3-D entry, {a} ({100 * means[a]:.2f}, {train_s[a]:.0f} s), "
+                     f"{'beats' if met else 'does not beat'} the best MONAI contender, {b} ({100 * means[b]:.2f}, "
+                     f"{train_s[b]:.0f} s), by ≥ 1 point at ≤ its train seconds: {margin:+.2f} points.")  # fmt: skip
+    return lines
+
+
+def results_table(runs: list[VolumeRun], classes: list[str], minutes: float, folds: list[int]) -> dict[str, Any]:
+    """The table: one row per contender, mean ± std over the folds."""
+    rows, means, train_s = [], {}, {}
+    for name in dict.fromkeys(r.name for r in runs):
+        mine = [r for r in runs if r.name == name]
+        means[name] = statistics.mean(r.dice for r in mine)
+        train_s[name] = statistics.mean(r.train_s for r in mine)
+        per_class = [mean_spread([r.classes[c] for r in mine]) for c in classes]
+        steps = statistics.mean(r.steps for r in mine)
+        rows.append([name, f"{mine[0].params:.2f}", mean_spread([r.dice for r in mine]), *per_class, f"{steps:.0f}",
+                     f"{train_s[name]:.0f}", f"{statistics.mean(r.val_s for r in mine):.1f}"])  # fmt: skip
+    columns = ["network", "params (M)", "mean Dice", *(f"{c} Dice" for c in classes), "steps", "train s", "val s"]
+    caption = (f"**Hippocampus**, folds {folds} of {FOLDS}: {minutes:g} min of training wall time per network "
+               "and fold, mean ± std over the folds, in %")  # fmt: skip
+    return table(columns, rows, caption=caption, after="\n".join(leader_lines(means, train_s)))
+
+
+def run(args: argparse.Namespace) -> list[Result]:
+    """`volume-accuracy`: every chosen contender on every chosen fold, fold-major, one Result."""
+    config = load_config(CONFIG)
+    known = entrant_names()
+    unknown = sorted(set(args.contenders or []) - set(known))
+    if unknown:
+        raise SystemExit(f"tools/benchmark.py volume-accuracy: --contenders: unknown {unknown}; known: {known}")
+    folds = args.folds or ([0] if args.quick else list(range(FOLDS)))
+    minutes = args.minutes if args.minutes is not None else (0.2 if args.quick else 3.0)
+    chosen = [e for e in entrants(config["model"]) if args.contenders is None or e.name in args.contenders]
+    settings = {"config": CONFIG, "folds": folds, "of_folds": FOLDS, "split_seed": SEED, "seed": SEED,
+                "minutes": minutes, "workers": args.workers, "val_cases": args.val_cases,
+                "contenders": [e.name for e in chosen], "variants": VARIANTS,
+                "calibration": {"warmup": WARMUP, "timed": TIMED, "share": SHARE}}  # fmt: skip
+    series = QUICK if args.quick else SERIES
+    title = f"{series} on {device_word()}"
+    root = config["data"]["train"]["init_args"]["root"]
+    if not Path(root).is_dir():
+        note = f"hippocampus: skipped, {root} not found (run from the repository root)."
+        return [Result(series, title, [], [note], settings)]
+    quiet_training()
+    load_before, runs, notes = load_average(), [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for fold in folds:
+            for i, entrant in enumerate(chosen):
+                done = fit_and_score(config, fold, entrant, 60 * minutes, args, Path(tmp) / f"{fold}-{i}")
+                if isinstance(done, str):
+                    notes += [done] if done not in notes else []
+                    continue
+                runs.append(done)
+                print(f"fold {fold}, {done.name}: {done.steps} steps in {done.train_s:.0f} s ({done.step_s:.2f} "
+                      f"s/step calibrated), mean Dice {100 * done.dice:.2f}", flush=True)  # fmt: skip
+    load_after = load_average()
+    classes = list(runs[0].classes) if runs else []
+    tables = [results_table(runs, classes, minutes, folds)] if runs else []
+    settings["runs"] = [r._asdict() for r in runs]  # steps planned and done, seconds, calibrated s/step
+    notes += [] if args.val_cases is None else [f"Scored on the first {args.val_cases} val volumes of each fold only."]
+    return [Result(series, title, tables, notes + run_notes(minutes, load_before, load_after), settings,
+                   (load_before, load_after))]  # fmt: skip
+
+
+def run_notes(minutes: float, load_before: float, load_after: float) -> list[str]:
+    """How the figures came about."""
+    budget = f"{60 * minutes:g} s"
+    return [
+        f"Same pipeline for every network: SegDataModule from configs/hippocampus.yaml's data ({FOLDS} seeded folds "
+        "of the 200 volumes: val one fold, train the others), the same seed (same patches, augmentation, order), "
+        "CE + Dice loss, AdamW, warm-up + cosine over each run's own steps; only the network (and a variant's data "
+        "overrides) differs. No validation while training, no checkpoints, no logger.",
+        f"Equal wall time, not equal steps: each run first times {WARMUP} + {TIMED} training steps (data loading "
+        f"included, the first not counted), plans ⌊{SHARE} × {budget} ÷ s/step⌋ steps and trains under "
+        f"Trainer(max_time={budget}), which stops it at the budget should it run slower. steps: done, mean over "
+        "folds; train s: Trainer.fit's wall seconds (set-up included); val s: the scoring's.",
+        "Scores (the Decathlon's convention): each val volume whole through `task.evaluation_logits` "
+        "(inference_mode), argmax; per case and foreground class the Dice segattn.case_metrics gives (the case's "
+        "own confusion matrix; its distances not computed); a class in neither truth nor prediction is NaN and "
+        "left out, as case_metrics does. mean Dice: the mean over cases of each case's mean foreground Dice; class "
+        "columns: the mean over the cases where the class is scored. Mean ± sample std over the folds, in %.",
+        "MONAI AttentionUnet and UNet (num_res_units 2, instance norm): channels 16–128, strides 2, padded to a "
+        "multiple of 8 (PadToStride); segattn 2.5-D: the 2-D attention_unet on 3-slice stacks along axis 0, "
+        "scored slice by slice on whole volumes.",
+        f"{device_word()}, {torch.get_num_threads()} CPU threads; 1-minute load average before / after: "
+        f"{load_before:.2f} / {load_after:.2f} ({os.cpu_count()} cores). Fold by fold, every network in each: "
+        "load drift spreads over the networks.",
+    ]
