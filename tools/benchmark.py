@@ -247,6 +247,10 @@ def add_volume_accuracy(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--contenders", nargs="+", metavar="NAME", help="train only these (default: all; see volume_accuracy.py)"
     )
+    parser.add_argument(
+        "--config-length", action="store_true",
+        help="train for configs/hippocampus.yaml's trainer.max_epochs instead of a wall time (a GPU's work)",
+    )  # fmt: skip
     parser.add_argument("--val-cases", type=cli_types.count, help=argparse.SUPPRESS)  # tests: score fewer volumes
 
 

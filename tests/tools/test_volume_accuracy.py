@@ -97,7 +97,7 @@ def test_the_goal_reads_segattn_3d_against_the_best_monai_row_and_its_time():
     runs = [run("segattn 3-D", d, 180, f) for f, d in enumerate([0.80, 0.82])]
     runs += [run("MONAI UNet", d, 181, f) for f, d in enumerate([0.78, 0.80])]
     runs += [run("MONAI AttentionUnet", 0.5, 170), run("segattn 2.5-D", 0.9, 200)]
-    found = va.results_table(runs, ["anterior", "posterior"], 3.0, [0, 1])
+    found = va.results_table(runs, ["anterior", "posterior"], "3 min of training wall time", [0, 1])
     assert found["columns"] == [
         "network", "params (M)", "mean Dice", "anterior Dice", "posterior Dice", "steps", "train s", "val s"
     ]  # fmt: skip
@@ -109,8 +109,8 @@ def test_the_goal_reads_segattn_3d_against_the_best_monai_row_and_its_time():
 
 @needs_config_hippocampus
 def test_a_tiny_run_scores_in_the_unit_interval_and_renders(tmp_path, monkeypatch, capsys):
-    """One fold, a tiny segattn 3-D variant (and MONAI's UNet where installed) for 2 s each at batch 2,
-    the 2.5-D entrant skipped (or trained tiny where data.slices exists); the record renders."""
+    """One fold, a tiny segattn 3-D variant, a tiny 2.5-D one (and MONAI's UNet where installed) for
+    2 s each at batch 2; the record renders."""
     monkeypatch.setattr(va, "VARIANTS", {"tiny": ({"widths": [4, 8]}, {"batch_size": 2})})
     monkeypatch.setattr(va, "SLICE_ARGS", {**va.SLICE_ARGS, "widths": [4, 8]})
     monkeypatch.setattr(va, "SLICE_DATA", {**va.SLICE_DATA, "batch_size": 2})
@@ -142,8 +142,19 @@ def test_a_tiny_run_scores_in_the_unit_interval_and_renders(tmp_path, monkeypatc
     for done in record["settings"]["runs"]:
         assert 0 <= done["dice"] <= 1 and all(0 <= v <= 1 for v in done["classes"].values())
         assert 1 <= done["steps"] <= done["planned"] and done["step_s"] > 0
-    assert any(va.NO_SLICES in note for note in record["notes"]) or "segattn 2.5-D" in printed
+    assert "fold 0, segattn 2.5-D: " in printed
     assert record["title"] in (tmp_path / "benchmarks.md").read_text()
     goal = [g for g in GOALS if g.benchmark == "volume_accuracy"]
     assert record["series"] == va.QUICK  # a smoke test: never the goal's figure
     assert goal_rows(goal, {"volume_accuracy": [record]})[0][-1] == "no figure"
+
+
+def test_the_gpu_goal_reads_the_config_length_series_and_names_its_command():
+    goal = next(g for g in GOALS if g.measure == "above" and g.benchmark == "volume_accuracy")
+    runs = [run("segattn 3-D", d, 900, f) for f, d in enumerate([0.90, 0.89])]
+    found = va.results_table(runs, ["anterior", "posterior"], "configs/hippocampus.yaml's 100 epochs", [0, 1])
+    assert evaluate(goal, {"tables": [found]}) == ("89.5 % (segattn 3-D)", True)
+    record = {"series": va.LENGTH, "tables": [found], "command": goal.command, "machine": {}, "when": "2026-12-05"}
+    assert goal_rows([goal], {"volume_accuracy": [record]})[0][-1] == "**met**"
+    (missing,) = goal_rows([goal], {})
+    assert missing[-1] == "no figure" and f"`{goal.command} --write`" in missing[1]

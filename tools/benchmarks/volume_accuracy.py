@@ -8,8 +8,6 @@ import argparse
 import copy
 import importlib
 import math
-import os
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -22,7 +20,6 @@ from lightning.pytorch.callbacks import LambdaCallback
 from torch import nn
 
 from segattn.data import SegDataModule
-from segattn.errors import InputError
 from segattn.labels import IGNORE_INDEX
 from segattn.metrics import confusion_matrix, scores
 from segattn.models import build_model
@@ -31,23 +28,23 @@ from segattn.models.padding import PadToStride
 from .contenders import MONAI_MISSING, load_config
 from .harness import millions
 from .machine import device_word, load_average
-from .records import Result, table
-from .training import BenchmarkTask, mean_spread, quiet_training
+from .records import Result
+from .training import BenchmarkTask, quiet_training
+from .volume_report import FOLDS, SEGATTN, SHARE, TIMED, WARMUP, results_table, run_notes
 
 SERIES = "Accuracy on volumes: 3-fold CV on Hippocampus, equal time"
 QUICK = "Accuracy on volumes, --quick (a smoke test): Hippocampus, equal time"  # not the goal's series
-CONFIG, FOLDS, SEED = "hippocampus", 3, 0
-WARMUP, TIMED = 1, 4  # calibration: untimed steps, then timed ones
-SHARE = 0.95  # of the budget the planned steps fill; max_time stops a run at the budget itself
-SEGATTN, SLICES = "segattn 3-D", "segattn 2.5-D"
+LENGTH = "Accuracy on volumes: 3-fold CV on Hippocampus, the config's length"
+CONFIG, SEED, SLICES = "hippocampus", 0, "segattn 2.5-D"
 MONAI_ATTENTION, MONAI_UNET = "monai:AttentionUnet", "monai:UNet"
 MONAI_MODELS = (MONAI_ATTENTION, MONAI_UNET)
 MONAI_ARGS = {"channels": (16, 32, 64, 128), "strides": (2, 2, 2)}
-NO_SLICES = "skipped: data.slices not supported by this segattn"
 # recipes chosen by cross-validation: name → (model_args overrides, data section overrides)
 VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "segattn 3-D, widths 16–128": ({"widths": [16, 32, 64, 128]}, {}),
     "segattn 3-D, widths 8–64": ({"widths": [8, 16, 32, 64]}, {}),
+    # 1×1×1 convolutions at full resolution (the 3×3×3 work starts at half): ≈ 0.6× the step time
+    "segattn 3-D, widths 8–64, level-0 kernel 1": ({"widths": [8, 16, 32, 64], "kernel_sizes": [1, 3, 3, 3]}, {}),
     "segattn 3-D, widths 16–128, nnunet aug": ({"widths": [16, 32, 64, 128]}, {"augment_3d": "nnunet"}),
 }
 SLICE_ARGS = {"spatial_dims": 2, "widths": [32, 64, 128, 256], "norm": "instance", "deep_supervision": True}
@@ -182,12 +179,7 @@ def fit_and_score(
     config: dict[str, Any], fold: int, entrant: Entrant, budget: float, args: argparse.Namespace, root: Path
 ) -> VolumeRun | str:
     """One run: calibrate, train for the budget's steps under max_time = budget, score; a note if skipped."""
-    try:
-        data = datamodule(fold_data(config, fold, entrant, args.workers))
-    except (InputError, TypeError):
-        if "slices" in entrant.data:
-            return f"{entrant.name}: {NO_SLICES}."
-        raise
+    data = datamodule(fold_data(config, fold, entrant, args.workers))
     L.seed_everything(SEED, verbose=False)
     own = {**config["model"], "classes": data.classes, "in_channels": data.in_channels}
     if entrant.model in MONAI_MODELS:
@@ -198,10 +190,13 @@ def fit_and_score(
         task.model = net
     else:
         task = BenchmarkTask(**{**own, "model": entrant.model, "model_args": entrant.model_args})
-    step_s = calibrate(config, task, data, root / "calibration")
-    planned = max(1, math.floor(SHARE * budget / step_s))
+    if args.config_length:  # the config's own epochs, no time limit: a GPU's work
+        step_s, planned, limit = math.nan, config["trainer"]["max_epochs"] * len(data.train_dataloader()), None
+    else:
+        step_s = calibrate(config, task, data, root / "calibration")
+        planned, limit = max(1, math.floor(SHARE * budget / step_s)), {"seconds": budget}
     L.seed_everything(SEED, verbose=False)  # the same patches and augmentations for every contender
-    fit = trainer(config, planned, root / "fit", max_time={"seconds": budget})
+    fit = trainer(config, planned, root / "fit", max_time=limit)
     start = time.perf_counter()
     fit.fit(task, datamodule=data)
     seconds = time.perf_counter() - start
@@ -209,44 +204,6 @@ def fit_and_score(
     per_class = dict(zip(data.classes[1:], per_class, strict=True))
     params = millions(task.model)
     return VolumeRun(fold, entrant.name, dice, per_class, params, planned, fit.global_step, seconds, val_s, step_s)
-
-
-def leader_lines(means: dict[str, float], train_s: dict[str, float]) -> list[str]:
-    """Who leads on mean Dice and by how much; segattn's best 3-D entry against the best MONAI one."""
-    ranked = sorted(means, key=means.__getitem__, reverse=True)
-    lines = []
-    if len(ranked) > 1:
-        first, second = ranked[:2]
-        lead = 100 * (means[first] - means[second])
-        lines.append(f"Leads on mean Dice: **{first}** ({100 * means[first]:.2f}), by {lead:.2f} points over "
-                     f"{second} ({100 * means[second]:.2f}).")  # fmt: skip
-    ours = [n for n in ranked if n.startswith(SEGATTN)]
-    theirs = [n for n in ranked if n.startswith("MONAI")]
-    if ours and theirs:
-        a, b = ours[0], theirs[0]
-        margin = 100 * (means[a] - means[b])
-        met = margin >= 1 and train_s[a] <= train_s[b]
-        lines.append(f"segattn's best 3-D entry, {a} ({100 * means[a]:.2f}, {train_s[a]:.0f} s), "
-                     f"{'beats' if met else 'does not beat'} the best MONAI contender, {b} ({100 * means[b]:.2f}, "
-                     f"{train_s[b]:.0f} s), by ≥ 1 point at ≤ its train seconds: {margin:+.2f} points.")  # fmt: skip
-    return lines
-
-
-def results_table(runs: list[VolumeRun], classes: list[str], minutes: float, folds: list[int]) -> dict[str, Any]:
-    """The table: one row per contender, mean ± std over the folds."""
-    rows, means, train_s = [], {}, {}
-    for name in dict.fromkeys(r.name for r in runs):
-        mine = [r for r in runs if r.name == name]
-        means[name] = statistics.mean(r.dice for r in mine)
-        train_s[name] = statistics.mean(r.train_s for r in mine)
-        per_class = [mean_spread([r.classes[c] for r in mine]) for c in classes]
-        steps = statistics.mean(r.steps for r in mine)
-        rows.append([name, f"{mine[0].params:.2f}", mean_spread([r.dice for r in mine]), *per_class, f"{steps:.0f}",
-                     f"{train_s[name]:.0f}", f"{statistics.mean(r.val_s for r in mine):.1f}"])  # fmt: skip
-    columns = ["network", "params (M)", "mean Dice", *(f"{c} Dice" for c in classes), "steps", "train s", "val s"]
-    caption = (f"**Hippocampus**, folds {folds} of {FOLDS}: {minutes:g} min of training wall time per network "
-               "and fold, mean ± std over the folds, in %")  # fmt: skip
-    return table(columns, rows, caption=caption, after="\n".join(leader_lines(means, train_s)))
 
 
 def run(args: argparse.Namespace) -> list[Result]:
@@ -263,7 +220,7 @@ def run(args: argparse.Namespace) -> list[Result]:
                 "minutes": minutes, "workers": args.workers, "val_cases": args.val_cases,
                 "contenders": [e.name for e in chosen], "variants": VARIANTS,
                 "calibration": {"warmup": WARMUP, "timed": TIMED, "share": SHARE}}  # fmt: skip
-    series = QUICK if args.quick else SERIES
+    series = QUICK if args.quick else LENGTH if args.config_length else SERIES
     title = f"{series} on {device_word()}"
     root = config["data"]["train"]["init_args"]["root"]
     if not Path(root).is_dir():
@@ -283,34 +240,10 @@ def run(args: argparse.Namespace) -> list[Result]:
                       f"s/step calibrated), mean Dice {100 * done.dice:.2f}", flush=True)  # fmt: skip
     load_after = load_average()
     classes = list(runs[0].classes) if runs else []
-    tables = [results_table(runs, classes, minutes, folds)] if runs else []
+    length = f"configs/{CONFIG}.yaml's {config['trainer']['max_epochs']} epochs" if args.config_length else None
+    budget = length or f"{minutes:g} min of training wall time"
+    tables = [results_table(runs, classes, budget, folds)] if runs else []
     settings["runs"] = [r._asdict() for r in runs]  # steps planned and done, seconds, calibrated s/step
     notes += [] if args.val_cases is None else [f"Scored on the first {args.val_cases} val volumes of each fold only."]
-    return [Result(series, title, tables, notes + run_notes(minutes, load_before, load_after), settings,
+    return [Result(series, title, tables, notes + run_notes(minutes, length, load_before, load_after), settings,
                    (load_before, load_after))]  # fmt: skip
-
-
-def run_notes(minutes: float, load_before: float, load_after: float) -> list[str]:
-    """How the figures came about."""
-    budget = f"{60 * minutes:g} s"
-    return [
-        f"Same pipeline for every network: SegDataModule from configs/hippocampus.yaml's data ({FOLDS} seeded folds "
-        "of the 200 volumes: val one fold, train the others), the same seed (same patches, augmentation, order), "
-        "CE + Dice loss, AdamW, warm-up + cosine over each run's own steps; only the network (and a variant's data "
-        "overrides) differs. No validation while training, no checkpoints, no logger.",
-        f"Equal wall time, not equal steps: each run first times {WARMUP} + {TIMED} training steps (data loading "
-        f"included, the first not counted), plans ⌊{SHARE} × {budget} ÷ s/step⌋ steps and trains under "
-        f"Trainer(max_time={budget}), which stops it at the budget should it run slower. steps: done, mean over "
-        "folds; train s: Trainer.fit's wall seconds (set-up included); val s: the scoring's.",
-        "Scores (the Decathlon's convention): each val volume whole through `task.evaluation_logits` "
-        "(inference_mode), argmax; per case and foreground class the Dice segattn.case_metrics gives (the case's "
-        "own confusion matrix; its distances not computed); a class in neither truth nor prediction is NaN and "
-        "left out, as case_metrics does. mean Dice: the mean over cases of each case's mean foreground Dice; class "
-        "columns: the mean over the cases where the class is scored. Mean ± sample std over the folds, in %.",
-        "MONAI AttentionUnet and UNet (num_res_units 2, instance norm): channels 16–128, strides 2, padded to a "
-        "multiple of 8 (PadToStride); segattn 2.5-D: the 2-D attention_unet on 3-slice stacks along axis 0, "
-        "scored slice by slice on whole volumes.",
-        f"{device_word()}, {torch.get_num_threads()} CPU threads; 1-minute load average before / after: "
-        f"{load_before:.2f} / {load_after:.2f} ({os.cpu_count()} cores). Fold by fold, every network in each: "
-        "load drift spreads over the networks.",
-    ]
