@@ -43,9 +43,11 @@ def make_record(
     eval_transform: dict[str, Any] | None,
     intensity: Any = None,
     slices: dict[str, int] | None = None,
+    geometry: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The record of a checkpoint: `eval_transform` for images, `intensity` for volumes (and
-    `slices`, the spec of `segattn.data.slices`, for a 2-D network run over volumes' slices)."""
+    `slices`, the spec of `segattn.data.slices`, for a 2-D network run over volumes' slices, and
+    `geometry`, the training grid of `segattn.data.geometry`, where one was set)."""
     return {
         "format_version": FORMAT_VERSION,
         "model": model,
@@ -56,6 +58,7 @@ def make_record(
         "eval_transform": eval_transform,
         "intensity": intensity,
         "slices": slices,
+        "geometry": geometry,
     }
 
 

@@ -58,7 +58,8 @@ class SegmentationTask(L.LightningModule):
     checkpoint records the data's intensity spec instead of an evaluation transform. 2.5-D (a 2-D
     network, a data module with `slices`): training batches are slices, validation and test run
     the network over each volume's slices (`evaluation_logits`) and score the re-stacked volume,
-    and the checkpoint records the slice spec too.
+    and the checkpoint records the slice spec too. A data module's training grid (`geometry`:
+    orientation, spacing) is recorded for the Segmenter, which predicts back into each scan's grid.
     """
 
     def __init__(
@@ -284,5 +285,6 @@ class SegmentationTask(L.LightningModule):
             None if intensity is not None else serialize(eval_transform),
             intensity=intensity,
             slices=self.slices,
+            geometry=getattr(datamodule, "geometry", None),
         )
         ckpt["hyper_parameters"] = dict(ckpt.get("hyper_parameters", {}))  # plain dict: weights_only-safe

@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from segattn.data.base import SegDataset
+from segattn.data.geometry import check_geometry
 from segattn.data.intensity import IntensitySpec
 from segattn.data.patches import VolumePatches
 from segattn.data.pipeline_checks import check_normalisations
@@ -62,6 +63,9 @@ class SegDataModule(L.LightningDataModule):
             are 2-D slices along that axis with n neighbours on each side as channels, for a 2-D
             network ((2n + 1)·C input channels, `in_channels`); patch_size is then the slice's
             (h, w). Evaluation still sees whole volumes, which the task runs slice by slice.
+        orientation, spacing: the training grid (`segattn.data.geometry`; default: each scan's
+            own): reorient every volume to axis codes such as "RAS", resample to [d, h, w] mm
+            (in the reoriented order). Predictions go back to each scan's own grid.
 
     For both:
         batch_size: training batch; val_batch_size defaults to it (volumes: to 1).
@@ -95,6 +99,8 @@ class SegDataModule(L.LightningDataModule):
         intensity: IntensitySpec | None = None,
         augment_3d: Augment3D | None = None,
         slices: dict[str, int] | None = None,
+        orientation: str | None = None,
+        spacing: list[float] | None = None,
     ) -> None:
         super().__init__()
         if batch_size < 1 or (val_batch_size is not None and val_batch_size < 1):
@@ -110,7 +116,8 @@ class SegDataModule(L.LightningDataModule):
         refuse_keys(
             {"crop_size": crop_size, "augment": augment, "normalize": normalize, "train_transform": train_transform,
              "eval_transform": eval_transform, "patch_size": patch_size, "foreground_share": foreground_share,
-             "intensity": intensity, "augment_3d": augment_3d, "slices": slices},
+             "intensity": intensity, "augment_3d": augment_3d, "slices": slices, "orientation": orientation,
+             "spacing": spacing},
             self.volumes,
         )  # fmt: skip
         self.batch_size = batch_size
@@ -118,8 +125,11 @@ class SegDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.intensity: IntensitySpec | None = None  # a volume run's normalisation, for the checkpoint
         self.slices = None if slices is None else check_slices(slices)  # 2.5-D, for the task and checkpoint
+        self.geometry = check_geometry(orientation, spacing)  # the training grid, for the checkpoint
         if self.volumes:
-            self.patches = volume_settings(train, patch_size, foreground_share, intensity, augment_3d, self.slices)
+            self.patches = volume_settings(
+                train, patch_size, foreground_share, intensity, augment_3d, self.slices, self.geometry
+            )
             self.intensity = self.patches["intensity"]
             self.train_transform, self.eval_transform = self.patches["transform"], None
             return
@@ -190,7 +200,7 @@ class SegDataModule(L.LightningDataModule):
 
     def evaluation_loader(self, split: str) -> DataLoader:
         if self.volumes:
-            dataset = WholeVolumes(self.datasets[split], self.intensity)
+            dataset = WholeVolumes(self.datasets[split], self.intensity, self.geometry)
         else:
             dataset = Transformed(self.datasets[split], self.eval_transform)
         world_size, rank = self.processes()

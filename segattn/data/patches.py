@@ -25,6 +25,7 @@ import torch
 from torch.utils.data import Dataset
 
 from segattn.data.base import Sample
+from segattn.data.geometry import Geometry, to_training_grid
 from segattn.data.intensity import IntensitySpec, check_intensity, normalize_volume
 from segattn.data.sampling import sample_seed
 from segattn.data.volumes import VolumeDataset
@@ -42,7 +43,8 @@ class VolumePatches(Dataset):
     "volume" and "mask3d" targets) then augments the patch. Keys: an index, or (epoch, index).
     `context` (c_d, c_h, c_w) widens the box drawn by that many voxels on both sides of each axis
     (padded as above where it leaves the volume): 2.5-D training draws one slice, (1, h, w), and
-    takes its neighbours as context (`segattn.data.slices`).
+    takes its neighbours as context (`segattn.data.slices`). `geometry` (`segattn.data.geometry`)
+    first brings each volume into the training grid (reoriented, resampled).
     """
 
     def __init__(
@@ -54,10 +56,12 @@ class VolumePatches(Dataset):
         intensity: IntensitySpec | None = None,
         transform: A.Compose | None = None,
         context: Sequence[int] = (0, 0, 0),
+        geometry: Geometry | None = None,
     ) -> None:
         self.dataset = dataset
         self.patch_size = check_patch_size(patch_size)
         self.context = tuple(context)
+        self.geometry = geometry
         if not isinstance(foreground, (int, float)) or not 0 <= foreground <= 1:
             raise InputError(f"foreground: expected a share between 0 and 1, got {foreground!r}")
         self.foreground = float(foreground)
@@ -71,7 +75,9 @@ class VolumePatches(Dataset):
     def __getitem__(self, key: int | tuple[int, int]) -> Sample:
         epoch, index = key if isinstance(key, tuple) else (0, key)
         item = self.dataset.load(index)
-        image, mask = item["image"], item["mask"]
+        image, mask, spacing = item["image"], item["mask"], item["spacing"]
+        if self.geometry is not None:
+            image, mask, spacing, _ = to_training_grid(image, mask, item["affine"], spacing, self.geometry)
         if self.intensity is not None:
             image = normalize_volume(image, self.intensity)
         rng = np.random.default_rng(sample_seed(self.seed, epoch, index))
@@ -87,7 +93,7 @@ class VolumePatches(Dataset):
             "image": torch.from_numpy(np.ascontiguousarray(image)),  # a flip leaves negative strides
             "mask": torch.from_numpy(np.ascontiguousarray(mask)),
             "name": item["name"],
-            "spacing": item["spacing"],
+            "spacing": spacing,
             "start": start,
         }
 

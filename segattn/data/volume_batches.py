@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 
 from segattn.data.augment3d import IntensityAugment3D, RandomRotateScale3D
 from segattn.data.base import Sample, SegDataset
+from segattn.data.geometry import Geometry, to_training_grid
 from segattn.data.intensity import IntensitySpec, check_intensity, normalize_volume
 from segattn.data.patches import VolumePatches
 from segattn.data.slices import SliceSpec, slice_patch_size
@@ -29,7 +30,7 @@ Augment3D = Literal["flips", "nnunet", "none"]
 AUGMENT_3D = ("flips", "nnunet", "none")
 DEFAULT_INTENSITY: dict[str, Any] = {"zscore": {"foreground": False}}  # MR; CT needs ct_statistics
 DEFAULT_FOREGROUND = 0.33  # nnU-Net's oversample_foreground_percent
-VOLUME_KEYS = ("patch_size", "foreground_share", "intensity", "augment_3d", "slices")
+VOLUME_KEYS = ("patch_size", "foreground_share", "intensity", "augment_3d", "slices", "orientation", "spacing")
 IMAGE_KEYS = ("crop_size", "augment", "normalize", "train_transform", "eval_transform")
 
 
@@ -88,6 +89,7 @@ def volume_settings(
     intensity: IntensitySpec | None,
     augment_3d: Augment3D | None,
     slices: SliceSpec | None = None,
+    geometry: Geometry | None = None,
 ) -> dict[str, Any]:
     """VolumePatches' keyword arguments (but the seed) from the data module's settings, defaults
     filled in and checked (by building the patches once: nothing is read). With `slices` (2.5-D,
@@ -113,6 +115,7 @@ def volume_settings(
         "intensity": spec,
         "transform": volume_augmentation(augment),
         "context": context,
+        "geometry": geometry,
     }
     try:
         VolumePatches(train, **settings)
@@ -126,20 +129,25 @@ def volume_settings(
 
 class WholeVolumes(Dataset):
     """A VolumeDataset's whole volumes for evaluation: {"image": float32 C×D×H×W normalised by
-    `intensity`, "mask": int64 D×H×W, "name", "spacing": (d, h, w) mm}."""
+    `intensity`, "mask": int64 D×H×W, "name", "spacing": (d, h, w) mm}, in the training grid of
+    `geometry` where one is given (validation scores there; `segattn evaluate` in the scans' own)."""
 
-    def __init__(self, dataset: VolumeDataset, intensity: IntensitySpec) -> None:
+    def __init__(self, dataset: VolumeDataset, intensity: IntensitySpec, geometry: Geometry | None = None) -> None:
         self.dataset = dataset
         self.intensity = intensity
+        self.geometry = geometry
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> Sample:
         item = self.dataset.load(index)
+        image, mask, spacing = item["image"], item["mask"], item["spacing"]
+        if self.geometry is not None:
+            image, mask, spacing, _ = to_training_grid(image, mask, item["affine"], spacing, self.geometry)
         return {
-            "image": torch.from_numpy(normalize_volume(item["image"], self.intensity)),
-            "mask": torch.from_numpy(np.ascontiguousarray(item["mask"])),
+            "image": torch.from_numpy(normalize_volume(image, self.intensity)),
+            "mask": torch.from_numpy(np.ascontiguousarray(mask)),
             "name": item["name"],
-            "spacing": item["spacing"],
+            "spacing": spacing,
         }

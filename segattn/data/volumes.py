@@ -2,7 +2,8 @@
 
 Axes as `segattn.data.volume_io` reads them: the file's own voxel order (i, j, k), called D×H×W,
 never transposed or resampled. Item: {"image": float32 C×D×H×W, "mask": int64 D×H×W (class
-indices, 255 = ignore), "name": str, "spacing": (d, h, w) voxel size in mm}. A label volume must
+indices, 255 = ignore), "name": str, "spacing": (d, h, w) voxel size in mm, "affine": float64
+4×4 voxel → RAS+ mm}. A label volume must
 lie in its image's grid: the same shape and affine (to `AFFINE_TOLERANCE`), else the pair is an
 error naming both files.
 """
@@ -74,7 +75,13 @@ class VolumeDataset(SegDataset):
         image = check_finite(image_array(volume), image_path)
         if image.shape[0] != self.in_channels:
             raise InputError(f"{image_path}: {image.shape[0]} channel(s), expected {self.in_channels}")
-        return {"image": image, "mask": mask, "name": image_path.name, "spacing": volume.spacing}
+        return {
+            "image": image,
+            "mask": mask,
+            "name": image_path.name,
+            "spacing": volume.spacing,
+            "affine": volume.affine,
+        }
 
 
 def check_classes(classes: list[str], value_map: dict[int, int] | None) -> dict[int, int] | None:

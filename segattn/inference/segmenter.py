@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from segattn import checkpoint
+from segattn.data.geometry import Geometry
 from segattn.data.slices import SliceSpec, stack_depth
 from segattn.data.transforms import deserialize
 from segattn.errors import InputError, check_count
@@ -67,6 +68,7 @@ class Segmenter:
         compile: bool = False,
         intensity: Any = None,
         slices: SliceSpec | None = None,
+        geometry: Geometry | None = None,
     ) -> None:
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
@@ -82,6 +84,7 @@ class Segmenter:
         self.in_channels = in_channels
         self.device_normalize = device_normalize(eval_transform, self.device)
         self.slices = slices  # 2.5-D: the 2-D network runs over volumes' slices
+        self.geometry = geometry  # volumes: the training grid (orientation, spacing), or None
         self.volumes = self.spatial_dims == 3 or slices is not None  # whether inputs are volumes
 
     @classmethod
@@ -115,8 +118,8 @@ class Segmenter:
         checkpoint.check_output(path, model, channels)  # finite weights can still overflow
         spec = record["eval_transform"]  # None for a volume network, whose record has "intensity"
         transform = None if spec is None else deserialize(spec, f"{path}: eval_transform")
-        palette, intensity, slices = record["palette"], record.get("intensity"), record.get("slices")
-        return cls(model, classes, transform, palette, channels, device, precision, compile, intensity, slices)
+        volumes = {key: record.get(key) for key in ("intensity", "slices", "geometry")}
+        return cls(model, classes, transform, record["palette"], channels, device, precision, compile, **volumes)
 
     def predict(self, inputs: ImageInput | Sequence[ImageInput], **options: Any) -> list[np.ndarray]:
         """Label maps for a path, a folder, a glob, an H×W[×C] uint8/uint16 array, or a list of
@@ -205,7 +208,7 @@ class Segmenter:
         (windows, for the sliding window) as decoded with their window-wise transform."""
         if self.volumes:
             channels = self.in_channels // (1 if self.slices is None else stack_depth(self.slices))
-            return InputVolumes(items, channels, self.intensity, skip_errors)
+            return InputVolumes(items, channels, self.intensity, skip_errors, self.geometry)
         raw = self.device_normalize is not None
         return InputImages(items, self.in_channels, self.transform, raw, windows, skip_errors)
 

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from segattn.data.geometry import Geometry, reordered, restore_axes, to_training_grid
 from segattn.data.intensity import IntensitySpec, normalize_volume
 from segattn.data.volume_io import Volume, check_finite, image_array, read_volume
 from segattn.errors import InputError
@@ -45,21 +46,46 @@ class InputVolumes(InputImages):
     skip_errors. intensity: the checkpoint's spec, or None (voxels as they are)."""
 
     def __init__(
-        self, items: list[ImageInput], channels: int, intensity: IntensitySpec | None, skip_errors: bool = False
+        self,
+        items: list[ImageInput],
+        channels: int,
+        intensity: IntensitySpec | None,
+        skip_errors: bool = False,
+        geometry: Geometry | None = None,
     ) -> None:
         super().__init__(items, channels, None, skip_errors=skip_errors)
-        self.intensity = intensity
+        self.intensity, self.geometry = intensity, geometry
 
     def name(self, index: int) -> str:
         item = self.items[index]
         return str(item.path) if isinstance(item, Volume) else super().name(index)
 
     def prepare(self, index: int) -> dict[str, Any]:
-        name = self.name(index)
-        image = check_finite(volume_array(self.items[index], self.channels, name), name)
+        name, item = self.name(index), self.items[index]
+        if self.geometry is not None:  # the training grid: the scan's affine and spacing are needed
+            item = scan(item, name, self.geometry)
+        image = check_finite(volume_array(item, self.channels, name), name)
+        sample: dict[str, Any] = {"size": tuple(image.shape[1:])}
+        if self.geometry is not None:
+            image, _, _, change = to_training_grid(image, None, item.affine, item.spacing, self.geometry)
+            if change is not None:  # nested tuples: they cross DataLoader workers unconverted
+                sample = {"size": tuple(reordered(sample["size"], change)), "change": tuple(map(tuple, change))}
         if self.intensity is not None:
             image = check_finite(normalize_volume(image, self.intensity), f"{name} (after intensity normalisation)")
-        return {"size": tuple(image.shape[1:]), "tensor": torch.from_numpy(image)}
+        return {**sample, "tensor": torch.from_numpy(image)}
+
+
+def scan(item: ImageInput, name: str, geometry: Geometry) -> Volume:
+    """A volume input as a Volume (its affine and spacing), for a network trained in `geometry`'s
+    grid; an array, which has neither, is an InputError."""
+    check_kind(item, 3)
+    if isinstance(item, np.ndarray):
+        raise InputError(
+            f"{name}: the network was trained on volumes brought to orientation {geometry['orientation']} and "
+            f"spacing {geometry['spacing']} mm, which needs the scan's affine and spacing; pass its file or a "
+            "segattn Volume (segattn.data.read_volume), not an array"
+        )
+    return item if isinstance(item, Volume) else read_volume(item)
 
 
 def volume_array(item: ImageInput, channels: int, name: str) -> np.ndarray:
@@ -96,15 +122,20 @@ def predict_volumes(
     """`Segmenter.predict_iter` for volumes: the samples of `InputVolumes`, one at a time, through
     `volume_strategy`: D×H×W labels (or float32 K×D×H×W probabilities), or an InputError in place
     of an input that could not be read. Labels are reduced slab by slab when tiled
-    (`Segmenter.slide`). Logits are averaged as softmax probabilities whenever views or windows are."""
+    (`Segmenter.slide`). Logits are averaged as softmax probabilities whenever views or windows are,
+    and resampled back from a training grid's spacing as probabilities too."""
+    resampled = segmenter.geometry is not None and segmenter.geometry["spacing"] is not None
     for sample in samples:
         if "error" in sample:
             yield InputError(sample["error"])
             continue
         chosen = volume_strategy(strategy, sample["size"], batch_size, segmenter.device)
         alone = chosen.inner if isinstance(chosen, SliceBySlice) else chosen  # no views or windows: no average
-        network = functools.partial(segmenter.forward, softmax=return_probs or not isinstance(alone, WholeImage))
+        averaged = not isinstance(alone, WholeImage) or resampled  # resampled back: probabilities, as nnU-Net
+        network = functools.partial(segmenter.forward, softmax=return_probs or averaged)
         if isinstance(chosen, SlidingWindow):
-            yield segmenter.slide(sample, chosen, network, return_probs)
+            results = [segmenter.slide(sample, chosen, network, return_probs)]
         else:
-            yield from segmenter.run_batch([sample], chosen, network, return_probs)
+            results = segmenter.run_batch([sample], chosen, network, return_probs)
+        for result in results:  # back in the input's own axes (a training grid reoriented them)
+            yield restore_axes(result, sample.get("change"), channels_first=return_probs)
