@@ -27,6 +27,7 @@ from segattn.case_metrics import CaseTable, case_metrics, join_cases, nan_to_nul
 from segattn.data.base import SegDataset
 from segattn.data.io import write_image
 from segattn.data.pipeline_checks import check_pixel_depth
+from segattn.data.volume_io import Volume
 from segattn.data.volumes import VolumeDataset
 from segattn.errors import InputError, check_count
 from segattn.inference import Segmenter
@@ -76,7 +77,8 @@ def evaluate_dataset(
         for index, item in zip(indices, items, strict=True):  # named by file: predict sees arrays
             if not volumes:
                 check_pixel_depth(segmenter.transform, item["image"], source_name(dataset, index, item))
-        predictions = segmenter.predict([item["image"] for item in items], batch_size=batch_size, **predict_options)
+        inputs = [scan(dataset, i, item) if volumes else item["image"] for i, item in zip(indices, items, strict=True)]
+        predictions = segmenter.predict(inputs, batch_size=batch_size, **predict_options)
         for index, item, pred in zip(indices, items, predictions, strict=True):
             pred_t, target_t = torch.from_numpy(pred).long()[None], torch.from_numpy(item["mask"])[None]
             cm = confusion_matrix(pred_t, target_t, k, per_image=True)  # 1×K×K
@@ -95,6 +97,12 @@ def evaluate_dataset(
         result |= to_plain(distances.compute(), segmenter.classes)
     table = join_cases(cases) if volumes else None
     return Evaluation(result, metric.confmat.cpu().numpy(), image_miou, list(segmenter.classes), table)
+
+
+def scan(dataset: VolumeDataset, index: int, item: dict[str, Any]) -> Volume:
+    """An evaluation volume as the Segmenter takes it: its voxels with their affine and spacing (a
+    training grid needs them), named by its file."""
+    return Volume(np.moveaxis(item["image"], 0, -1), item["affine"], item["spacing"], None, dataset.image_paths[index])
 
 
 def source_name(dataset: SegDataset, index: int, item: dict[str, Any]) -> str:

@@ -1,5 +1,6 @@
-"""`segattn fit` in 2.5-D: configs/hippocampus_slices.yaml shrunk to a two-step run on the real data,
-then validate and evaluate on whole volumes, and the settings a 2.5-D run refuses."""
+"""`segattn fit` in 2.5-D: configs/hippocampus_slices.yaml shrunk to a two-step run on the real data
+(in a training grid: reoriented to RAS, resampled), then validate and evaluate on whole volumes in
+the scans' own grids, and the settings a 2.5-D run refuses."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ CONFIG = REPO / "configs/hippocampus_slices.yaml"
 @needs_config_hippocampus
 def test_fit_on_slices_scores_whole_volumes_and_records_the_slices(segattn, tmp_path):
     shrink = ["--data.num_workers", 0, "--model.model_args", '{"widths": [4, 8, 16], "norm": "instance"}']
+    shrink += ["--data.orientation", "RAS", "--data.spacing", "[1, 1, 1.5]"]  # a training grid, recorded
     result = segattn(
         "fit", "--config", CONFIG, "--trainer.default_root_dir", tmp_path, "--trainer.max_epochs", 1,
         "--trainer.check_val_every_n_epoch", 1, "--trainer.limit_train_batches", 2, "--trainer.limit_val_batches", 2,
@@ -32,6 +34,7 @@ def test_fit_on_slices_scores_whole_volumes_and_records_the_slices(segattn, tmp_
     best = version / "checkpoints" / "best.ckpt"
     record = torch.load(best, map_location="cpu", weights_only=True)[checkpoint.RECORD_KEY]
     assert record["slices"] == {"axis": 0, "neighbours": 1} and record["in_channels"] == 3
+    assert record["geometry"] == {"orientation": "RAS", "spacing": [1.0, 1.0, 1.5]}
     assert record["intensity"] == {"zscore": {"foreground": False}} and record["eval_transform"] is None
     assert [p.name for p in (version / "val_images").iterdir()] == ["epoch_000.png"]
     validated = segattn(
