@@ -18,6 +18,7 @@ from segattn.models.padding import PadToStride
 
 from ..conftest import REPO, needs_config_hippocampus
 
+OURS = "segattn 3-D, widths 16–128"  # configs/hippocampus.yaml's recipe, the goal's row
 needs_monai = pytest.mark.skipif(find_spec("monai") is None, reason="MONAI is not installed (the bench extra)")
 
 
@@ -94,7 +95,7 @@ def run(name, dice, seconds, fold=0):
 
 def test_the_goal_reads_segattn_3d_against_the_best_monai_row_and_its_time():
     goal = next(g for g in GOALS if g.benchmark == "volume_accuracy")
-    runs = [run("segattn 3-D", d, 180, f) for f, d in enumerate([0.80, 0.82])]
+    runs = [run(OURS, d, 180, f) for f, d in enumerate([0.80, 0.82])]
     runs += [run("MONAI UNet", d, 181, f) for f, d in enumerate([0.78, 0.80])]
     runs += [run("MONAI AttentionUnet", 0.5, 170), run("segattn 2.5-D", 0.9, 200)]
     found = va.results_table(runs, ["anterior", "posterior"], "3 min of training wall time", [0, 1])
@@ -102,9 +103,9 @@ def test_the_goal_reads_segattn_3d_against_the_best_monai_row_and_its_time():
         "network", "params (M)", "mean Dice", "anterior Dice", "posterior Dice", "steps", "train s", "val s"
     ]  # fmt: skip
     assert found["rows"][0][2] == "81.00 ± 1.41" and "Leads on mean Dice: **segattn 2.5-D** (90.00)" in found["after"]
-    assert "segattn 3-D (81.00, 180 s), beats the best MONAI contender, MONAI UNet (79.00, 181 s)" in found["after"]
+    assert f"{OURS} (81.00, 180 s), beats the best MONAI contender, MONAI UNet (79.00, 181 s)" in found["after"]
     text, met = evaluate(goal, {"tables": [found]})
-    assert met and text.startswith("+2.00 points: segattn 3-D 81.00, MONAI UNet 79.00")
+    assert met and text.startswith(f"+2.00 points: {OURS} 81.00, MONAI UNet 79.00")
 
 
 @needs_config_hippocampus

@@ -168,11 +168,12 @@ def trainer(config: dict[str, Any], steps: int, root: Path, **options: Any) -> L
 
 
 def calibrate(config: dict[str, Any], task: BenchmarkTask, data: SegDataModule, root: Path) -> float:
-    """Seconds per training step (data loading included): WARMUP + TIMED steps of a copy of the task."""
+    """Seconds per training step (data loading included): the median of TIMED steps of a copy of the
+    task after WARMUP (a median: one step stalled on its data must not shorten the whole run)."""
     ends: list[float] = []  # the time at the end of each step
     clock = LambdaCallback(on_train_batch_end=lambda *_: ends.append(time.perf_counter()))
     trainer(config, WARMUP + TIMED, root, callbacks=[clock]).fit(copy.deepcopy(task), datamodule=data)
-    return (ends[-1] - ends[WARMUP - 1]) / TIMED
+    return float(np.median(np.diff(ends[WARMUP - 1 :])))
 
 
 def fit_and_score(

@@ -13,7 +13,7 @@ from .records import table
 from .training import mean_spread
 
 FOLDS, SEGATTN = 3, "segattn 3-D"
-WARMUP, TIMED = 1, 4  # calibration: untimed steps, then timed ones
+WARMUP, TIMED = 2, 6  # calibration: untimed steps, then timed ones (their median)
 SHARE = 0.95  # of the budget the planned steps fill; max_time stops a run at the budget itself
 
 
@@ -61,7 +61,7 @@ def run_notes(minutes: float, length: str | None, load_before: float, load_after
     budget = f"{60 * minutes:g} s"
     equal_time = (
         f"Equal wall time, not equal steps: each run first times {WARMUP} + {TIMED} training steps (data loading "
-        f"included, the first not counted), plans ⌊{SHARE} × {budget} ÷ s/step⌋ steps and trains under "
+        f"included, the first {WARMUP} not counted), plans ⌊{SHARE} × {budget} ÷ median s/step⌋ steps and trains under "
         f"Trainer(max_time={budget}), which stops it at the budget should it run slower."
     )
     same_steps = f"Equal length: {length} (trainer.max_epochs passes over the train split) for every network."
