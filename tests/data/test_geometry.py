@@ -12,14 +12,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from segattn import AttentionUNet, InputError, Segmenter, checkpoint
+from segattn import InputError, Segmenter, checkpoint
 from segattn.data import SegDataModule, VolumeFolder
 from segattn.data.geometry import check_geometry, restore_axes, to_training_grid
 from segattn.data.intensity import normalize_volume
 from segattn.data.volume_io import read_volume
 from segattn.infer import run_infer
 
-from ..inference.test_volumes_inference import CLASSES, PALETTE, SPEC, oblique_affine, save_nifti, scan
+from ..inference.test_volumes_inference import CLASSES, PALETTE, SPEC, oblique_affine, save_nifti, scan, tiny_net
 
 RAS = {"orientation": "RAS", "spacing": None}
 
@@ -103,11 +103,7 @@ def test_the_data_module_trains_and_validates_in_the_training_grid(tmp_path):
 
 @pytest.fixture(scope="module")
 def grid_ckpt(tmp_path_factory):
-    torch.manual_seed(3)
-    net = AttentionUNet(in_channels=1, num_classes=3, widths=[4, 8, 16], spatial_dims=3).eval()
-    with torch.no_grad():
-        net.head.bias.zero_()
-        net.head.weight.mul_(1000)
+    net = tiny_net()
     geometry = {"orientation": "RAS", "spacing": [1.5, 1.5, 1.5]}
     args = {"widths": [4, 8, 16], "spatial_dims": 3}
     record = checkpoint.make_record(

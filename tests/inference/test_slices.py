@@ -17,7 +17,7 @@ from segattn.infer import run_infer
 from segattn.inference.slices import SliceBySlice
 from segattn.inference.strategies import FlipScaleTTA
 
-from .test_volumes_inference import CLASSES, PALETTE, SPEC, oblique_affine, save_nifti, scan
+from .test_volumes_inference import CLASSES, PALETTE, SPEC, oblique_affine, save_nifti, scan, tiny_net
 
 SLICES = {"axis": 1, "neighbours": 1}
 
@@ -42,12 +42,8 @@ def test_slice_by_slice_equals_a_loop_over_slices(axis, batch_size):
 
 
 def slice_net() -> AttentionUNet:
-    torch.manual_seed(5)
-    net = AttentionUNet(in_channels=3, num_classes=3, widths=[4, 8, 16]).eval()
-    with torch.no_grad():  # clear margins between the classes: labels that rounding does not flip
-        net.head.bias.zero_()
-        net.head.weight.mul_(1000)
-    return net
+    """A 2-D network on 3-slice stacks, clear class margins (see tiny_net)."""
+    return tiny_net(in_channels=3, spatial_dims=2, seed=5)
 
 
 @pytest.fixture(scope="module")

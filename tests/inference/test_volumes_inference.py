@@ -50,9 +50,9 @@ def save_nifti(path, data, affine=None):
     return path
 
 
-def tiny_net():
-    torch.manual_seed(3)
-    net = AttentionUNet(in_channels=1, num_classes=3, widths=[4, 8, 16], spatial_dims=3).eval()
+def tiny_net(in_channels=1, spatial_dims=3, seed=3):
+    torch.manual_seed(seed)
+    net = AttentionUNet(in_channels=in_channels, num_classes=3, widths=[4, 8, 16], spatial_dims=spatial_dims).eval()
     with torch.no_grad():  # clear margins between the classes: labels that rounding does not flip
         net.head.bias.zero_()
         net.head.weight.mul_(1000)
