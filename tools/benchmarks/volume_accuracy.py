@@ -45,6 +45,9 @@ VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "segattn 3-D, widths 8–64": ({"widths": [8, 16, 32, 64]}, {}),
     # 1×1×1 convolutions at full resolution (the 3×3×3 work starts at half): ≈ 0.6× the step time
     "segattn 3-D, widths 8–64, level-0 kernel 1": ({"widths": [8, 16, 32, 64], "kernel_sizes": [1, 3, 3, 3]}, {}),
+    # diagnostics: what of the recipe slows its learning in a short budget
+    "segattn 3-D, widths 16–128, no deep supervision": ({"widths": [16, 32, 64, 128], "deep_supervision": False}, {}),
+    "segattn 3-D, widths 16–128, gates off": ({"widths": [16, 32, 64, 128], "gates": False}, {}),
     "segattn 3-D, widths 16–128, nnunet aug": ({"widths": [16, 32, 64, 128]}, {"augment_3d": "nnunet"}),
 }
 SLICE_ARGS = {"spatial_dims": 2, "widths": [32, 64, 128, 256], "norm": "instance", "deep_supervision": True}
