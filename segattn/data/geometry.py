@@ -52,6 +52,11 @@ def check_geometry(orientation: str | None, spacing: Sequence[float] | None) -> 
     return {"orientation": orientation, "spacing": spacing}
 
 
+def resamples(geometry: Geometry | None) -> bool:
+    """Whether the spec resamples (a prediction then goes back as probabilities, not logits)."""
+    return geometry is not None and geometry["spacing"] is not None
+
+
 def orientation_change(affine: np.ndarray, geometry: Geometry) -> np.ndarray | None:
     """nibabel's orientation transform from the scan's voxel axes to the spec's (None: none asked)."""
     if geometry["orientation"] is None:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from segattn.data.geometry import restore_axes
+from segattn.data.geometry import resamples, restore_axes
 from segattn.errors import InputError
 from segattn.inference.inputs import ImageInput, one_image
 from segattn.inference.slices import slice_attention
@@ -41,7 +41,7 @@ def attention_maps(segmenter: Any, image: ImageInput) -> tuple[np.ndarray, dict[
         name: F.interpolate(a.float(), size=size, mode=linear(a), align_corners=False)[0, 0].cpu().numpy()
         for name, a in maps.items()
     }
-    scores = logits.float() if segmenter.geometry is None else logits.float().softmax(1)  # resampled as predict's
+    scores = logits.float().softmax(1) if resamples(segmenter.geometry) else logits.float()  # as predict's
     labels = segmenter.finish(scores, sample, return_probs=False)
     change = sample.get("change")  # a training grid's reorientation, undone
     return restore_axes(labels, change), {name: restore_axes(a, change) for name, a in alphas.items()}

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from segattn.data.geometry import Geometry, reordered, restore_axes, to_training_grid
+from segattn.data.geometry import Geometry, reordered, resamples, restore_axes, to_training_grid
 from segattn.data.intensity import IntensitySpec, normalize_volume
 from segattn.data.volume_io import Volume, check_finite, image_array, read_volume
 from segattn.errors import InputError
@@ -124,14 +124,13 @@ def predict_volumes(
     of an input that could not be read. Labels are reduced slab by slab when tiled
     (`Segmenter.slide`). Logits are averaged as softmax probabilities whenever views or windows are,
     and resampled back from a training grid's spacing as probabilities too."""
-    resampled = segmenter.geometry is not None and segmenter.geometry["spacing"] is not None
     for sample in samples:
         if "error" in sample:
             yield InputError(sample["error"])
             continue
         chosen = volume_strategy(strategy, sample["size"], batch_size, segmenter.device)
         alone = chosen.inner if isinstance(chosen, SliceBySlice) else chosen  # no views or windows: no average
-        averaged = not isinstance(alone, WholeImage) or resampled  # resampled back: probabilities, as nnU-Net
+        averaged = not isinstance(alone, WholeImage) or resamples(segmenter.geometry)  # probabilities, as nnU-Net
         network = functools.partial(segmenter.forward, softmax=return_probs or averaged)
         if isinstance(chosen, SlidingWindow):
             results = [segmenter.slide(sample, chosen, network, return_probs)]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import importlib
 import math
 import tempfile
 import time
@@ -16,10 +15,12 @@ from typing import Any, NamedTuple
 import lightning as L
 import numpy as np
 import torch
+import yaml
 from lightning.pytorch.callbacks import LambdaCallback
 from torch import nn
 
 from segattn.data import SegDataModule
+from segattn.data.config import load_datamodule
 from segattn.labels import IGNORE_INDEX
 from segattn.metrics import confusion_matrix, scores
 from segattn.models import build_model
@@ -120,13 +121,13 @@ def fold_data(config: dict[str, Any], fold: int, entrant: Entrant, workers: int 
     return data
 
 
-def datamodule(data: dict[str, Any]) -> SegDataModule:
-    """SegDataModule of a data section (class_path / init_args data sets, the rest its arguments)."""
-    built = {}
-    for subset in ("train", "val"):
-        module, _, name = data[subset]["class_path"].rpartition(".")
-        built[subset] = getattr(importlib.import_module(module), name)(**data[subset]["init_args"])
-    return SegDataModule(**{**data, **built})
+def fold_datamodule(data: dict[str, Any], root: Path) -> SegDataModule:
+    """The SegDataModule of a data section as `segattn fit` builds it (load_datamodule, its types
+    checked), from root/data.yaml."""
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "data.yaml"
+    path.write_text(yaml.safe_dump({"data": data}))
+    return load_datamodule(path)
 
 
 def case_dice(pred: np.ndarray, truth: np.ndarray, classes: int) -> np.ndarray:
@@ -183,7 +184,7 @@ def fit_and_score(
     config: dict[str, Any], fold: int, entrant: Entrant, budget: float, args: argparse.Namespace, root: Path
 ) -> VolumeRun | str:
     """One run: calibrate, train for the budget's steps under max_time = budget, score; a note if skipped."""
-    data = datamodule(fold_data(config, fold, entrant, args.workers))
+    data = fold_datamodule(fold_data(config, fold, entrant, args.workers), root)
     L.seed_everything(SEED, verbose=False)
     own = {**config["model"], "classes": data.classes, "in_channels": data.in_channels}
     if entrant.model in MONAI_MODELS:
