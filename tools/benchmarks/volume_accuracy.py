@@ -46,6 +46,10 @@ VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "segattn 3-D, widths 8–64": ({"widths": [8, 16, 32, 64]}, {}),
     # 1×1×1 convolutions at full resolution (the 3×3×3 work starts at half): ≈ 0.6× the step time
     "segattn 3-D, widths 8–64, level-0 kernel 1": ({"widths": [8, 16, 32, 64], "kernel_sizes": [1, 3, 3, 3]}, {}),
+    # cheaper full resolution: 8 channels at level 0 only, and one conv per decoder block (≈ 0.45× the step time)
+    "segattn 3-D, widths 8, 32–128": ({"widths": [8, 32, 64, 128]}, {}),
+    "segattn 3-D, widths 8, 32–128, 1 decoder conv": ({"widths": [8, 32, 64, 128], "decoder_convs": 1}, {}),
+    "segattn 3-D, widths 8–64, 1 decoder conv": ({"widths": [8, 16, 32, 64], "decoder_convs": 1}, {}),
     # diagnostics: what of the recipe slows its learning in a short budget
     "segattn 3-D, widths 16–128, no deep supervision": ({"widths": [16, 32, 64, 128], "deep_supervision": False}, {}),
     "segattn 3-D, widths 16–128, gates off": ({"widths": [16, 32, 64, 128], "gates": False}, {}),
