@@ -1,4 +1,4 @@
-"""The `segattn` command: LightningCLI's fit | validate | test | predict (segattn.commands.lightning),
+"""The `segattn` command: LightningCLI's fit | validate | test (segattn.commands.lightning),
 and segattn's own demo, evaluate, infer and export (a module each in segattn.commands)."""
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     quiet_lightning()
     try:
         if args[0] in OWN_COMMANDS:
-            sys.argv = sys.argv[:1]  # the demo hands LightningCLI its own arguments
-            run_own_command(args)
+            if args[0] == "demo":  # it hands LightningCLI its own arguments
+                sys.argv = sys.argv[:1]
+            run_own_command(args)  # infer's launcher starts its other processes with sys.argv
         else:
             SegattnCLI(args=None if argv is None else args)
     except (InputError, TrainingDiverged) as exc:

@@ -9,12 +9,18 @@ output that exists is complete: an image whose requested outputs all exist is sk
 earlier run (it carries `OUTPUT_MARKER`) and lies among the inputs is recognised and not
 segmented again, and any other clash between an output and an input or a foreign file is an
 InputError before anything runs.
+
+Every input segmented or failed is recorded in `<output>/manifest.jsonl` as the run goes
+(`segattn.manifest`). A run may be one share of a job over several processes (`part`): the
+inputs are planned in one order by every process and dealt round-robin, so each input has one
+owner however fast the processes go (`segattn.infer_ranks` runs such a job).
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +35,7 @@ from segattn.data.volume_io import VOLUME_SUFFIXES, read_grid, write_label_volum
 from segattn.errors import InputError
 from segattn.inference import Segmenter, expand_inputs
 from segattn.inference.inputs import input_kind
+from segattn.manifest import MANIFEST, Manifest, fold_parts, new_job_id
 from segattn.viz import overlay
 
 BAND_ROWS = 256  # rows of probabilities converted at a time when they are written
@@ -109,6 +116,8 @@ def run_infer(
     workers: int = 2,
     overwrite: bool = False,
     skip_errors: bool = False,
+    part: tuple[int, int] = (0, 1),
+    manifest: Manifest | None = None,
     **predict_options: Any,
 ) -> InferStats:
     """Writes `<stem>.png` label maps (palette PNG: pixel value = class index; 16-bit grey PNG
@@ -116,41 +125,104 @@ def run_infer(
     K×H×W) on request. skip_errors: an image that cannot be read or written is reported in
     `failed` and the run goes on; by default the first one raises. A volume network writes
     `<name>.nii.gz` label volumes (and `<name>_probs.npy`, float16 K×D×H×W); overlays are
-    refused for it."""
+    refused for it. part: (rank, world): this process segments inputs[rank::world] of the
+    planned inputs, a job's share (its rank 0 has called `prepare_output` before the others
+    began; `own_outputs` is counted by rank 0 only). manifest: where each input's record goes;
+    None: `<output>/manifest.jsonl`."""
     output = Path(output)
-    if output.exists() and not output.is_dir():
-        raise InputError(f"output {output}: exists and is not a folder; expected a folder for the label maps")
-    writable_folder(output, f"output {output}")
-    remove_stale_temporaries(output)  # left by a run that was killed mid-write
+    rank, world = part
+    if world == 1:
+        prepare_output(output)
     volumes = segmenter.volumes
     if volumes and overlay_images:
         raise InputError("overlays (--overlay) are drawn on images; a volume network writes label volumes only")
     wanted = ["mask", *(["overlay"] if overlay_images else []), *(["probs"] if probs else [])]
     images, own_outputs = plan_outputs([Path(p) for p in expand_inputs(inputs)], output, wanted)
-    todo = [p for p in images if overwrite or not all(output_paths(p, output)[k].exists() for k in wanted)]
-    stats = InferStats(skipped=len(images) - len(todo), own_outputs=own_outputs, unit="volume" if volumes else "image")
-    start = time.perf_counter()
-    pending: list[tuple[Path, Future]] = []
+    mine = images[rank::world]
+    todo = [p for p in mine if overwrite or not all(output_paths(p, output)[k].exists() for k in wanted)]
+    stats = InferStats(skipped=len(mine) - len(todo), own_outputs=own_outputs if rank == 0 else 0,
+                       unit="volume" if volumes else "image")  # fmt: skip
+    record = manifest or Manifest(output / MANIFEST, new_job_id())
+    try:
+        options = {"batch_size": batch_size, "return_probs": probs, "workers": workers, **predict_options}
+        segment(segmenter, todo, output, wanted, stats, record, skip_errors, options, progress=rank == 0)
+    finally:
+        if manifest is None:
+            record.close()
+    return stats
+
+
+def prepare_output(output: Path) -> None:
+    """Creates the output folder (an InputError when it cannot be written to), removes the
+    temporary files of a run that was killed mid-write and folds a killed job's manifest parts:
+    before any process of a job writes there."""
+    if output.exists() and not output.is_dir():
+        raise InputError(f"output {output}: exists and is not a folder; expected a folder for the label maps")
+    writable_folder(output, f"output {output}")
+    remove_stale_temporaries(output)
+    fold_parts(output)
+
+
+def segment(
+    segmenter: Segmenter,
+    todo: list[Path],
+    output: Path,
+    wanted: list[str],
+    stats: InferStats,
+    manifest: Manifest,
+    skip_errors: bool,
+    options: dict[str, Any],
+    progress: bool = True,
+) -> None:
+    """Segments `todo` and writes their outputs, counting them in `stats`; the writer thread
+    records each input in `manifest` as soon as its outputs are written. A failure raises unless
+    skip_errors. options: for `predict_iter`; progress: a progress bar (a job's rank 0 only). At
+    most 2 × batch_size results wait for the writer (the network waits beyond that)."""
+    start = last = time.perf_counter()
+    pending: deque[tuple[Path, Future]] = deque()
     with ThreadPoolExecutor(max_workers=1) as writer:
-        results = segmenter.predict_iter(
-            todo, batch_size=batch_size, return_probs=probs, workers=workers, skip_errors=skip_errors, **predict_options
-        )
-        for path, result in tqdm(zip(todo, results, strict=True), total=len(todo), unit=stats.unit[:3], desc="infer"):
+        results = segmenter.predict_iter(todo, skip_errors=skip_errors, **options)
+        items = zip(todo, results, strict=True)
+        for path, result in tqdm(items, total=len(todo), unit=stats.unit[:3], desc="infer") if progress else items:
+            seconds, last = time.perf_counter() - last, time.perf_counter()
             if isinstance(result, InputError):
                 stats.failed.append((path, str(result)))
+                manifest.add(path, "failed", error=str(result))
                 tqdm.write(f"segattn: skipped {path}: {result}")
                 continue
-            pending.append((path, writer.submit(write_outputs, path, output, result, segmenter, wanted)))
-        for path, future in pending:
-            try:
-                future.result()  # re-raises a failed write
-                stats.written += 1
-            except InputError as exc:
-                if not skip_errors:
-                    raise
-                stats.failed.append((path, str(exc)))
+            job = (path, output, result, segmenter, wanted, manifest, seconds)
+            pending.append((path, writer.submit(write_and_record, *job)))
+            while pending and (pending[0][1].done() or len(pending) > 2 * options["batch_size"]):
+                count_written(*pending.popleft(), stats, skip_errors)
+        while pending:
+            count_written(*pending.popleft(), stats, skip_errors)
     stats.seconds = time.perf_counter() - start
-    return stats
+
+
+def count_written(path: Path, future: Future, stats: InferStats, skip_errors: bool) -> None:
+    """Waits for one input's outputs and counts them: written, or failed (raised unless skip_errors)."""
+    try:
+        future.result()  # re-raises a failed write
+    except InputError as exc:
+        if not skip_errors:
+            raise
+        stats.failed.append((path, str(exc)))
+        return
+    stats.written += 1
+
+
+def write_and_record(
+    image: Path, output: Path, result: np.ndarray, segmenter: Segmenter, wanted: list[str], manifest: Manifest,
+    seconds: float,
+) -> None:  # fmt: skip
+    """`write_outputs`, then the input's record: done (with its H×W or D×H×W), or failed (re-raised)."""
+    try:
+        write_outputs(image, output, result, segmenter, wanted)
+    except InputError as exc:
+        manifest.add(image, "failed", error=str(exc))
+        raise
+    shape = result.shape[-3 if input_kind(image) == "volume" else -2 :]
+    manifest.add(image, "done", output_paths(image, output)["mask"], shape, seconds)
 
 
 def write_outputs(image: Path, output: Path, result: np.ndarray, segmenter: Segmenter, wanted: list[str]) -> None:

@@ -1,8 +1,8 @@
 """Where a `segattn` run logs: TensorBoard and CSV (metrics.csv) in one version folder per run.
 
 fit logs into <default_root_dir>/lightning_logs/version_N/ (with checkpoints/), so N counts fit
-runs only; validate, test and predict log into <default_root_dir>/<subcommand>/version_N/
-(predict's label maps go to its predictions/). A resumed fit goes on in its own folder.
+runs only; validate and test log into <default_root_dir>/<subcommand>/version_N/. A resumed fit
+goes on in its own folder.
 """
 
 from __future__ import annotations

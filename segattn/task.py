@@ -25,7 +25,6 @@ from segattn.metrics import SegMetrics
 from segattn.models import build_model
 from segattn.models.base import deep_supervision, returns_attention
 from segattn.viz import default_palette, validation_row
-from segattn.writer import LabelMapWriter
 
 
 class SegmentationTask(L.LightningModule):
@@ -43,8 +42,8 @@ class SegmentationTask(L.LightningModule):
         ignore_index: label not scored by the loss or the metrics.
         deep_supervision_weights: for a model built with deep_supervision=True, the training loss
             is DeepSupervisionLoss over its main and per-scale outputs with these weights:
-            "halving" (1, 1/2, 1/4, … finest first) or one weight per scale; validation, test and
-            predict score the main output only.
+            "halving" (1, 1/2, 1/4, … finest first) or one weight per scale; validation and test
+            score the main output only.
         log_images: after each validation epoch, the first this many val images are drawn as
             image | truth | prediction | each gate's attention α, to every logger: a PNG per epoch
             in <log_dir>/val_images/ and an image in TensorBoard ("val/predictions"). 0 = none.
@@ -195,11 +194,6 @@ class SegmentationTask(L.LightningModule):
         network = functools.partial(self.model, return_attention=True)
         return slice_attention(network, image, self.slices, self.trainer.datamodule.batch_size)
 
-    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[Tensor]:
-        """Label maps, one int64 H×W (D×H×W) per image at its own size (the batch's padding cut off)."""
-        labels = self.model(batch["image"]).argmax(dim=1)
-        return [label[tuple(slice(0, n) for n in size)] for label, size in zip(labels, batch["size"], strict=True)]
-
     def score(
         self, batch: dict[str, Any], logits: Tensor, stage: str, metrics: SegMetrics, mean_loss: MeanMetric
     ) -> None:
@@ -265,7 +259,7 @@ class SegmentationTask(L.LightningModule):
         best = ModelCheckpoint(
             monitor="val/mIoU", mode="max", filename="best", save_last=True, auto_insert_metric_name=False
         )
-        return [best, LabelMapWriter()]  # the writer acts in `predict` only
+        return [best]
 
     def on_save_checkpoint(self, ckpt: dict[str, Any]) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)

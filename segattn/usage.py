@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import difflib
 
-# In the order a newcomer meets them; fit, validate, test and predict are LightningCLI's.
+# In the order a newcomer meets them; fit, validate and test are LightningCLI's.
 COMMANDS = {
     "demo": "synthetic data → fit → evaluate → predictions, on the CPU in a few minutes",
     "fit": "train a model on a config's data (every config key is also a flag: --model.lr 0.001)",
     "validate": "score a checkpoint (--ckpt_path) on the config's val split",
     "test": "score a checkpoint (--ckpt_path) on the config's test split",
-    "predict": "label maps (palette PNGs) of the config's test (else val) images, from --ckpt_path",
     "evaluate": "score a checkpoint on a split: per-class table, metrics.json, confusion, worst images",
-    "infer": "label maps (palette PNGs) for a folder or glob of images, from a checkpoint",
+    "infer": "label maps (PNGs; NIfTI for volumes) for files, folders or globs, on one or many devices",
     "export": "ONNX export of a checkpoint, checked against onnxruntime",
 }
-LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+LIGHTNING_COMMANDS = ("fit", "validate", "test")
+# commands that went, each with what replaces it: LightningCLI's predict ran the network a second way,
+# without the Segmenter's sliding window, TTA and volume grids; infer is the one inference path
+RETIRED = {
+    "predict": "predict: retired; `segattn infer --ckpt CKPT --input IMAGES --output FOLDER` writes the label "
+    "maps of files, folders or globs through the Segmenter (sliding window, TTA, volumes in their own grid)"
+}
 OWN_COMMANDS = tuple(command for command in COMMANDS if command not in LIGHTNING_COMMANDS)
 
 
@@ -40,7 +45,9 @@ def overview() -> str:
 
 
 def unknown_command(name: str) -> str:
-    """The error message for a command that is not one of COMMANDS."""
+    """The error message for a command that is not one of COMMANDS (a retired one: what replaces it)."""
+    if name in RETIRED:
+        return RETIRED[name]
     close = difflib.get_close_matches(name, COMMANDS, n=1)
     guess = f"did you mean {close[0]}? " if close else ""
     return f"{name}: unknown command; {guess}expected one of {', '.join(COMMANDS)} (`segattn --help`)"

@@ -8,6 +8,7 @@ import sys
 from segattn.cli_types import count, non_negative
 from segattn.commands.predict_options import add_predict_options, predict_options
 from segattn.infer import InferStats, run_infer
+from segattn.infer_ranks import run_infer_job
 from segattn.inference import Segmenter
 from segattn.usage import COMMANDS
 
@@ -20,7 +21,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--output", required=True, help="folder for <stem>.png (volumes: <name>.nii.gz) label maps")
     parser.add_argument("--batch-size", type=count, default=8)
-    parser.add_argument("--device", default="auto", help='"auto", "cpu" or "cuda:N"')
+    parser.add_argument(
+        "--device", default="auto", help='"auto", "cpu" or "cuda:N"; with --devices N > 1: "auto", "cpu" or "cuda"'
+    )
+    parser.add_argument("--devices", type=count, default=1, help="processes, one per device (GPU, or CPU share)")
+    parser.add_argument("--num-nodes", type=count, default=1, help="machines of --devices processes each")
     parser.add_argument("--workers", type=non_negative, default=2, help="DataLoader processes reading images")
     parser.add_argument("--overlay", action="store_true", help="also write <stem>_overlay.jpg (images only)")
     parser.add_argument("--probs", action="store_true", help="also write <stem>_probs.npy (float16 K×H×W, K×D×H×W)")
@@ -35,20 +40,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    """Writes label maps, prints what was written and the speed; exits 1 when an image failed."""
-    segmenter = Segmenter.from_checkpoint(args.ckpt, args.device, args.precision, args.compile, args.trust_checkpoint)
-    stats = run_infer(
-        segmenter,
-        args.input,
-        args.output,
-        args.batch_size,
-        args.overlay,
-        args.probs,
-        args.workers,
-        args.overwrite,
-        args.skip_errors,
-        **predict_options(args),
-    )
+    """Writes label maps, prints what was written and the speed; exits 1 when an image failed.
+    With --devices or --num-nodes above 1, one job over that many processes (rank 0 reports)."""
+    options = {
+        "batch_size": args.batch_size, "overlay_images": args.overlay, "probs": args.probs, "workers": args.workers,
+        "overwrite": args.overwrite, "skip_errors": args.skip_errors, **predict_options(args),
+    }  # fmt: skip
+    load = {"precision": args.precision, "compile": args.compile, "trust_checkpoint": args.trust_checkpoint}
+    if args.devices > 1 or args.num_nodes > 1:
+        job = (args.ckpt, args.input, args.output, args.devices, args.num_nodes, args.device, load)
+        stats = run_infer_job(*job, **options)
+        if stats is None:  # not rank 0
+            return
+    else:
+        stats = run_infer(Segmenter.from_checkpoint(args.ckpt, args.device, **load), args.input, args.output, **options)
     print(infer_summary(stats, args.output))
     if stats.failed:
         print(f"segattn: error: {len(stats.failed)} image(s) failed:", file=sys.stderr)

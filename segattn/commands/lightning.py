@@ -1,4 +1,4 @@
-"""fit | validate | test | predict: LightningCLI over SegmentationTask and SegDataModule, with
+"""fit | validate | test: LightningCLI over SegmentationTask and SegDataModule, with
 segattn's checks of config files and checkpoints before Lightning reads them."""
 
 from __future__ import annotations
@@ -21,16 +21,20 @@ from segattn.errors import InputError
 from segattn.models.registry import check_kwargs
 from segattn.runlogs import newest_last_checkpoint, run_loggers
 from segattn.task import SegmentationTask
-from segattn.usage import OWN_COMMANDS
+from segattn.usage import LIGHTNING_COMMANDS, OWN_COMMANDS
 
 
 class SegattnCLI(LightningCLI):
     """LightningCLI over SegmentationTask and SegDataModule; classes and input channels flow from
     the data module into the model. Unless `trainer.logger` is set, a run logs to TensorBoard and
     to CSV (metrics.csv) in one folder: fit in <default_root_dir>/lightning_logs/version_N/, which
-    also holds checkpoints/, validate, test and predict in <default_root_dir>/<subcommand>/version_N/
-    (see segattn.runlogs). `fit --ckpt_path last` resumes the newest last.ckpt of any earlier run
-    under default_root_dir."""
+    also holds checkpoints/, validate and test in <default_root_dir>/<subcommand>/version_N/ (see
+    segattn.runlogs). `fit --ckpt_path last` resumes the newest last.ckpt of any earlier run under
+    default_root_dir. Lightning's predict is not offered: `segattn infer` is the one inference path."""
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        return {name: keys for name, keys in LightningCLI.subcommands().items() if name in LIGHTNING_COMMANDS}
 
     def __init__(self, args: Sequence[str] | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})

@@ -194,10 +194,6 @@ class SegDataModule(L.LightningDataModule):
             raise InputError("data.test: no test data set is configured")
         return self.evaluation_loader("test")
 
-    def predict_dataloader(self) -> DataLoader:
-        """The test set if one is configured, else the validation set."""
-        return self.evaluation_loader("test" if self.datasets["test"] is not None else "val")
-
     def evaluation_loader(self, split: str) -> DataLoader:
         if self.volumes:
             dataset = WholeVolumes(self.datasets[split], self.intensity, self.geometry)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from segattn import Segmenter
-from segattn.data.io import read_image, read_mask, write_image
+from segattn.data.io import read_image, write_image
 
 from ..conftest import REPO
 
@@ -174,7 +174,7 @@ def test_evaluate_options_image_averaging_and_boundary(fitted, tmp_path):
     assert not (tmp_path / "eval/worst").exists()
 
 
-@pytest.mark.parametrize("subcommand", ["validate", "test", "predict"])
+@pytest.mark.parametrize("subcommand", ["validate", "test"])
 def test_lightning_subcommands_run_on_the_checkpoint(fitted, subcommand):
     run_dir, data_dir = fitted
     args = small_fit_args(data_dir.parent / "again", data_dir)[1:]
@@ -183,17 +183,7 @@ def test_lightning_subcommands_run_on_the_checkpoint(fitted, subcommand):
         args += ["--data.test", json.dumps({"class_path": "segattn.data.SyntheticShapes", "init_args": test_set})]
     best = next(run_dir.rglob("best.ckpt"))
     result = run(subcommand, *args, "--ckpt_path", best)
-    if subcommand != "predict":
-        assert f"{'val' if subcommand == 'validate' else 'test'}/mIoU" in result.stdout
-        return
-    # predict writes each val image's label map at its own size: Segmenter.predict's labels
-    (folder,) = (data_dir.parent / "again").rglob("predictions")
-    assert f"wrote 6 label maps to {folder}" in result.stdout + result.stderr
-    segmenter = Segmenter.from_checkpoint(best, device="cpu", precision="fp32")
-    for image in sorted((data_dir / "val").glob("*.jpg")):
-        written, expected = read_mask(folder / f"{image.stem}.png"), segmenter.predict(image)[0]
-        # Segmenter folds batch norms into the convolutions: a near-tie may flip a pixel
-        assert written.shape == expected.shape and (written == expected).mean() > 0.999
+    assert f"{'val' if subcommand == 'validate' else 'test'}/mIoU" in result.stdout
 
 
 def test_checkpoints_that_do_not_fit_fail_with_one_line(fitted, tmp_path, segattn):
@@ -340,7 +330,8 @@ def test_demo_quick_prints_scores_and_writes_predictions(tmp_path):
     )
     assert "val mIoU" in result.stdout and "triangle" in result.stdout
     predictions = sorted(p.name for p in (tmp_path / "demo/predictions").iterdir())
-    assert len(predictions) == 8 and "000001.png" in predictions and "000001_overlay.jpg" in predictions
+    assert len(predictions) == 9 and "000001.png" in predictions and "000001_overlay.jpg" in predictions
+    assert "manifest.jsonl" in predictions  # infer's record of what it wrote
     assert json.loads((tmp_path / "demo/eval/metrics.json").read_text())["IoU"].keys() >= {"circle", "square"}
 
 
@@ -377,7 +368,7 @@ def test_worker_errors_and_options_without_effect_fail_with_one_line(fitted, tmp
 def test_help_lists_every_command(segattn):
     result = segattn("--help")
     listed = [line.split()[0] for line in result.stdout.splitlines() if line.startswith("  ")]
-    assert listed == ["demo", "fit", "validate", "test", "predict", "evaluate", "infer", "export"]
+    assert listed == ["demo", "fit", "validate", "test", "evaluate", "infer", "export"]
     assert "`segattn <command> --help`" in result.stdout
 
 

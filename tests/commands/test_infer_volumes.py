@@ -33,7 +33,7 @@ def test_infer_writes_label_volumes_in_each_inputs_grid(ckpt, scans, tmp_path, s
     first = segattn(*infer)
     assert first.returncode == 0, first.stderr
     assert f"wrote 2 label volumes to {out}" in first.stdout and "volumes/s" in first.stdout
-    assert sorted(p.name for p in out.iterdir()) == ["case_007.nii.gz", "case_010.nii.gz"]
+    assert sorted(p.name for p in out.iterdir()) == ["case_007.nii.gz", "case_010.nii.gz", "manifest.jsonl"]
     seg = Segmenter.from_checkpoint(ckpt, device="cpu")
     for name in ["case_007.nii.gz", "case_010.nii"]:
         source, written = nib.load(scans / name), nib.load(out / f"{name.split('.')[0]}.nii.gz")

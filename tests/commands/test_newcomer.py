@@ -16,7 +16,7 @@ from ..conftest import REPO
 from .test_cli import run, small_fit_args
 
 pytestmark = pytest.mark.slow
-EVERY_COMMAND = ["demo", "fit", "validate", "test", "predict", "evaluate", "infer", "export"]
+EVERY_COMMAND = ["demo", "fit", "validate", "test", "evaluate", "infer", "export"]
 
 
 @pytest.fixture(scope="module")
@@ -67,19 +67,25 @@ def test_readme_unknown_option_example_is_what_the_command_prints(tmp_path, sega
 
 
 def test_only_fit_counts_in_lightning_logs(fitted):
-    """validate and predict log in folders of their own (the README's <default_root_dir>/<command>/
-    version_N/), so the next fit is version_1."""
+    """validate logs in a folder of its own (the README's <default_root_dir>/<command>/version_N/),
+    so the next fit is version_1."""
     run_dir, data_dir, best = fitted
     args = small_fit_args(run_dir, data_dir, epochs=1)
     run("validate", *args[1:], "--ckpt_path", best)
-    predicted = run("predict", *args[1:], "--ckpt_path", best)
     run(*args)
     assert sorted(p.name for p in (run_dir / "lightning_logs").iterdir()) == ["version_0", "version_1"]
     assert "<default_root_dir>/<command>/version_N/" in (REPO / "README.md").read_text()
     assert "val/mIoU" in (run_dir / "validate/version_0/metrics.csv").read_text()
-    folder = run_dir / "predict/version_0/predictions"
-    assert len(list(folder.glob("*.png"))) == 6
-    assert f"wrote 6 label maps to {folder}" in predicted.stdout + predicted.stderr
+
+
+def test_retired_predict_points_to_infer(fitted, segattn):
+    """Lightning's predict ran the network without the Segmenter: it is gone, and says what replaces it."""
+    run_dir, data_dir, best = fitted
+    result = segattn("predict", *small_fit_args(run_dir, data_dir)[1:], "--ckpt_path", best)
+    assert one_error_line(result) == (
+        "segattn: error: predict: retired; `segattn infer --ckpt CKPT --input IMAGES --output FOLDER` writes the "
+        "label maps of files, folders or globs through the Segmenter (sliding window, TTA, volumes in their own grid)"
+    )
 
 
 def test_relative_data_path_names_the_split_and_the_current_folder(fitted, tmp_path, segattn):

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -77,7 +78,7 @@ def test_outputs_never_land_on_inputs_and_a_second_run_beside_them_skips(ckpt, t
     again = segattn("infer", "--ckpt", ckpt, "--input", jpgs, "--output", jpgs, "--overlay", "--overwrite")
     assert again.returncode == 0 and "wrote 3 label maps" in again.stdout, again.stderr[-2000:]
     assert sorted(p.name for p in jpgs.iterdir()) == sorted(
-        f"00000{i}{end}" for i in range(3) for end in (".jpg", ".png", "_overlay.jpg")
+        ["manifest.jsonl", *(f"00000{i}{end}" for i in range(3) for end in (".jpg", ".png", "_overlay.jpg"))]
     )
 
 
@@ -105,14 +106,7 @@ def test_a_run_killed_mid_write_leaves_no_partial_output_and_the_rerun_completes
         time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    written = sorted(out.glob("[0-9][0-9][0-9].png"))
-    assert 0 < len(written) < 16, "the kill should land mid-run"
-    for path in written:  # every file under an output name is complete
-        assert read_mask(path).shape == (256, 320)
-    for path in out.glob("*_probs.npy"):
-        assert np.load(path).shape == (2, 256, 320)
-    for path in out.glob("*_overlay.jpg"):
-        assert read_image(path).shape == (256, 320, 3)
+    assert 0 < check_whole_outputs(out, (256, 320)) < 16, "the kill should land mid-run"
     rerun = segattn(*args)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     seg = Segmenter.from_checkpoint(ckpt)
@@ -120,6 +114,19 @@ def test_a_run_killed_mid_write_leaves_no_partial_output_and_the_rerun_completes
         np.testing.assert_array_equal(read_mask(out / f"{i:03d}.png"), seg.predict(images / f"{i:03d}.png")[0])
         assert (out / f"{i:03d}_overlay.jpg").is_file() and (out / f"{i:03d}_probs.npy").is_file()
     assert not [p for p in out.iterdir() if p.name.startswith(".")], "temporary files: the killed run's are removed"
+
+
+def check_whole_outputs(out: Path, shape: tuple[int, int]) -> int:
+    """Asserts that every label map, probability file and overlay under an output name in `out` is
+    complete (of the images' H×W `shape`); returns how many label maps there are."""
+    written = sorted(out.glob("[0-9][0-9][0-9].png"))
+    for path in written:
+        assert read_mask(path).shape == shape
+    for path in out.glob("*_probs.npy"):
+        assert np.load(path).shape == (2, *shape)
+    for path in out.glob("*_overlay.jpg"):
+        assert read_image(path).shape == (*shape, 3)
+    return len(written)
 
 
 def test_an_unreadable_image_fails_the_run_or_is_skipped_and_reported(ckpt, tmp_path, segattn):
