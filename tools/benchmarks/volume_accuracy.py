@@ -50,6 +50,15 @@ VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "segattn 3-D, widths 8, 32–128": ({"widths": [8, 32, 64, 128]}, {}),
     "segattn 3-D, widths 8, 32–128, 1 decoder conv": ({"widths": [8, 32, 64, 128], "decoder_convs": 1}, {}),
     "segattn 3-D, widths 8–64, 1 decoder conv": ({"widths": [8, 16, 32, 64], "decoder_convs": 1}, {}),
+    # more, smaller steps in the same time (instance norm does not depend on the batch)
+    "segattn 3-D, widths 8, 32–128, 1 decoder conv, batch 4": (
+        {"widths": [8, 32, 64, 128], "decoder_convs": 1},
+        {"batch_size": 4},
+    ),
+    "segattn 3-D, widths 8, 32–128, 1 decoder conv, batch 2": (
+        {"widths": [8, 32, 64, 128], "decoder_convs": 1},
+        {"batch_size": 2},
+    ),
     # diagnostics: what of the recipe slows its learning in a short budget
     "segattn 3-D, widths 16–128, no deep supervision": ({"widths": [16, 32, 64, 128], "deep_supervision": False}, {}),
     "segattn 3-D, widths 16–128, gates off": ({"widths": [16, 32, 64, 128], "gates": False}, {}),
@@ -93,6 +102,11 @@ def entrants(own: dict[str, Any]) -> list[Entrant]:
         *found,
         Entrant("MONAI AttentionUnet", MONAI_ATTENTION, MONAI_ARGS, {}),
         Entrant("MONAI UNet", MONAI_UNET, {**MONAI_ARGS, "num_res_units": 2}, {}),
+        # screening: MONAI's UNet on the smaller batches screened for the recipe
+        *(
+            Entrant(f"MONAI UNet, batch {b}", MONAI_UNET, {**MONAI_ARGS, "num_res_units": 2}, {"batch_size": b})
+            for b in (4, 2)
+        ),
         Entrant(SLICES, "attention_unet", SLICE_ARGS, SLICE_DATA),
     ]
 
