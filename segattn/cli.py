@@ -7,13 +7,13 @@ import sys
 from collections.abc import Sequence
 
 from segattn.cli_errors import OneLineArgumentParser, fail
-from segattn.commands import demo, evaluate, export, infer
+from segattn.commands import demo, evaluate, export, infer, serve
 from segattn.commands.lightning import SegattnCLI
 from segattn.errors import InputError, TrainingDiverged
 from segattn.runlogs import quiet_lightning
 from segattn.usage import COMMANDS, OWN_COMMANDS, overview, unknown_command
 
-OWN_MODULES = {"demo": demo, "evaluate": evaluate, "infer": infer, "export": export}
+OWN_MODULES = {"demo": demo, "evaluate": evaluate, "infer": infer, "serve": serve, "export": export}
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -40,6 +40,19 @@ def scale(text: str) -> float:
     return value
 
 
+def seconds(text: str) -> float:
+    """A finite float ≥ 0 (waiting times)."""
+    value = real(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more seconds, got {text!r}")
+    return value
+
+
+def devices(text: str) -> int | str:
+    """An integer ≥ 1 (a device count), or "auto"."""
+    return text if text == "auto" else count(text)
+
+
 def integer(text: str) -> int:
     try:
         return int(text)

@@ -13,6 +13,7 @@ COMMANDS = {
     "test": "score a checkpoint (--ckpt_path) on the config's test split",
     "evaluate": "score a checkpoint on a split: per-class table, metrics.json, confusion, worst images",
     "infer": "label maps (PNGs; NIfTI for volumes) for files, folders or globs, on one or many devices",
+    "serve": "a checkpoint as an HTTP service: POST /predict, GET /health, /info, and a page at /",
     "export": "ONNX export of a checkpoint, checked against onnxruntime",
 }
 LIGHTNING_COMMANDS = ("fit", "validate", "test")

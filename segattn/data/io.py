@@ -12,6 +12,7 @@ that a later run recognises its own outputs in a folder it reads (`is_own_output
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import zlib
 from pathlib import Path
@@ -82,14 +83,22 @@ def decode(path: Path) -> np.ndarray:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as exc:
         raise InputError(f"{path}: cannot read the file ({exc.strerror or exc})") from exc
-    if data.size == 0:
-        raise InputError(f"{path}: the file is empty (0 bytes); expected an image")
+    return decode_bytes(data, str(path))
+
+
+def decode_bytes(data: np.ndarray | bytes, source: str) -> np.ndarray:
+    """An encoded image's pixels (PNG/JPEG/TIFF/BMP/WebP by OpenCV, GIF by Pillow), RGB order,
+    uint8 or uint16, as `read_image` decodes a file; `source` names it in errors."""
+    if len(data) == 0:
+        raise InputError(f"{source}: the file is empty (0 bytes); expected an image")
+    if bytes(data[:4]) == b"GIF8":
+        return read_with_pillow(io.BytesIO(bytes(data)), "image", source)
     try:
-        image = cv2.imdecode(data, DECODE_FLAGS)
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), DECODE_FLAGS)
     except cv2.error as exc:
-        raise InputError(f"{path}: cannot decode as an image ({str(exc).strip().splitlines()[-1]})") from exc
+        raise InputError(f"{source}: cannot decode as an image ({str(exc).strip().splitlines()[-1]})") from exc
     if image is None:
-        raise InputError(f"{path}: cannot decode as an image (corrupt or unsupported format)")
+        raise InputError(f"{source}: cannot decode as an image (corrupt or unsupported format)")
     if image.ndim == 3 and image.shape[2] == 3:
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=image)  # in place: a large scan is held once
     return image
@@ -110,7 +119,8 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
     return mask
 
 
-def read_with_pillow(path: Path, what: str) -> np.ndarray:
+def read_with_pillow(path: Path | io.BytesIO, what: str, source: str | None = None) -> np.ndarray:
+    """A file's (or in-memory file's, named `source` in errors) pixels through Pillow."""
     try:
         with Image.open(path) as stored:
             image = ImageOps.exif_transpose(stored)  # the module's orientation rule
@@ -122,16 +132,22 @@ def read_with_pillow(path: Path, what: str) -> np.ndarray:
                 image = image.convert("L")
             return np.array(image)
     except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise InputError(f"{path}: cannot decode as an {what} ({exc})") from exc
+        raise InputError(f"{source or path}: cannot decode as an {what} ({exc})") from exc
 
 
 def write_label_map(path: str | os.PathLike, mask: np.ndarray, palette: list[list[int]]) -> None:
     """Saves an H×W integer label map as PNG, read back exactly by `read_mask`: labels 0–255 as a
     palette PNG (pixel values are the labels; viewers show the palette's colours), labels up to
     65535 (more than 256 classes) as a 16-bit grey PNG. Other values are refused, never wrapped."""
+    with atomic_write(path) as temporary:
+        temporary.write_bytes(label_map_png(mask, palette, str(path)))
+
+
+def label_map_png(mask: np.ndarray, palette: list[list[int]], source: str = "label map") -> bytes:
+    """The PNG file of an H×W integer label map, as `write_label_map` writes it."""
     low, high = int(mask.min()), int(mask.max())
     if low < 0 or high > 65535 or mask.dtype.kind not in "iu":
-        raise InputError(f"{path}: a PNG label map holds integer labels 0..65535, got {mask.dtype} {low}..{high}")
+        raise InputError(f"{source}: a PNG label map holds integer labels 0..65535, got {mask.dtype} {low}..{high}")
     if high <= 255:
         image = Image.fromarray(mask.astype(np.uint8, copy=False), mode="P")
         flat = [v for colour in palette[:256] for v in colour]
@@ -140,8 +156,9 @@ def write_label_map(path: str | os.PathLike, mask: np.ndarray, palette: list[lis
         image = Image.fromarray(mask.astype(np.uint16))
     info = PngImagePlugin.PngInfo()
     info.add_text("Software", OUTPUT_MARKER)
-    with atomic_write(path) as temporary:
-        image.save(temporary, format="PNG", pnginfo=info)
+    encoded = io.BytesIO()
+    image.save(encoded, format="PNG", pnginfo=info)
+    return encoded.getvalue()
 
 
 def write_overlay(path: str | os.PathLike, image: np.ndarray) -> None:

@@ -20,10 +20,10 @@ from torch.utils.data import DataLoader
 from segattn import checkpoint
 from segattn.data.geometry import Geometry
 from segattn.data.slices import SliceSpec, stack_depth
-from segattn.data.transforms import deserialize
 from segattn.errors import InputError, check_count
 from segattn.inference.attention import attention_maps
 from segattn.inference.inputs import ImageInput, InputImages, expand_inputs
+from segattn.inference.loading import restore
 from segattn.inference.options import Tta, build_strategy, check_scales, sliding_options, tta_scales
 from segattn.inference.runtime import (
     Precision,
@@ -37,7 +37,6 @@ from segattn.inference.runtime import (
 from segattn.inference.slices import SliceBySlice
 from segattn.inference.strategies import Inferer, Network, SlidingWindow, linear
 from segattn.inference.volumes import InputVolumes, predict_volumes
-from segattn.models import build_model
 from segattn.sliding import Blending, Window
 
 
@@ -101,24 +100,23 @@ class Segmenter:
         that have it, else fp16 on a GPU, fp32 on the CPU) | "fp32" | "bf16" | "fp16".
         trust_checkpoint: unpickle anything (legacy files from a trusted source only)."""
         record, state = checkpoint.load(path, trust=trust_checkpoint)
+        return cls.from_record(record, state, path, device, precision, compile)
+
+    @classmethod
+    def from_record(
+        cls,
+        record: dict[str, Any],
+        state: dict[str, torch.Tensor],
+        path: str | os.PathLike,
+        device: str | torch.device = "auto",
+        precision: Precision = "auto",
+        compile: bool = False,
+    ) -> Segmenter:
+        """A Segmenter of a checkpoint's record and model weights as `checkpoint.load` returns
+        them (loaded once, e.g. by a server that builds one Segmenter per device); `path` names
+        the file in errors."""
+        model, transform, volumes = restore(record, state, path)
         classes, channels = record["classes"], record["in_channels"]
-        model = build_model(record["model"], num_classes=len(classes), in_channels=channels, **record["model_args"])
-        try:
-            missing, unexpected = model.load_state_dict(state, strict=False)
-        except RuntimeError as exc:  # a tensor of another shape
-            raise InputError(
-                f"{path}: weights do not fit model {record['model']!r} {record['model_args']}: {exc}"
-            ) from exc
-        if missing or unexpected:
-            raise InputError(
-                f"{path}: weights do not fit model {record['model']!r} {record['model_args']}: "
-                f"{len(missing)} missing (e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}); "
-                "written by another segattn version?"
-            )
-        checkpoint.check_output(path, model, channels)  # finite weights can still overflow
-        spec = record["eval_transform"]  # None for a volume network, whose record has "intensity"
-        transform = None if spec is None else deserialize(spec, f"{path}: eval_transform")
-        volumes = {key: record.get(key) for key in ("intensity", "slices", "geometry")}
         return cls(model, classes, transform, record["palette"], channels, device, precision, compile, **volumes)
 
     def predict(self, inputs: ImageInput | Sequence[ImageInput], **options: Any) -> list[np.ndarray]:

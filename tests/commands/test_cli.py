@@ -368,7 +368,7 @@ def test_worker_errors_and_options_without_effect_fail_with_one_line(fitted, tmp
 def test_help_lists_every_command(segattn):
     result = segattn("--help")
     listed = [line.split()[0] for line in result.stdout.splitlines() if line.startswith("  ")]
-    assert listed == ["demo", "fit", "validate", "test", "evaluate", "infer", "export"]
+    assert listed == ["demo", "fit", "validate", "test", "evaluate", "infer", "serve", "export"]
     assert "`segattn <command> --help`" in result.stdout
 
 

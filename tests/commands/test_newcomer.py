@@ -16,7 +16,7 @@ from ..conftest import REPO
 from .test_cli import run, small_fit_args
 
 pytestmark = pytest.mark.slow
-EVERY_COMMAND = ["demo", "fit", "validate", "test", "evaluate", "infer", "export"]
+EVERY_COMMAND = ["demo", "fit", "validate", "test", "evaluate", "infer", "serve", "export"]
 
 
 @pytest.fixture(scope="module")
