@@ -15,8 +15,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/segattn demo
 
+# two processes (pytest-xdist), a test file each at a time: much of the suite waits on the
+# processes and servers it starts
 test: $(STAMP) browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # Chromium for the test of `segattn serve`'s page (Playwright drives it; it downloads no browser).
 # Installed with apt where this user may; elsewhere that one test skips and says why.

@@ -50,6 +50,11 @@ python tools/benchmark.py volume-accuracy [--minutes 3] [--folds 0 1 2] [--worke
     3-fold cross-validation on MSD Hippocampus (configs/hippocampus.yaml's data): segattn 3-D (the config's
     network and variants), MONAI's AttentionUnet and UNet and segattn 2.5-D, each trained for the same wall time
     (steps calibrated per run) and scored by per-case Dice (Decathlon) on the held-out fold's whole volumes.
+python tools/benchmark.py serving [--requests 96] [--size 256] [--clients 1 8 32] [--max-batch-size 8]
+        [--batch-timeout 0.01] [--config demo] [--accelerator cpu] [--write]
+    `segattn serve` under 1, 8 and 32 concurrent clients, with LitServe's dynamic batching and without,
+    against a loop answering one request at a time in-process over the same Segmenter: requests/s and
+    p50 / p99 latency (the config's network untrained).
 python tools/benchmark.py render
     docs/benchmarks.md from docs/results/*.jsonl alone (no measuring; deterministic).
 """
@@ -73,6 +78,7 @@ from benchmarks import (
     memory,
     metrics,
     render,
+    serving,
     speed,
     volume_accuracy,
     volumes,
@@ -213,6 +219,7 @@ def parser_of() -> argparse.ArgumentParser:
     )
     add_volumes(sub)
     add_volume_accuracy(sub)
+    add_serving(sub)
     return parser
 
 
@@ -252,6 +259,18 @@ def add_volume_accuracy(sub: argparse._SubParsersAction) -> None:
         help="train for configs/hippocampus.yaml's trainer.max_epochs instead of a wall time (a GPU's work)",
     )  # fmt: skip
     parser.add_argument("--val-cases", type=cli_types.count, help=argparse.SUPPRESS)  # tests: score fewer volumes
+
+
+def add_serving(sub: argparse._SubParsersAction) -> None:
+    """`serving`: segattn serve under concurrent clients, batching on and off, against a loop."""
+    parser = command(sub, "serving", "segattn serve: concurrent clients, dynamic batching", serving.run, "serving")
+    parser.add_argument("--requests", type=cli_types.count, default=96, help="requests per row (default 96)")
+    parser.add_argument("--size", type=cli_types.count, default=256, help="image side (default 256)")
+    parser.add_argument("--clients", type=cli_types.count, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--max-batch-size", type=cli_types.count, default=8)
+    parser.add_argument("--batch-timeout", type=cli_types.seconds, default=0.01)
+    parser.add_argument("--config", type=config_name, default="demo", help="the configs/<name>.yaml whose network runs")
+    parser.add_argument("--accelerator", choices=["cpu", "cuda"], default="cpu")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -92,6 +92,23 @@ def read_nifti(path: Path, voxels: bool = True) -> Volume:
     except Exception as exc:  # nibabel raises ImageFileError, EOFError, OSError, zlib errors, ...
         detail = f"{type(exc).__name__}: {exc}".splitlines()[0]
         raise InputError(f"{path}: cannot read the NIfTI file ({detail}); expected {WHOLE} NIfTI volume") from exc
+    return nifti_volume(image, array, path)
+
+
+def nifti_from_bytes(data: bytes, name: str) -> Volume:
+    """A whole (uncompressed) NIfTI-1 or NIfTI-2 file's bytes as a Volume named `name`."""
+    try:
+        two = 540 in (int.from_bytes(data[:4], "little"), int.from_bytes(data[:4], "big"))  # its header's size
+        image = (nib.Nifti2Image if two else nib.Nifti1Image).from_bytes(data)
+        array = np.asanyarray(image.dataobj)
+    except Exception as exc:  # as in read_nifti
+        detail = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        raise InputError(f"{name}: cannot read the NIfTI file ({detail}); expected {WHOLE} NIfTI volume") from exc
+    return nifti_volume(image, array, Path(name))
+
+
+def nifti_volume(image: Any, array: np.ndarray, path: Path) -> Volume:
+    """The Volume of a nibabel image and its voxels."""
     if array.ndim == 5 and array.shape[3] == 1:  # NIfTI stores vector data as i, j, k, t=1, c
         array = array[:, :, :, 0]
     zooms = image.header.get_zooms()[:3]

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from PIL import Image
 
 from segattn.data.io import label_map_png
+from segattn.data.volume_io import Volume, nifti_bytes
 from segattn.inference import Segmenter
 from segattn.serving.uploads import Rejection, Upload, read_upload
 
@@ -28,7 +29,10 @@ class SegmenterAPI(ls.LitAPI):
     """POST /predict: a multipart form with a file `image` → its label map as a palette PNG (pixel
     value = class index, as `segattn infer` writes it), or with `format=json`: {"name", "height",
     "width", "classes", "areas": {class: pixels}, "label_map": PNG as a data URL, and with
-    `attention=true` "attention": {gate: its α as an 8-bit grey PNG data URL, 255 = 1}}."""
+    `attention=true` "attention": {gate: its α as an 8-bit grey PNG data URL, 255 = 1}}.
+    A volume network takes a NIfTI file and answers with its label volume as .nii.gz in the
+    upload's grid (as `segattn infer` writes it), or JSON: {"name", "shape", "spacing", "classes",
+    "areas": {class: voxels}, "millilitres": {class: mL}}."""
 
     def __init__(
         self,
@@ -52,7 +56,7 @@ class SegmenterAPI(ls.LitAPI):
 
     def decode_request(self, request):  # unannotated: LitServe then parses the request's form
         """The parsed multipart form of a request → an Upload, or the Rejection to answer with."""
-        return read_upload(request, self.segmenter.in_channels, self.max_pixels)
+        return read_upload(request, self.segmenter.in_channels, self.max_pixels, self.segmenter.volumes)
 
     def batch(self, inputs: list[Upload | Rejection]) -> list[Upload | Rejection]:
         return inputs  # images of any sizes: Segmenter.predict batches those of equal size
@@ -78,6 +82,8 @@ class SegmenterAPI(ls.LitAPI):
         if isinstance(output, Rejection):
             return JSONResponse({"detail": output.detail}, status_code=output.status)
         upload, labels = output["upload"], output["labels"]
+        if isinstance(upload.image, Volume):
+            return self.volume_response(upload, labels)
         png = label_map_png(labels, self.segmenter.palette, upload.name)
         if upload.format == "png":
             return Response(png, media_type="image/png")
@@ -90,6 +96,18 @@ class SegmenterAPI(ls.LitAPI):
         if "alphas" in output:
             answer["attention"] = {gate: data_url(alpha_png(a)) for gate, a in output["alphas"].items()}
         return JSONResponse(answer)
+
+    def volume_response(self, upload: Upload, labels: np.ndarray) -> Response:
+        """A volume's label map as .nii.gz in its grid, or its JSON."""
+        if upload.format == "png":  # the default: the label map, in the format a volume has
+            return Response(nifti_bytes(labels, upload.image, gz=True), media_type="application/gzip")
+        classes, voxel_ml = self.segmenter.classes, float(np.prod(upload.image.spacing)) / 1000
+        counts = np.bincount(labels.ravel(), minlength=len(classes)).tolist()
+        return JSONResponse({
+            "name": upload.name, "shape": list(labels.shape), "spacing": list(upload.image.spacing),
+            "classes": classes, "areas": dict(zip(classes, counts, strict=True)),
+            "millilitres": {c: round(n * voxel_ml, 3) for c, n in zip(classes, counts, strict=True)},
+        })  # fmt: skip
 
 
 def alpha_png(alpha: np.ndarray) -> bytes:

@@ -5,17 +5,20 @@ a one-line reason (`Rejection`), answered to that request alone."""
 from __future__ import annotations
 
 import io
+import zlib
 from typing import Any, NamedTuple
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from segattn.data.io import decode_bytes, match_channels
+from segattn.data.io import GZIP_MAGIC, decode_bytes, match_channels
+from segattn.data.volume_io import Volume, nifti_from_bytes
 from segattn.errors import InputError
 
 FORMATS = ("png", "json")
 YES, NO = ("true", "1", "yes"), ("false", "0", "no")
 READABLE = "PNG, JPEG, TIFF, BMP, GIF or WebP"
+NIFTI_HEADROOM = 2**20  # bytes a NIfTI file may hold beyond its voxels (header, extensions)
 
 
 class Rejection(NamedTuple):
@@ -26,18 +29,20 @@ class Rejection(NamedTuple):
 
 
 class Upload(NamedTuple):
-    """A decoded request: its file name, H×W×C pixels as `read_image` gives them, the response
-    format ("png": the label map; "json": areas, the label map and, on request, each gate's α)."""
+    """A decoded request: its file name, H×W×C pixels as `read_image` gives them (a volume
+    network: the NIfTI Volume), the response format ("png": the label map, a volume's as
+    .nii.gz; "json": areas, the label map and, on request, each gate's α)."""
 
     name: str
-    image: np.ndarray
+    image: np.ndarray | Volume
     format: str
     attention: bool
 
 
-def read_upload(form: Any, channels: int, max_pixels: int) -> Upload | Rejection:
-    """The upload of a parsed multipart form: a file field `image`, optional fields `format`
-    (png | json) and `attention` (true | false; JSON only)."""
+def read_upload(form: Any, channels: int, max_pixels: int, volumes: bool = False) -> Upload | Rejection:
+    """The upload of a parsed multipart form: a file field `image` (volumes: a .nii or .nii.gz
+    file), optional fields `format` (png | json) and `attention` (true | false; JSON, images
+    only). max_pixels: an image's W × H, a volume's voxels."""
     file = form.get("image") if hasattr(form, "get") else None
     if file is None or not hasattr(file, "read"):
         return Rejection(400, f"expected a multipart file field `image` holding a {READABLE} image")
@@ -50,8 +55,10 @@ def read_upload(form: Any, channels: int, max_pixels: int) -> Upload | Rejection
         return Rejection(400, f"attention {attention!r}: expected true or false")
     if attention in YES and format != "json":
         return Rejection(400, "attention maps come in JSON: add the field format=json")
+    if attention in YES and volumes:
+        return Rejection(400, "attention maps of volumes are not served; Segmenter.attention gives them")
     data = file.file.read() if hasattr(file, "file") else file.read()
-    image = decode_image(data, name, channels, max_pixels)
+    image = decode_volume(data, name, max_pixels) if volumes else decode_image(data, name, channels, max_pixels)
     return image if isinstance(image, Rejection) else Upload(name, image, format, attention in YES)
 
 
@@ -76,3 +83,37 @@ def decode_image(data: bytes, name: str, channels: int, max_pixels: int) -> np.n
         return match_channels(decode_bytes(data, name), channels, name)
     except InputError as exc:
         return Rejection(400, str(exc))
+
+
+def decode_volume(data: bytes, name: str, max_voxels: int) -> Volume | Rejection:
+    """The Volume of a NIfTI upload (.nii, or gzip-compressed .nii.gz), or why not: 400 empty or
+    unreadable, 413 over `max_voxels` (a .nii.gz is decompressed only up to what that many voxels
+    can hold, so a gzip bomb never expands), 415 not NIfTI."""
+    if not data:
+        return Rejection(400, f"{name}: the upload is empty (0 bytes); expected a NIfTI volume (.nii, .nii.gz)")
+    limit = 8 * max_voxels + NIFTI_HEADROOM  # float64 voxels, the widest NIfTI stores
+    if data[:2] == GZIP_MAGIC:
+        stream = zlib.decompressobj(wbits=31)
+        try:
+            data = stream.decompress(data, limit + 1)
+        except zlib.error as exc:
+            return Rejection(400, f"{name}: cannot decompress ({exc}); expected a whole .nii.gz volume")
+        if len(data) > limit:
+            return Rejection(413, f"{name}: decompresses past {limit} bytes; this server takes {max_voxels} voxels")
+    if len(data) < 348 or header_size(data) is None:
+        return Rejection(415, f"{name}: not a NIfTI volume (.nii, .nii.gz)")
+    try:
+        volume = nifti_from_bytes(data, name)
+    except InputError as exc:
+        return Rejection(400, str(exc))
+    voxels = int(np.prod(volume.shape))
+    if volume.array.ndim not in (3, 4) or voxels == 0:
+        return Rejection(400, f"{name}: expected a 3-D volume (or 3-D × channels), got shape {volume.array.shape}")
+    if voxels > max_voxels:
+        return Rejection(413, f"{name}: {voxels} voxels; this server takes at most {max_voxels}")
+    return volume
+
+
+def header_size(data: bytes) -> int | None:
+    """A NIfTI file's header size, 348 (NIfTI-1) or 540 (NIfTI-2), in either byte order; None."""
+    return next((n for order in ("little", "big") if (n := int.from_bytes(data[:4], order)) in (348, 540)), None)

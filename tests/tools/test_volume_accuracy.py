@@ -31,7 +31,8 @@ def from_the_repository(monkeypatch):
 def test_the_contenders_are_the_config_its_variants_monai_and_the_slices():
     names = va.entrant_names()
     assert names[0] == "segattn 3-D" and names[1 : 1 + len(va.VARIANTS)] == list(va.VARIANTS)
-    assert names[-3:] == ["MONAI AttentionUnet", "MONAI UNet", "segattn 2.5-D"]
+    monai = ["MONAI AttentionUnet", "MONAI UNet", "MONAI UNet, batch 4", "MONAI UNet, batch 2"]
+    assert names[-5:] == [*monai, "segattn 2.5-D"]
     nnunet = next(e for e in va.entrants(va.load_config("hippocampus")["model"]) if "nnunet" in e.name)
     assert nnunet.data == {"augment_3d": "nnunet"} and nnunet.model_args["widths"] == [16, 32, 64, 128]
     assert nnunet.model_args["spatial_dims"] == 3  # the config's other model_args kept

@@ -12,7 +12,7 @@ training.py     training runner: Plan, Run, fit_and_score, run_jobs (also tools/
 records.py      the record format, reading and appending JSON Lines
 render.py       docs/benchmarks.md from docs/results/*.jsonl; goals.py the goals as data
 speed.py inference.py gpu_inference.py metrics.py data.py accuracy.py memory.py volumes.py
-volume_accuracy.py (volume_report.py: its table): the benchmarks
+volume_accuracy.py (volume_report.py: its table) serving.py: the benchmarks
 tuning.py tune_summary.py: tools/tune.py's variants, folds and summary table
 cli.py          argparse checks both command lines share
 """

@@ -24,6 +24,7 @@ BENCHMARKS = {
     "memory": "Memory: the sliding window on large images (`memory`)",
     "volumes": "Volumes: 3-D sliding window against MONAI, and memory on a large volume (`volumes`)",
     "volume_accuracy": "Volume accuracy: 3-fold CV on Hippocampus at equal wall time (`volume-accuracy`)",
+    "serving": "Serving: `segattn serve` under concurrent clients, with and without dynamic batching (`serving`)",
 }
 STUDIES, EARLIER = "studies", "earlier"
 INTRO = f"""# Benchmarks
