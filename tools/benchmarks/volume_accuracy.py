@@ -59,6 +59,14 @@ VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {"widths": [8, 32, 64, 128], "decoder_convs": 1},
         {"batch_size": 2},
     ),
+    "segattn 3-D, widths 8–64, 1 decoder conv, batch 2": (
+        {"widths": [8, 16, 32, 64], "decoder_convs": 1},
+        {"batch_size": 2},
+    ),
+    "segattn 3-D, widths 8, 32–128, 1 decoder conv, no deep supervision, batch 2": (
+        {"widths": [8, 32, 64, 128], "decoder_convs": 1, "deep_supervision": False},
+        {"batch_size": 2},
+    ),
     # diagnostics: what of the recipe slows its learning in a short budget
     "segattn 3-D, widths 16–128, no deep supervision": ({"widths": [16, 32, 64, 128], "deep_supervision": False}, {}),
     "segattn 3-D, widths 16–128, gates off": ({"widths": [16, 32, 64, 128], "gates": False}, {}),
