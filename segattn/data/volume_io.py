@@ -78,9 +78,14 @@ def read_volume(path: str | os.PathLike) -> Volume:
         raise InputError(
             f"{path}: unknown volume format; expected one of {', '.join(VOLUME_SUFFIXES)} or a DICOM folder"
         )
-    if volume.array.ndim not in (3, 4) or 0 in volume.array.shape:
-        raise InputError(f"{path}: expected a 3-D volume (or 3-D × channels), got shape {volume.array.shape}")
+    check_volume_shape(volume.array, path)
     return volume
+
+
+def check_volume_shape(array: np.ndarray, source: object) -> None:
+    """An InputError naming `source` unless `array` is D×H×W (or D×H×W×C) with a voxel per axis."""
+    if array.ndim not in (3, 4) or 0 in array.shape:
+        raise InputError(f"{source}: expected a 3-D volume (or 3-D × channels), got shape {array.shape}")
 
 
 def read_nifti(path: Path, voxels: bool = True) -> Volume:
@@ -90,21 +95,34 @@ def read_nifti(path: Path, voxels: bool = True) -> Volume:
         image = nib.load(path)
         array = np.asanyarray(image.dataobj) if voxels else np.broadcast_to(np.uint8(0), image.shape)
     except Exception as exc:  # nibabel raises ImageFileError, EOFError, OSError, zlib errors, ...
-        detail = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        raise InputError(f"{path}: cannot read the NIfTI file ({detail}); expected {WHOLE} NIfTI volume") from exc
+        raise unreadable_nifti(path, exc) from exc
     return nifti_volume(image, array, path)
 
 
+def nifti_header_size(data: bytes) -> int | None:
+    """The header size a NIfTI file starts with, 348 (NIfTI-1) or 540 (NIfTI-2), in either byte
+    order; None for bytes that are no NIfTI file."""
+    return next((n for order in ("little", "big") if (n := int.from_bytes(data[:4], order)) in (348, 540)), None)
+
+
 def nifti_from_bytes(data: bytes, name: str) -> Volume:
-    """A whole (uncompressed) NIfTI-1 or NIfTI-2 file's bytes as a Volume named `name`."""
+    """A whole (uncompressed) NIfTI-1 or NIfTI-2 file's bytes as a Volume named `name`, checked
+    as `read_volume` checks a file's."""
     try:
-        two = 540 in (int.from_bytes(data[:4], "little"), int.from_bytes(data[:4], "big"))  # its header's size
-        image = (nib.Nifti2Image if two else nib.Nifti1Image).from_bytes(data)
+        kind = nib.Nifti2Image if nifti_header_size(data) == 540 else nib.Nifti1Image
+        image = kind.from_bytes(data)
         array = np.asanyarray(image.dataobj)
     except Exception as exc:  # as in read_nifti
-        detail = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        raise InputError(f"{name}: cannot read the NIfTI file ({detail}); expected {WHOLE} NIfTI volume") from exc
-    return nifti_volume(image, array, Path(name))
+        raise unreadable_nifti(name, exc) from exc
+    volume = nifti_volume(image, array, Path(name))
+    check_volume_shape(volume.array, name)
+    return volume
+
+
+def unreadable_nifti(source: object, exc: Exception) -> InputError:
+    """The one-line error for a NIfTI file nibabel could not read."""
+    detail = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    return InputError(f"{source}: cannot read the NIfTI file ({detail}); expected {WHOLE} NIfTI volume")
 
 
 def nifti_volume(image: Any, array: np.ndarray, path: Path) -> Volume:

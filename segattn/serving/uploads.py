@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from segattn.data.io import GZIP_MAGIC, decode_bytes, match_channels
-from segattn.data.volume_io import Volume, nifti_from_bytes
+from segattn.data.volume_io import Volume, nifti_from_bytes, nifti_header_size
 from segattn.errors import InputError
 
 FORMATS = ("png", "json")
@@ -100,20 +100,13 @@ def decode_volume(data: bytes, name: str, max_voxels: int) -> Volume | Rejection
             return Rejection(400, f"{name}: cannot decompress ({exc}); expected a whole .nii.gz volume")
         if len(data) > limit:
             return Rejection(413, f"{name}: decompresses past {limit} bytes; this server takes {max_voxels} voxels")
-    if len(data) < 348 or header_size(data) is None:
+    if len(data) < 348 or nifti_header_size(data) is None:
         return Rejection(415, f"{name}: not a NIfTI volume (.nii, .nii.gz)")
     try:
         volume = nifti_from_bytes(data, name)
     except InputError as exc:
         return Rejection(400, str(exc))
     voxels = int(np.prod(volume.shape))
-    if volume.array.ndim not in (3, 4) or voxels == 0:
-        return Rejection(400, f"{name}: expected a 3-D volume (or 3-D × channels), got shape {volume.array.shape}")
     if voxels > max_voxels:
         return Rejection(413, f"{name}: {voxels} voxels; this server takes at most {max_voxels}")
     return volume
-
-
-def header_size(data: bytes) -> int | None:
-    """A NIfTI file's header size, 348 (NIfTI-1) or 540 (NIfTI-2), in either byte order; None."""
-    return next((n for order in ("little", "big") if (n := int.from_bytes(data[:4], order)) in (348, 540)), None)
