@@ -66,13 +66,26 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> int:
 
 
 def process_runs(pid: int) -> bool:
+    """Whether process `pid` runs on this machine: it exists and has not exited. A killed process
+    whose parent has not reaped it yet (a zombie, e.g. a job's rank whose launcher died with it)
+    still answers os.kill but writes nothing more."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # another user's process
-        return True
-    return True
+        pass
+    return not exited(pid)
+
+
+def exited(pid: int) -> bool:
+    """Linux: process `pid` has exited and awaits its parent (state Z or X in /proc/<pid>/stat);
+    False where /proc does not tell."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X")  # the state follows the (command)
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:

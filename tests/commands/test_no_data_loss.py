@@ -15,6 +15,7 @@ import torch
 from PIL import Image, ImageOps
 
 from segattn import AttentionUNet, InputError, Segmenter
+from segattn.atomic import exited, process_runs, remove_stale_temporaries
 from segattn.checkpoint import MODEL_PREFIX, RECORD_KEY, make_record
 from segattn.cli import main
 from segattn.data import ImageMaskFolder
@@ -114,6 +115,26 @@ def test_a_run_killed_mid_write_leaves_no_partial_output_and_the_rerun_completes
         np.testing.assert_array_equal(read_mask(out / f"{i:03d}.png"), seg.predict(images / f"{i:03d}.png")[0])
         assert (out / f"{i:03d}_overlay.jpg").is_file() and (out / f"{i:03d}_probs.npy").is_file()
     assert not [p for p in out.iterdir() if p.name.startswith(".")], "temporary files: the killed run's are removed"
+
+
+def test_the_temporaries_of_a_killed_process_not_yet_reaped_are_stale(tmp_path):
+    """A killed writer whose parent has not reaped it (a zombie) writes nothing more: its
+    temporaries go, a running process's stay."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 60
+    while not exited(dead.pid) and time.monotonic() < deadline:  # exited, not reaped: a zombie
+        time.sleep(0.02)
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        for pid in (dead.pid, alive.pid):
+            (tmp_path / f".000.png.{pid}-0badc0de.tmp").write_bytes(b"half")
+        assert exited(dead.pid) and not process_runs(dead.pid) and process_runs(alive.pid)
+        assert remove_stale_temporaries(tmp_path) == 1
+        assert [p.name for p in tmp_path.iterdir()] == [f".000.png.{alive.pid}-0badc0de.tmp"]
+    finally:
+        alive.kill()
+        alive.wait()
+        dead.wait()
 
 
 def check_whole_outputs(out: Path, shape: tuple[int, int]) -> int:
