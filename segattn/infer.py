@@ -184,7 +184,8 @@ def segment(
         results = segmenter.predict_iter(todo, skip_errors=skip_errors, **options)
         items = zip(todo, results, strict=True)
         for path, result in tqdm(items, total=len(todo), unit=stats.unit[:3], desc="infer") if progress else items:
-            seconds, last = time.perf_counter() - last, time.perf_counter()
+            now = time.perf_counter()
+            seconds, last = now - last, now
             if isinstance(result, InputError):
                 stats.failed.append((path, str(result)))
                 manifest.add(path, "failed", error=str(result))

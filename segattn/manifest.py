@@ -90,19 +90,14 @@ def read_manifest(path: str | os.PathLike) -> list[dict[str, Any]]:
     return records
 
 
-def fold_parts(folder: str | os.PathLike, job: str | None = None) -> int:
+def fold_parts(folder: str | os.PathLike, job: str | None = None) -> None:
     """Appends the part files in `folder` (of `job`; None: all, e.g. a killed job's) to its
-    manifest.jsonl in rank order and removes them; returns how many records were folded."""
-    folded = 0
-    pattern = f"{PART_PREFIX}{job if job else '*'}-rank*.jsonl"
-    parts = sorted(Path(folder).glob(pattern))
+    manifest.jsonl in rank order and removes them."""
+    parts = sorted(Path(folder).glob(f"{PART_PREFIX}{job if job else '*'}-rank*.jsonl"))
     if not parts:
-        return 0
+        return
     with (Path(folder) / MANIFEST).open("a", encoding="utf-8") as manifest:
         for part in parts:
-            records = read_manifest(part)
-            manifest.writelines(json.dumps(record) + "\n" for record in records)
-            folded += len(records)
+            manifest.writelines(json.dumps(record) + "\n" for record in read_manifest(part))
     for part in parts:
         part.unlink()
-    return folded

@@ -64,6 +64,18 @@ def running_server(ckpt: str | os.PathLike, *options: str, timeout: float = 180)
             os.killpg(process.pid, signal.SIGKILL)
 
 
+def multipart(file: bytes, name: str = "image.png", **fields: str) -> tuple[bytes, dict[str, str]]:
+    """A multipart/form-data body with the file field `image` and text fields, and its header,
+    as a client of POST /predict sends them."""
+    boundary = "segattn-client-boundary"
+    disposition = f"--{boundary}\r\nContent-Disposition: form-data; "
+    parts = [f'{disposition}name="{k}"\r\n\r\n{v}\r\n'.encode() for k, v in fields.items()]
+    head = f'{disposition}name="image"; filename="{name}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+    parts.append(head.encode() + file + b"\r\n")
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
 def healthy(url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{url}/health", timeout=5) as answer:

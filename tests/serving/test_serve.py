@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 from PIL import Image
-from serve_page import BROWSERS, FLAGS, chromium, drop_image, running_server
+from serve_page import BROWSERS, FLAGS, chromium, drop_image, multipart, running_server
 
 from segattn import Segmenter
 from segattn.commands import serve
@@ -39,19 +39,6 @@ def request(url: str, data: bytes | None = None, headers: dict[str, str] | None 
             return answer.status, answer.headers.get("content-type", ""), answer.read()
     except urllib.error.HTTPError as error:
         return error.code, error.headers.get("content-type", ""), error.read()
-
-
-def multipart(file: bytes, name: str = "image.png", **fields: str) -> tuple[bytes, dict[str, str]]:
-    """A multipart/form-data body with the file field `image` and text fields, and its header."""
-    boundary = "segattn-test-boundary"
-    parts = [
-        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode() for k, v in fields.items()
-    ]
-    head = f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{name}"\r\n'
-    parts.append(head.encode() + b"Content-Type: application/octet-stream\r\n\r\n" + file + b"\r\n")
-    return b"".join(parts) + f"--{boundary}--\r\n".encode(), {
-        "Content-Type": f"multipart/form-data; boundary={boundary}"
-    }
 
 
 def post(url: str, file: bytes, name: str = "image.png", **fields: str) -> tuple[int, str, bytes]:

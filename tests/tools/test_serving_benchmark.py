@@ -14,8 +14,9 @@ from ..commands.test_no_data_loss import ckpt  # noqa: F401  (the fixture: a sma
 def test_the_requests_are_distinct_pngs_of_the_size():
     pngs = serving.images(3, 64)
     assert len(set(pngs)) == 3 and all(Image.open(io.BytesIO(p)).size == (64, 64) for p in pngs)
-    body = serving.form(pngs[0])
-    assert body.startswith(f"--{serving.BOUNDARY}\r\n".encode()) and pngs[0] in body
+    body, headers = serving.multipart(pngs[0], "x.png")  # the form each request sends
+    boundary = headers["Content-Type"].split("boundary=")[1]
+    assert body.startswith(f"--{boundary}\r\n".encode()) and pngs[0] in body
 
 
 def test_the_loop_answers_each_request_and_a_row_reads_its_times(ckpt):  # noqa: F811

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from serve_page import running_server
+from serve_page import multipart, running_server
 
 from segattn import Segmenter
 from segattn.data.io import decode_bytes, label_map_png, match_channels
@@ -28,7 +28,7 @@ from .memory import untrained_checkpoint
 from .records import Result, table
 
 COLUMNS = ["way", "clients", "requests/s", "p50 ms", "p99 ms", "× the loop"]
-BOUNDARY = "segattn-benchmark"
+Form = tuple[bytes, dict[str, str]]  # a multipart body and its header
 
 
 def images(count: int, side: int) -> list[bytes]:
@@ -43,14 +43,9 @@ def images(count: int, side: int) -> list[bytes]:
     return encoded
 
 
-def form(png: bytes) -> bytes:
-    head = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="image"; filename="x.png"\r\n\r\n'
-    return head.encode() + png + f"\r\n--{BOUNDARY}--\r\n".encode()
-
-
-def post(url: str, body: bytes) -> float:
+def post(url: str, form: Form) -> float:
     """Seconds one POST /predict took, its answer read; a failure stops the benchmark."""
-    headers = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+    body, headers = form
     start = time.perf_counter()
     with urllib.request.urlopen(urllib.request.Request(f"{url}/predict", body, headers), timeout=300) as answer:
         if answer.status != 200:
@@ -59,12 +54,12 @@ def post(url: str, body: bytes) -> float:
     return time.perf_counter() - start
 
 
-def clients(url: str, bodies: list[bytes], count: int) -> tuple[float, list[float]]:
-    """(seconds, each request's latency) of `count` clients sending the bodies, each its share."""
-    post(url, bodies[0])  # warm: the worker's first forward
+def clients(url: str, forms: list[Form], count: int) -> tuple[float, list[float]]:
+    """(seconds, each request's latency) of `count` clients sending the forms, each its share."""
+    post(url, forms[0])  # warm: the worker's first forward
     start = time.perf_counter()
     with ThreadPoolExecutor(count) as pool:
-        latencies = list(pool.map(lambda body: post(url, body), bodies))
+        latencies = list(pool.map(lambda form: post(url, form), forms))
     return time.perf_counter() - start, latencies
 
 
@@ -90,7 +85,7 @@ def row(way: str, count: int, seconds: float, latencies: list[float], base: floa
 def run(args: argparse.Namespace) -> list[Result]:
     """`serving`."""
     pngs = images(args.requests, args.size)
-    bodies = [form(png) for png in pngs]
+    forms = [multipart(png, "x.png") for png in pngs]
     device = "cuda" if args.accelerator == "cuda" else "cpu"
     load_before = load_average()
     with tempfile.TemporaryDirectory() as tmp:
@@ -107,7 +102,7 @@ def run(args: argparse.Namespace) -> list[Result]:
             options = ["--accelerator", args.accelerator, "--devices", "1", "--max-batch-size", str(batch)]
             with running_server(ckpt, *options, "--batch-timeout", str(args.batch_timeout)) as url:
                 for count in args.clients:
-                    rows.append(row(way, count, *clients(url, bodies, count), base))
+                    rows.append(row(way, count, *clients(url, forms, count), base))
     load_after = load_average()
     notes = [
         f"{args.requests} distinct {args.size}² RGB PNGs per row, each POSTed once as a multipart form (urllib, "
