@@ -35,7 +35,7 @@ from segattn.data.volume_io import VOLUME_SUFFIXES, read_grid, write_label_volum
 from segattn.errors import InputError
 from segattn.inference import Segmenter, expand_inputs
 from segattn.inference.inputs import input_kind
-from segattn.manifest import MANIFEST, Manifest, fold_parts, new_job_id
+from segattn.manifest import MANIFEST, Manifest, check_manifest, fold_parts, new_job_id
 from segattn.viz import overlay
 
 BAND_ROWS = 256  # rows of probabilities converted at a time when they are written
@@ -153,12 +153,13 @@ def run_infer(
 
 
 def prepare_output(output: Path) -> None:
-    """Creates the output folder (an InputError when it cannot be written to), removes the
-    temporary files of a run that was killed mid-write and folds a killed job's manifest parts:
-    before any process of a job writes there."""
+    """Creates the output folder (an InputError when it cannot be written to, or when its
+    manifest.jsonl is not segattn's), removes the temporary files of a run that was killed
+    mid-write and folds a killed job's manifest parts: before any process of a job writes there."""
     if output.exists() and not output.is_dir():
         raise InputError(f"output {output}: exists and is not a folder; expected a folder for the label maps")
     writable_folder(output, f"output {output}")
+    check_manifest(output)
     remove_stale_temporaries(output)
     fold_parts(output)
 

@@ -25,6 +25,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from segattn.errors import InputError
+
 MANIFEST = "manifest.jsonl"
 PART_PREFIX = ".manifest-"
 
@@ -88,6 +90,25 @@ def read_manifest(path: str | os.PathLike) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             continue
     return records
+
+
+def check_manifest(folder: str | os.PathLike) -> None:
+    """An InputError when `folder` holds a manifest.jsonl that segattn did not write (its first
+    line is no record of ours): a job appends to its own manifest only, never to a user's file."""
+    path = Path(folder) / MANIFEST
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    with path.open("rb") as file:
+        first = file.readline(64 * 1024)
+    try:
+        ours = {"job", "input", "status"} <= json.loads(first).keys()
+    except (ValueError, AttributeError):
+        ours = False
+    if not ours:
+        raise InputError(
+            f"{path}: exists and was not written by segattn; infer records its jobs there; "
+            "move it or choose another --output folder"
+        )
 
 
 def fold_parts(folder: str | os.PathLike, job: str | None = None) -> None:

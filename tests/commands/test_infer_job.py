@@ -116,3 +116,16 @@ def test_a_single_device_with_several_processes_is_one_line(ckpt, tmp_path, sega
         "segattn: error: --device cuda:1: names one device, and --devices 2 runs a process per device; "
         "expected --device auto, cpu or cuda (each process takes its own GPU)"
     )
+
+
+def test_a_manifest_jsonl_segattn_did_not_write_is_never_appended_to(ckpt, tmp_path, segattn):  # noqa: F811
+    images_in(tmp_path / "in", 2)
+    (tmp_path / "out").mkdir()
+    foreign = tmp_path / "out" / MANIFEST
+    foreign.write_text('{"sample": 1, "label": "cat"}\n')
+    args = ["infer", "--ckpt", ckpt, "--input", tmp_path / "in", "--output", tmp_path / "out", "--workers", "0"]
+    assert one_line_error(segattn(*args)) == (
+        f"segattn: error: {foreign}: exists and was not written by segattn; infer records its jobs there; "
+        "move it or choose another --output folder"
+    )
+    assert foreign.read_text() == '{"sample": 1, "label": "cat"}\n' and not list((tmp_path / "out").glob("*.png"))
