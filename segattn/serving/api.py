@@ -21,6 +21,7 @@ from PIL import Image
 
 from segattn.data.io import label_map_png
 from segattn.data.volume_io import Volume, nifti_bytes
+from segattn.errors import InputError
 from segattn.inference import Segmenter
 from segattn.serving.uploads import Rejection, Upload, read_upload
 
@@ -66,12 +67,17 @@ class SegmenterAPI(ls.LitAPI):
         requests = x if isinstance(x, list) else [x]  # a single request when batching is off
         results: list[dict[str, Any] | Rejection] = list(requests)
         plain = [i for i, r in enumerate(requests) if isinstance(r, Upload) and not r.attention]
-        labels = self.segmenter.predict([requests[i].image for i in plain], batch_size=max(1, len(plain)))
+        images = [requests[i].image for i in plain]  # an input the Segmenter refuses (a NaN voxel): its error
+        labels = self.segmenter.predict(images, batch_size=max(1, len(plain)), skip_errors=True)
         for i, label in zip(plain, labels, strict=True):
-            results[i] = {"upload": requests[i], "labels": label}
+            results[i] = refused(label) if isinstance(label, InputError) else {"upload": requests[i], "labels": label}
         for i, request in enumerate(requests):
             if isinstance(request, Upload) and request.attention:
-                label, alphas = self.segmenter.attention(request.image)
+                try:
+                    label, alphas = self.segmenter.attention(request.image)
+                except InputError as exc:
+                    results[i] = refused(exc)
+                    continue
                 results[i] = {"upload": request, "labels": label, "alphas": alphas}
         return results if isinstance(x, list) else results[0]
 
@@ -108,6 +114,11 @@ class SegmenterAPI(ls.LitAPI):
             "classes": classes, "areas": dict(zip(classes, counts, strict=True)),
             "millilitres": {c: round(n * voxel_ml, 3) for c, n in zip(classes, counts, strict=True)},
         })  # fmt: skip
+
+
+def refused(error: InputError) -> Rejection:
+    """The 422 of an upload that decoded but that the Segmenter cannot take (its one-line reason)."""
+    return Rejection(422, str(error))
 
 
 def alpha_png(alpha: np.ndarray) -> bytes:

@@ -64,8 +64,11 @@ def test_json_gives_each_classes_voxels_and_millilitres(server, ckpt, tmp_path):
         (lambda: b"\x1f\x8b" + b"garbage" * 10, {}, 400, "cannot decompress"),
         (lambda: gzip.compress(b"\x5c\x01\x00\x00" + bytes(400)), {}, 400, "cannot read the NIfTI file"),
         (lambda: b"", {"format": "json", "attention": "true"}, 400, "attention maps of volumes are not served"),
+        (lambda: gzip.compress(nib.Nifti1Image(np.full((6, 7, 5), np.nan, np.float32), np.eye(4)).to_bytes()), {},
+         422, "case.nii.gz: holds NaN or infinite voxels"),
     ],
 )  # fmt: skip
-def test_hostile_volume_uploads_get_a_4xx(server, make, fields, status, reason):
+def test_hostile_volume_uploads_get_a_4xx_and_the_server_goes_on(server, make, fields, status, reason, tmp_path):
     answer = post(server, make(), "case.nii.gz", **fields)
     assert answer[0] == status and reason in json.loads(answer[2])["detail"], answer[2][:300]
+    assert post(server, save_nifti(tmp_path / "good.nii.gz", scan()).read_bytes(), "good.nii.gz")[0] == 200
