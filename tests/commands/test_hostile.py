@@ -57,9 +57,11 @@ def test_symlink_loops_in_an_input_folder_are_passed_over(seg, tmp_path):
 @pytest.mark.slow
 def test_a_very_large_image_is_tiled_in_bounded_memory():
     """A 4000×4000 image with slide=(512, 0.25): windows are batched and the result stitched on
-    the CPU, so memory grows by about 25 bytes per pixel (the image and the K×H×W sums). Measured
-    here: peak RSS 1.6 GB (0.86 GB of it is torch itself); a whole-image forward of this network
-    takes about 290 bytes per pixel, which is 5.5 GB at this size."""
+    the CPU, so memory grows by about 25 bytes per pixel (the image and the K×H×W sums): 0.5 GB
+    here over the 0.85 GB that torch and the image hold before predict. A whole-image forward of
+    this network takes about 290 bytes per pixel, 4.6 GB more at this size. The growth, not the
+    absolute peak, is asserted: torch's own footprint differs between machines (CI once read
+    2.6 GB where this one reads 1.3 GB)."""
     script = (
         "import json, resource, numpy as np\n"
         "from segattn import AttentionUNet, Segmenter\n"
@@ -67,12 +69,13 @@ def test_a_very_large_image_is_tiled_in_bounded_memory():
         "seg = Segmenter(AttentionUNet(widths=(8, 16, 32)), ['bg', 'fg'], eval_pipeline('imagenet', 3),\n"
         "                [[0] * 3, [255] * 3], 3, 'cpu')\n"
         "image = np.random.default_rng(0).integers(0, 256, (4000, 4000, 3), dtype=np.uint8)\n"
+        "before_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024\n"
         "(mask,) = seg.predict(image, batch_size=4, slide=(512, 0.25))\n"
         "peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024\n"
-        "print(json.dumps([list(mask.shape), np.unique(mask).tolist(), peak_mb]))\n"
+        "print(json.dumps([list(mask.shape), np.unique(mask).tolist(), before_mb, peak_mb]))\n"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
-    shape, labels, peak_mb = json.loads(out.stdout.splitlines()[-1])
+    shape, labels, before_mb, peak_mb = json.loads(out.stdout.splitlines()[-1])
     assert shape == [4000, 4000] and set(labels) <= {0, 1}
-    assert peak_mb < 2500, f"peak RSS {peak_mb} MB"
+    assert peak_mb - before_mb < 2000, f"predict grew peak RSS from {before_mb} to {peak_mb} MB"
