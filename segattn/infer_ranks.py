@@ -8,15 +8,18 @@ files are those of one process, file for file. Rank 0 prepares the output folder
 others start (stale temporaries removed, a killed job's manifest parts folded), each process
 records into its own manifest part, and at the end rank 0 folds the parts into manifest.jsonl
 and reports the job. A process that fails on an input (without skip_errors) stops its share;
-the others finish theirs, and rank 0 raises its error then, so no process waits on a dead one.
+the others finish theirs, and rank 0 raises its error then, so no process waits on a dead one;
+a crash that is not the user's (a bug, out of memory) reaches the gather too, its traceback
+printed by its own process.
 """
 
 from __future__ import annotations
 
 import os
 import time
+import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.distributed as dist
@@ -62,33 +65,58 @@ def run_infer_job(
     if fabric.device.type == "cpu":  # the node's cores shared among its processes, not each taking all
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // devices))
     output = Path(output)
-    job, problem = new_job_id(), None
+    job, crash = new_job_id(), None
     if rank == 0:
         try:
             prepare_output(output)
-        except InputError as exc:
-            problem = str(exc)
-    job, problem = fabric.broadcast((job, problem))
-    if problem is not None:
-        raise InputError(problem)
-    stats: InferStats | str
+        except Exception as exc:  # every failure must reach the broadcast, or the others wait on it
+            crash = exc
+    job, setup = fabric.broadcast((job, None if crash is None else Failure.of(crash, 0)))
+    if crash is not None:
+        raise crash
+    if setup is not None:
+        raise setup.error(world)
+    stats: InferStats | Failure
     try:
         segmenter = Segmenter.from_checkpoint(ckpt, fabric.device, **(load_options or {}))
         with Manifest(part_path(output, job, rank), job, rank) as manifest:
             stats = run_infer(segmenter, inputs, output, part=(rank, world), manifest=manifest, **infer_options)
-    except InputError as exc:
-        stats = str(exc)
-    gathered: list[InferStats | str] = [stats] * world
+    except Exception as exc:  # a bug or out-of-memory too must reach the gather, or the others wait on it
+        crash, stats = exc, Failure.of(exc, rank)
+        if rank != 0 and not isinstance(exc, InputError):
+            traceback.print_exc()  # rank 0 re-raises its own below, traceback and all
+    gathered: list[InferStats | Failure] = [stats] * world
     if world > 1:
         dist.all_gather_object(gathered, stats)
         dist.destroy_process_group()  # else gloo's threads abort the interpreter at its exit
     if rank != 0:
         return None
     fold_parts(output, job)
-    errors = [s for s in gathered if isinstance(s, str)]
-    if errors:
-        raise InputError(errors[0])
+    if crash is not None:
+        raise crash
+    failures = [s for s in gathered if isinstance(s, Failure)]
+    if failures:
+        raise failures[0].error(world)
     return merged(gathered, time.perf_counter() - start)
+
+
+class Failure(NamedTuple):
+    """What stopped one process: its rank, the message, and whether it is the user's (an InputError)."""
+
+    rank: int
+    message: str
+    user: bool
+
+    @classmethod
+    def of(cls, exc: Exception, rank: int) -> Failure:
+        user = isinstance(exc, InputError)
+        return cls(rank, str(exc) if user else f"{type(exc).__name__}: {exc}", user)
+
+    def error(self, world: int) -> Exception:
+        """The exception that reports it on another process: the user's one line, or which process crashed."""
+        if self.user:
+            return InputError(self.message)
+        return RuntimeError(f"segattn infer: process {self.rank} of {world} failed: {self.message}")
 
 
 def merged(parts: list[Any], seconds: float) -> InferStats:

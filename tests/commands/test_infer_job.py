@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -129,3 +130,31 @@ def test_a_manifest_jsonl_segattn_did_not_write_is_never_appended_to(ckpt, tmp_p
         "move it or choose another --output folder"
     )
     assert foreign.read_text() == '{"sample": 1, "label": "cat"}\n' and not list((tmp_path / "out").glob("*.png"))
+
+
+CRASH = """
+import sys
+import segattn.infer_ranks as job
+real = job.run_infer
+def run(segmenter, inputs, output, part, **options):
+    if part[0] == int(sys.argv[4]):
+        raise RuntimeError("a bug on this rank")
+    return real(segmenter, inputs, output, part=part, **options)
+job.run_infer = run
+job.run_infer_job(sys.argv[1], sys.argv[2], sys.argv[3], devices=2, device="cpu", workers=0)
+"""
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_a_crash_that_is_not_the_users_ends_the_job_and_names_its_process(ckpt, tmp_path, rank):  # noqa: F811
+    """A bug or out-of-memory in one process (not an InputError) must not leave the other waiting
+    for it: the job ends, rank 0 raises it, and the other process's share is written."""
+    images, out, script = tmp_path / "in", tmp_path / "out", tmp_path / "crash.py"
+    images_in(images, 4)
+    script.write_text(CRASH)
+    command = [sys.executable, str(script), ckpt, str(images), str(out), str(rank)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    assert done.returncode != 0 and "RuntimeError: a bug on this rank" in done.stderr
+    if rank == 1:
+        assert "process 1 of 2 failed: RuntimeError: a bug on this rank" in done.stderr
+    assert len(list(out.glob("*.png"))) == 2
