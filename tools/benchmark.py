@@ -248,6 +248,7 @@ def add_volume_accuracy(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--quick", action="store_true", help="fold 0 and --minutes 0.2 (a smoke test)")
     parser.add_argument("--minutes", type=cli_types.scale, help="training wall time per network and fold (default 3.0)")
     parser.add_argument("--folds", type=int, nargs="+", choices=range(volume_accuracy.FOLDS), help="default: 0 1 2")
+    parser.add_argument("--lr", type=cli_types.scale, help="every contender's learning rate (default: the config's)")
     parser.add_argument(
         "--workers", type=cli_types.non_negative, help="DataLoader workers (default: the config's data.num_workers)"
     )

@@ -18,7 +18,7 @@ from segattn.models.padding import PadToStride
 
 from ..conftest import REPO, needs_config_hippocampus
 
-OURS = "segattn 3-D, widths 16–128"  # configs/hippocampus.yaml's recipe, the goal's row
+OURS = "segattn 3-D"  # configs/hippocampus.yaml's recipe, the goal's row
 needs_monai = pytest.mark.skipif(find_spec("monai") is None, reason="MONAI is not installed (the bench extra)")
 
 
@@ -31,11 +31,12 @@ def from_the_repository(monkeypatch):
 def test_the_contenders_are_the_config_its_variants_monai_and_the_slices():
     names = va.entrant_names()
     assert names[0] == "segattn 3-D" and names[1 : 1 + len(va.VARIANTS)] == list(va.VARIANTS)
-    monai = ["MONAI AttentionUnet", "MONAI UNet", "MONAI UNet, batch 4", "MONAI UNet, batch 2"]
+    monai = ["MONAI AttentionUnet", "MONAI UNet", "MONAI UNet, batch 9", "MONAI UNet, batch 4"]
     assert names[-5:] == [*monai, "segattn 2.5-D"]
     nnunet = next(e for e in va.entrants(va.load_config("hippocampus")["model"]) if "nnunet" in e.name)
-    assert nnunet.data == {"augment_3d": "nnunet"} and nnunet.model_args["widths"] == [16, 32, 64, 128]
-    assert nnunet.model_args["spatial_dims"] == 3  # the config's other model_args kept
+    assert nnunet.data == {"augment_3d": "nnunet"} and nnunet.model_args["spatial_dims"] == 3  # the config's kept
+    previous = next(e for e in va.entrants(va.load_config("hippocampus")["model"]) if "batch 9" in e.name)
+    assert previous.model_args["widths"] == [16, 32, 64, 128] and previous.model_args["decoder_convs"] == 2
 
 
 def test_unknown_contenders_are_refused_with_the_known_names():
@@ -91,7 +92,7 @@ def test_monai_s_networks_take_a_hippocampus_sized_volume():
 
 
 def run(name, dice, seconds, fold=0):
-    return va.VolumeRun(fold, name, dice, {"anterior": dice, "posterior": dice}, 1.0, 10, 10, seconds, 1.0, 0.1)
+    return va.VolumeRun(fold, name, dice, {"anterior": dice, "posterior": dice}, 1.0, 10, seconds, 1.0)
 
 
 def test_the_goal_reads_segattn_3d_against_the_best_monai_row_and_its_time():
@@ -130,6 +131,8 @@ def test_a_tiny_run_scores_in_the_unit_interval_and_renders(tmp_path, monkeypatc
             "0",
             "--val-cases",
             "6",
+            "--lr",
+            "0.002",
             "--write",
             "--contenders",
             *names,
@@ -143,9 +146,10 @@ def test_a_tiny_run_scores_in_the_unit_interval_and_renders(tmp_path, monkeypatc
     assert [row[0] for row in found["rows"]][:1] == ["tiny"]
     for done in record["settings"]["runs"]:
         assert 0 <= done["dice"] <= 1 and all(0 <= v <= 1 for v in done["classes"].values())
-        assert 1 <= done["steps"] <= done["planned"] and done["step_s"] > 0
+        assert done["steps"] >= 1 and done["train_s"] >= 0.03 * 60  # the budget used to its end
     assert "fold 0, segattn 2.5-D: " in printed
     assert record["title"] in (tmp_path / "benchmarks.md").read_text()
+    assert record["settings"]["lr"] == 0.002 and any("AdamW at lr 0.002" in note for note in record["notes"])
     goal = [g for g in GOALS if g.benchmark == "volume_accuracy"]
     assert record["series"] == va.QUICK  # a smoke test: never the goal's figure
     assert goal_rows(goal, {"volume_accuracy": [record]})[0][-1] == "no figure"
@@ -160,3 +164,21 @@ def test_the_gpu_goal_reads_the_config_length_series_and_names_its_command():
     assert goal_rows([goal], {"volume_accuracy": [record]})[0][-1] == "**met**"
     (missing,) = goal_rows([goal], {})
     assert missing[-1] == "no figure" and f"`{goal.command} --write`" in missing[1]
+
+
+def test_the_wall_time_schedule_has_the_step_schedule_s_shape():
+    """TimedTask's factor at a share of the budget: SegmentationTask's warm-up (from 1/1000) and cosine
+    (to min_lr_ratio), with time in place of steps; clamped outside the budget."""
+    warmup, floor = 0.05, 0.01
+    assert va.time_factor(0.0, warmup, floor) == pytest.approx(1e-3)
+    assert va.time_factor(warmup / 2, warmup, floor) == pytest.approx(1e-3 + (1 - 1e-3) / 2)
+    assert va.time_factor(warmup, warmup, floor) == pytest.approx(1.0)
+    assert va.time_factor(warmup + (1 - warmup) / 2, warmup, floor) == pytest.approx((1 + floor) / 2)
+    assert va.time_factor(1.0, warmup, floor) == va.time_factor(1.7, warmup, floor) == pytest.approx(floor)
+    assert va.time_factor(-0.1, warmup, floor) == pytest.approx(1e-3)
+    task = va.TimedTask(["bg", "fg"], model_args={"widths": [4, 8]}, lr=0.01)
+    task.budget_s = 60.0
+    found = task.configure_optimizers()
+    scheduler = found["lr_scheduler"]["scheduler"]
+    assert found["lr_scheduler"]["interval"] == "step"
+    assert 0.01 * 1e-3 <= scheduler.get_last_lr()[0] < 0.01 * 0.1  # the clock has just started: warming up

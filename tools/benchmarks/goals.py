@@ -52,9 +52,9 @@ GOALS = [
          peer="MONAI sliding_window_inference"),
     Goal("512³ volume, 4 classes, CPU peak memory < 6 GB", "volumes", "3-D volume inference memory", "below", 6,
          column="peak GB", row="512³", unit="GB"),
-    Goal("segattn's 3-D recipe (configs/hippocampus.yaml: widths 16–128) ≥ best of MONAI AttentionUnet / UNet + 1 "
+    Goal("segattn's 3-D recipe (configs/hippocampus.yaml) ≥ best of MONAI AttentionUnet / UNet + 1 "
          "mean Dice at ≤ its train time (3-fold CV, CPU, equal time)", "volume_accuracy",
-         "Accuracy on volumes: 3-fold CV", "margin", 1.0, column="mean Dice", row="segattn 3-D, widths 16–128",
+         "Accuracy on volumes: 3-fold CV", "margin", 1.0, column="mean Dice", row="segattn 3-D",
          time_column="train s"),
     Goal("Hippocampus mean Dice ≥ 89 at configs/hippocampus.yaml's length (GPU; nnU-Net's published level)",
          "volume_accuracy", "Accuracy on volumes: 3-fold CV on Hippocampus, the config's length", "above", 89,

@@ -1,6 +1,7 @@
 """The `volume-accuracy` benchmark: 3-fold cross-validation on MSD Hippocampus (configs/hippocampus.yaml's
-data, the 200 volumes split 3 ways), every contender trained for the same wall time (its step count
-calibrated first) and scored per case with the Decathlon's Dice on the held-out fold's whole volumes."""
+data, the 200 volumes split 3 ways), every contender trained for the same wall time (its learning-rate
+schedule following the clock, TimedTask) and scored per case with the Decathlon's Dice on the
+held-out fold's whole volumes."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ import lightning as L
 import numpy as np
 import torch
 import yaml
-from lightning.pytorch.callbacks import LambdaCallback
 from torch import nn
 
 from segattn.data import SegDataModule
@@ -31,7 +31,7 @@ from .harness import millions
 from .machine import device_word, load_average
 from .records import Result
 from .training import BenchmarkTask, quiet_training
-from .volume_report import FOLDS, SEGATTN, SHARE, TIMED, WARMUP, results_table, run_notes
+from .volume_report import FOLDS, SEGATTN, results_table, run_notes
 
 SERIES = "Accuracy on volumes: 3-fold CV on Hippocampus, equal time"
 QUICK = "Accuracy on volumes, --quick (a smoke test): Hippocampus, equal time"  # not the goal's series
@@ -40,37 +40,22 @@ CONFIG, SEED, SLICES = "hippocampus", 0, "segattn 2.5-D"
 MONAI_ATTENTION, MONAI_UNET = "monai:AttentionUnet", "monai:UNet"
 MONAI_MODELS = (MONAI_ATTENTION, MONAI_UNET)
 MONAI_ARGS = {"channels": (16, 32, 64, 128), "strides": (2, 2, 2)}
-# recipes chosen by cross-validation: name → (model_args overrides, data section overrides)
+# the recipe's neighbours, each one change away from configs/hippocampus.yaml (its model_args and data
+# overridden): name → (model_args overrides, data section overrides). Variants screened for earlier
+# recipes are kept in their runs' records (settings.variants) in docs/results/volume_accuracy.jsonl.
 VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
-    "segattn 3-D, widths 16–128": ({"widths": [16, 32, 64, 128]}, {}),
+    # the previous recipe: nnU-Net's plan (widths 16–128, 2 convs per decoder level, batch 9)
+    "segattn 3-D, widths 16–128, 2 decoder convs, batch 9": (
+        {"widths": [16, 32, 64, 128], "decoder_convs": 2},
+        {"batch_size": 9},
+    ),
     "segattn 3-D, widths 8–64": ({"widths": [8, 16, 32, 64]}, {}),
-    # 1×1×1 convolutions at full resolution (the 3×3×3 work starts at half): ≈ 0.6× the step time
-    "segattn 3-D, widths 8–64, level-0 kernel 1": ({"widths": [8, 16, 32, 64], "kernel_sizes": [1, 3, 3, 3]}, {}),
-    # cheaper full resolution: 8 channels at level 0 only, and one conv per decoder block (≈ 0.45× the step time)
-    "segattn 3-D, widths 8, 32–128": ({"widths": [8, 32, 64, 128]}, {}),
-    "segattn 3-D, widths 8, 32–128, 1 decoder conv": ({"widths": [8, 32, 64, 128], "decoder_convs": 1}, {}),
-    "segattn 3-D, widths 8–64, 1 decoder conv": ({"widths": [8, 16, 32, 64], "decoder_convs": 1}, {}),
-    # more, smaller steps in the same time (instance norm does not depend on the batch)
-    "segattn 3-D, widths 8, 32–128, 1 decoder conv, batch 4": (
-        {"widths": [8, 32, 64, 128], "decoder_convs": 1},
-        {"batch_size": 4},
-    ),
-    "segattn 3-D, widths 8, 32–128, 1 decoder conv, batch 2": (
-        {"widths": [8, 32, 64, 128], "decoder_convs": 1},
-        {"batch_size": 2},
-    ),
-    "segattn 3-D, widths 8–64, 1 decoder conv, batch 2": (
-        {"widths": [8, 16, 32, 64], "decoder_convs": 1},
-        {"batch_size": 2},
-    ),
-    "segattn 3-D, widths 8, 32–128, 1 decoder conv, no deep supervision, batch 2": (
-        {"widths": [8, 32, 64, 128], "decoder_convs": 1, "deep_supervision": False},
-        {"batch_size": 2},
-    ),
-    # diagnostics: what of the recipe slows its learning in a short budget
-    "segattn 3-D, widths 16–128, no deep supervision": ({"widths": [16, 32, 64, 128], "deep_supervision": False}, {}),
-    "segattn 3-D, widths 16–128, gates off": ({"widths": [16, 32, 64, 128], "gates": False}, {}),
-    "segattn 3-D, widths 16–128, nnunet aug": ({"widths": [16, 32, 64, 128]}, {"augment_3d": "nnunet"}),
+    "segattn 3-D, batch 4": ({}, {"batch_size": 4}),
+    "segattn 3-D, patch 32×48×32": ({}, {"patch_size": [32, 48, 32]}),
+    # diagnostics: what each part of the recipe is worth in a short budget
+    "segattn 3-D, no deep supervision": ({"deep_supervision": False}, {}),
+    "segattn 3-D, gates off": ({"gates": False}, {}),
+    "segattn 3-D, nnunet aug": ({}, {"augment_3d": "nnunet"}),
 }
 SLICE_ARGS = {"spatial_dims": 2, "widths": [32, 64, 128, 256], "norm": "instance", "deep_supervision": True}
 SLICE_DATA = {"slices": {"axis": 0, "neighbours": 1}, "patch_size": [56, 40], "batch_size": 48}
@@ -87,18 +72,47 @@ class Entrant(NamedTuple):
 
 
 class VolumeRun(NamedTuple):
-    """One contender on one fold: Dice (see summarise), params (M), steps, seconds, calibrated s/step."""
+    """One contender on one fold: Dice (see summarise), per-class Dice, params (M), steps, seconds."""
 
     fold: int
     name: str
     dice: float
     classes: dict[str, float]
     params: float
-    planned: int
     steps: int
     train_s: float
     val_s: float
-    step_s: float
+
+
+class TimedTask(BenchmarkTask):
+    """BenchmarkTask whose warm-up + cosine schedule (SegmentationTask's shape) runs over a wall-time
+    budget, `budget_s`, instead of a step count, so that every network trains for the whole budget
+    however its step time drifts: step counts planned from a timed sample of steps left MONAI's
+    UNet 10–15 % of its budget unused (its steps ran faster than the sample). Written here because
+    PyTorch's and Lightning's schedulers count steps. budget_s None: SegmentationTask's schedule."""
+
+    budget_s: float | None = None
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        if self.budget_s is None:
+            return super().configure_optimizers()
+        hp, start, budget = self.hparams, time.perf_counter(), self.budget_s
+        optimizer = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+
+        def factor(_step: int) -> float:
+            return time_factor((time.perf_counter() - start) / budget, hp.warmup_ratio, hp.min_lr_ratio)
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def time_factor(done: float, warmup: float, floor: float) -> float:
+    """lr ÷ the peak lr when `done` of the budget has passed: a linear ramp from 1/1000 over the first
+    `warmup`, then a cosine down to `floor` at the end (and `floor` after it)."""
+    done = min(max(done, 0.0), 1.0)
+    if done < warmup:
+        return 1e-3 + (1 - 1e-3) * done / warmup
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * (done - warmup) / (1 - warmup)))
 
 
 def entrants(own: dict[str, Any]) -> list[Entrant]:
@@ -110,10 +124,10 @@ def entrants(own: dict[str, Any]) -> list[Entrant]:
         *found,
         Entrant("MONAI AttentionUnet", MONAI_ATTENTION, MONAI_ARGS, {}),
         Entrant("MONAI UNet", MONAI_UNET, {**MONAI_ARGS, "num_res_units": 2}, {}),
-        # screening: MONAI's UNet on the smaller batches screened for the recipe
+        # screening: MONAI's UNet on the larger batches screened for the recipe
         *(
             Entrant(f"MONAI UNet, batch {b}", MONAI_UNET, {**MONAI_ARGS, "num_res_units": 2}, {"batch_size": b})
-            for b in (4, 2)
+            for b in (9, 4)
         ),
         Entrant(SLICES, "attention_unet", SLICE_ARGS, SLICE_DATA),
     ]
@@ -197,19 +211,10 @@ def trainer(config: dict[str, Any], steps: int, root: Path, **options: Any) -> L
     )  # fmt: skip
 
 
-def calibrate(config: dict[str, Any], task: BenchmarkTask, data: SegDataModule, root: Path) -> float:
-    """Seconds per training step (data loading included): the median of TIMED steps of a copy of the
-    task after WARMUP (a median: one step stalled on its data must not shorten the whole run)."""
-    ends: list[float] = []  # the time at the end of each step
-    clock = LambdaCallback(on_train_batch_end=lambda *_: ends.append(time.perf_counter()))
-    trainer(config, WARMUP + TIMED, root, callbacks=[clock]).fit(copy.deepcopy(task), datamodule=data)
-    return float(np.median(np.diff(ends[WARMUP - 1 :])))
-
-
 def fit_and_score(
     config: dict[str, Any], fold: int, entrant: Entrant, budget: float, args: argparse.Namespace, root: Path
 ) -> VolumeRun | str:
-    """One run: calibrate, train for the budget's steps under max_time = budget, score; a note if skipped."""
+    """One run: train for the budget's wall time (or the config's length), score; a note if skipped."""
     data = fold_datamodule(fold_data(config, fold, entrant, args.workers), root)
     L.seed_everything(SEED, verbose=False)
     own = {**config["model"], "classes": data.classes, "in_channels": data.in_channels}
@@ -217,29 +222,30 @@ def fit_and_score(
         net = network(entrant, len(data.classes), data.in_channels)
         if net is None:
             return f"{entrant.name}: skipped, {MONAI_MISSING}."
-        task = BenchmarkTask(**own)  # the config's network, replaced by MONAI's
+        task = TimedTask(**own)  # the config's network, replaced by MONAI's
         task.model = net
     else:
-        task = BenchmarkTask(**{**own, "model": entrant.model, "model_args": entrant.model_args})
+        task = TimedTask(**{**own, "model": entrant.model, "model_args": entrant.model_args})
     if args.config_length:  # the config's own epochs, no time limit: a GPU's work
-        step_s, planned, limit = math.nan, config["trainer"]["max_epochs"] * len(data.train_dataloader()), None
-    else:
-        step_s = calibrate(config, task, data, root / "calibration")
-        planned, limit = max(1, math.floor(SHARE * budget / step_s)), {"seconds": budget}
+        steps, limit = config["trainer"]["max_epochs"] * len(data.train_dataloader()), None
+    else:  # until max_time stops it; the schedule follows the clock
+        steps, limit, task.budget_s = -1, {"seconds": budget}, budget
     L.seed_everything(SEED, verbose=False)  # the same patches and augmentations for every contender
-    fit = trainer(config, planned, root / "fit", max_time=limit)
+    fit = trainer(config, steps, root / "fit", max_time=limit)
     start = time.perf_counter()
     fit.fit(task, datamodule=data)
     seconds = time.perf_counter() - start
     dice, per_class, val_s = score(task, data, args.val_cases)
     per_class = dict(zip(data.classes[1:], per_class, strict=True))
     params = millions(task.model)
-    return VolumeRun(fold, entrant.name, dice, per_class, params, planned, fit.global_step, seconds, val_s, step_s)
+    return VolumeRun(fold, entrant.name, dice, per_class, params, fit.global_step, seconds, val_s)
 
 
 def run(args: argparse.Namespace) -> list[Result]:
     """`volume-accuracy`: every chosen contender on every chosen fold, fold-major, one Result."""
     config = load_config(CONFIG)
+    if args.lr is not None:
+        config["model"]["lr"] = args.lr  # every contender's: one optimiser for all
     known = entrant_names()
     unknown = sorted(set(args.contenders or []) - set(known))
     if unknown:
@@ -248,9 +254,9 @@ def run(args: argparse.Namespace) -> list[Result]:
     minutes = args.minutes if args.minutes is not None else (0.2 if args.quick else 3.0)
     chosen = [e for e in entrants(config["model"]) if args.contenders is None or e.name in args.contenders]
     settings = {"config": CONFIG, "folds": folds, "of_folds": FOLDS, "split_seed": SEED, "seed": SEED,
-                "minutes": minutes, "workers": args.workers, "val_cases": args.val_cases,
+                "minutes": minutes, "lr": config["model"]["lr"], "workers": args.workers, "val_cases": args.val_cases,
                 "contenders": [e.name for e in chosen], "variants": VARIANTS,
-                "calibration": {"warmup": WARMUP, "timed": TIMED, "share": SHARE}}  # fmt: skip
+                "schedule": "warm-up + cosine over the wall-time budget (TimedTask)"}  # fmt: skip
     series = QUICK if args.quick else LENGTH if args.config_length else SERIES
     title = f"{series} on {device_word()}"
     root = config["data"]["train"]["init_args"]["root"]
@@ -267,14 +273,14 @@ def run(args: argparse.Namespace) -> list[Result]:
                     notes += [done] if done not in notes else []
                     continue
                 runs.append(done)
-                print(f"fold {fold}, {done.name}: {done.steps} steps in {done.train_s:.0f} s ({done.step_s:.2f} "
-                      f"s/step calibrated), mean Dice {100 * done.dice:.2f}", flush=True)  # fmt: skip
-    load_after = load_average()
+                print(f"fold {fold}, {done.name}: {done.steps} steps in {done.train_s:.0f} s, "
+                      f"mean Dice {100 * done.dice:.2f}", flush=True)  # fmt: skip
+    load_after, lr = load_average(), config["model"]["lr"]
     classes = list(runs[0].classes) if runs else []
     length = f"configs/{CONFIG}.yaml's {config['trainer']['max_epochs']} epochs" if args.config_length else None
     budget = length or f"{minutes:g} min of training wall time"
     tables = [results_table(runs, classes, budget, folds)] if runs else []
-    settings["runs"] = [r._asdict() for r in runs]  # steps planned and done, seconds, calibrated s/step
+    settings["runs"] = [r._asdict() for r in runs]  # steps, seconds
     notes += [] if args.val_cases is None else [f"Scored on the first {args.val_cases} val volumes of each fold only."]
-    return [Result(series, title, tables, notes + run_notes(minutes, length, load_before, load_after), settings,
+    return [Result(series, title, tables, notes + run_notes(minutes, length, lr, load_before, load_after), settings,
                    (load_before, load_after))]  # fmt: skip

@@ -13,8 +13,6 @@ from .records import table
 from .training import mean_spread
 
 FOLDS, SEGATTN = 3, "segattn 3-D"
-WARMUP, TIMED = 2, 6  # calibration: untimed steps, then timed ones (their median)
-SHARE = 0.95  # of the budget the planned steps fill; max_time stops a run at the budget itself
 
 
 def leader_lines(means: dict[str, float], train_s: dict[str, float]) -> list[str]:
@@ -56,20 +54,21 @@ def results_table(runs: list[Any], classes: list[str], budget: str, folds: list[
     return table(columns, rows, caption=caption, after="\n".join(leader_lines(means, train_s)))
 
 
-def run_notes(minutes: float, length: str | None, load_before: float, load_after: float) -> list[str]:
-    """How the figures came about; length: the config's length in words, where it is the budget."""
+def run_notes(minutes: float, length: str | None, lr: float, load_before: float, load_after: float) -> list[str]:
+    """How the figures came about; length: the config's length in words, where it is the budget; lr:
+    every network's learning rate."""
     budget = f"{60 * minutes:g} s"
     equal_time = (
-        f"Equal wall time, not equal steps: each run first times {WARMUP} + {TIMED} training steps (data loading "
-        f"included, the first {WARMUP} not counted), plans ⌊{SHARE} × {budget} ÷ median s/step⌋ steps and trains under "
-        f"Trainer(max_time={budget}), which stops it at the budget should it run slower."
+        f"Equal wall time, not equal steps: every run trains until Trainer(max_time={budget}) stops it, its "
+        "warm-up + cosine schedule following the clock over those seconds instead of a step count, so each "
+        "network uses the whole budget however fast its steps are."
     )
     same_steps = f"Equal length: {length} (trainer.max_epochs passes over the train split) for every network."
     return [
         f"Same pipeline for every network: SegDataModule from configs/hippocampus.yaml's data ({FOLDS} seeded folds "
         "of the 200 volumes: val one fold, train the others), the same seed (same patches, augmentation, order), "
-        "CE + Dice loss, AdamW, warm-up + cosine over each run's own steps; only the network (and a variant's data "
-        "overrides) differs. No validation while training, no checkpoints, no logger.",
+        f"CE + Dice loss, AdamW at lr {lr:g}, warm-up + cosine over each run's own steps; only the network (and a "
+        "variant's data overrides) differs. No validation while training, no checkpoints, no logger.",
         f"{same_steps if length else equal_time} steps: done, mean over folds; train s: Trainer.fit's wall seconds "
         "(set-up included); val s: the scoring's.",
         "Scores (the Decathlon's convention): each val volume whole through `task.evaluation_logits` "
