@@ -37,6 +37,16 @@ def check_count(key: str, value: object) -> None:
         raise InputError(f"{key}: expected an integer ≥ 1, got {value!r}")
 
 
+def check_counts(key: str, value: object, count: int, meaning: str) -> tuple[int, ...]:
+    """`value` as a tuple of `count` integers ≥ 1, else an InputError naming `key` and what the
+    integers are (`meaning`, e.g. "d, h, w")."""
+    ok = isinstance(value, list | tuple) and len(value) == count
+    if not ok or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in value):
+        words = {2: "two", 3: "three"}.get(count, str(count))
+        raise InputError(f"{key}: expected {words} integers ≥ 1 ({meaning}), got {value!r}")
+    return tuple(value)
+
+
 def check_flag(key: str, value: object) -> None:
     """Raises an InputError naming `key` unless `value` is True or False (a string such as "no"
     would otherwise count as true)."""

@@ -29,7 +29,7 @@ from segattn.data.geometry import Geometry, to_training_grid
 from segattn.data.intensity import IntensitySpec, check_intensity, normalize_volume
 from segattn.data.sampling import sample_seed
 from segattn.data.volumes import VolumeDataset
-from segattn.errors import InputError
+from segattn.errors import InputError, check_counts
 from segattn.labels import IGNORE_INDEX
 
 
@@ -59,7 +59,7 @@ class VolumePatches(Dataset):
         geometry: Geometry | None = None,
     ) -> None:
         self.dataset = dataset
-        self.patch_size = check_patch_size(patch_size)
+        self.patch_size = check_counts("patch_size", patch_size, 3, "d, h, w")
         self.context = tuple(context)
         self.geometry = geometry
         if not isinstance(foreground, (int, float)) or not 0 <= foreground <= 1:
@@ -96,13 +96,6 @@ class VolumePatches(Dataset):
             "spacing": spacing,
             "start": start,
         }
-
-
-def check_patch_size(patch_size: Sequence[int]) -> tuple[int, int, int]:
-    ok = isinstance(patch_size, (list, tuple)) and len(patch_size) == 3
-    if not ok or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in patch_size):
-        raise InputError(f"patch_size: expected three integers ≥ 1 (d, h, w), got {patch_size!r}")
-    return tuple(patch_size)  # type: ignore[return-value]
 
 
 def patch_start(

@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 
 from segattn.data.base import Sample
 from segattn.data.patches import VolumePatches
-from segattn.errors import InputError
+from segattn.errors import InputError, check_counts
 
 SliceSpec = dict[str, int]
 
@@ -45,12 +45,8 @@ def stack_depth(spec: SliceSpec) -> int:
 def slice_patch_size(patch_size: Sequence[int], spec: SliceSpec) -> tuple[list[int], list[int]]:
     """(VolumePatches' patch_size, context) for 2-D patches (h, w) of slices along spec's axis:
     one slice thick, its neighbours as context."""
-    ok = isinstance(patch_size, (list, tuple)) and len(patch_size) == 2
-    if not ok or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in patch_size):
-        raise InputError(
-            f"data.patch_size: with data.slices, expected two integers ≥ 1 (the slice's), got {patch_size!r}"
-        )
-    size, context = list(patch_size), [0, 0]
+    size = list(check_counts("data.patch_size", patch_size, 2, "the slice's sides, with data.slices"))
+    context = [0, 0]
     size.insert(spec["axis"], 1)
     context.insert(spec["axis"], spec["neighbours"])
     return size, context

@@ -87,7 +87,7 @@ def test_the_data_module_feeds_slices_and_counts_their_channels(volume_root):  #
         ({"slices": {"axis": 0, "neighbours": -1}}, "data.slices.neighbours: expected 0 or more slices on each side"),
         ({"slices": {"neighbours": 1}}, "data.slices: expected {axis: 0, 1 or 2, neighbours: n ≥ 0}"),
         ({"slices": {"axis": 0, "depth": 3}}, "data.slices: expected {axis: 0, 1 or 2, neighbours: n ≥ 0}"),
-        ({"slices": {"axis": 0}, "patch_size": [8, 8, 8]}, "data.patch_size: with data.slices, expected two integers"),
+        ({"slices": {"axis": 0}, "patch_size": [8, 8, 8]}, "data.patch_size: expected two integers ≥ 1 (the slice's"),
         ({"slices": {"axis": 0}, "augment_3d": "nnunet"}, "data.augment_3d 'nnunet': its rotations and scaling act"),
     ],
 )
