@@ -52,6 +52,9 @@ VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "segattn 3-D, widths 8–64": ({"widths": [8, 16, 32, 64]}, {}),
     "segattn 3-D, batch 4": ({}, {"batch_size": 4}),
     "segattn 3-D, patch 32×48×32": ({}, {"patch_size": [32, 48, 32]}),
+    "segattn 3-D, gate finest": ({"gate_finest": True}, {}),
+    "segattn 3-D, upsample transposed": ({"upsample": "transposed"}, {}),
+    "segattn 3-D, scSE": ({"channel_attention": "scse"}, {}),
     # diagnostics: what each part of the recipe is worth in a short budget
     "segattn 3-D, no deep supervision": ({"deep_supervision": False}, {}),
     "segattn 3-D, gates off": ({"gates": False}, {}),
