@@ -63,6 +63,9 @@ class SegDataModule(L.LightningDataModule):
             are 2-D slices along that axis with n neighbours on each side as channels, for a 2-D
             network ((2n + 1)·C input channels, `in_channels`); patch_size is then the slice's
             (h, w). Evaluation still sees whole volumes, which the task runs slice by slice.
+        patches_per_volume: training patches (2.5-D: slices) drawn from each volume per epoch
+            (default 1): an epoch is then volumes × this, so a small set of volumes makes epochs
+            long enough to train between validations.
         orientation, spacing: the training grid (`segattn.data.geometry`; default: each scan's
             own): reorient every volume to axis codes such as "RAS", resample to [d, h, w] mm
             (in the reoriented order). Predictions go back to each scan's own grid.
@@ -101,6 +104,7 @@ class SegDataModule(L.LightningDataModule):
         slices: dict[str, int] | None = None,
         orientation: str | None = None,
         spacing: list[float] | None = None,
+        patches_per_volume: int | None = None,
     ) -> None:
         super().__init__()
         if batch_size < 1 or (val_batch_size is not None and val_batch_size < 1):
@@ -117,7 +121,7 @@ class SegDataModule(L.LightningDataModule):
             {"crop_size": crop_size, "augment": augment, "normalize": normalize, "train_transform": train_transform,
              "eval_transform": eval_transform, "patch_size": patch_size, "foreground_share": foreground_share,
              "intensity": intensity, "augment_3d": augment_3d, "slices": slices, "orientation": orientation,
-             "spacing": spacing},
+             "spacing": spacing, "patches_per_volume": patches_per_volume},
             self.volumes,
         )  # fmt: skip
         self.batch_size = batch_size
@@ -128,8 +132,9 @@ class SegDataModule(L.LightningDataModule):
         self.geometry = check_geometry(orientation, spacing)  # the training grid, for the checkpoint
         if self.volumes:
             self.patches = volume_settings(
-                train, patch_size, foreground_share, intensity, augment_3d, self.slices, self.geometry
-            )
+                train, patch_size, foreground_share, intensity, augment_3d, self.slices, self.geometry,
+                patches_per_volume,
+            )  # fmt: skip
             self.intensity = self.patches["intensity"]
             self.train_transform, self.eval_transform = self.patches["transform"], None
             return

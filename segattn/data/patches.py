@@ -29,7 +29,7 @@ from segattn.data.geometry import Geometry, to_training_grid
 from segattn.data.intensity import IntensitySpec, check_intensity, normalize_volume
 from segattn.data.sampling import sample_seed
 from segattn.data.volumes import VolumeDataset
-from segattn.errors import InputError, check_counts
+from segattn.errors import InputError, check_count, check_counts
 from segattn.labels import IGNORE_INDEX
 
 
@@ -44,7 +44,9 @@ class VolumePatches(Dataset):
     `context` (c_d, c_h, c_w) widens the box drawn by that many voxels on both sides of each axis
     (padded as above where it leaves the volume): 2.5-D training draws one slice, (1, h, w), and
     takes its neighbours as context (`segattn.data.slices`). `geometry` (`segattn.data.geometry`)
-    first brings each volume into the training grid (reoriented, resampled).
+    first brings each volume into the training grid (reoriented, resampled). `per_volume` patches
+    are drawn from each volume per epoch: index i is a patch of volume i mod len(dataset), each
+    seeded by its own index, so an epoch is len(dataset) × per_volume patches.
     """
 
     def __init__(
@@ -57,8 +59,11 @@ class VolumePatches(Dataset):
         transform: A.Compose | None = None,
         context: Sequence[int] = (0, 0, 0),
         geometry: Geometry | None = None,
+        per_volume: int = 1,
     ) -> None:
+        check_count("per_volume", per_volume)
         self.dataset = dataset
+        self.per_volume = per_volume
         self.patch_size = check_counts("patch_size", patch_size, 3, "d, h, w")
         self.context = tuple(context)
         self.geometry = geometry
@@ -70,11 +75,11 @@ class VolumePatches(Dataset):
         self.transform = transform
 
     def __len__(self) -> int:
-        return len(self.dataset)
+        return len(self.dataset) * self.per_volume
 
     def __getitem__(self, key: int | tuple[int, int]) -> Sample:
         epoch, index = key if isinstance(key, tuple) else (0, key)
-        item = self.dataset.load(index)
+        item = self.dataset.load(index % len(self.dataset))
         image, mask, spacing = item["image"], item["mask"], item["spacing"]
         if self.geometry is not None:
             image, mask, spacing, _ = to_training_grid(image, mask, item["affine"], spacing, self.geometry)

@@ -30,7 +30,10 @@ Augment3D = Literal["flips", "nnunet", "none"]
 AUGMENT_3D = ("flips", "nnunet", "none")
 DEFAULT_INTENSITY: dict[str, Any] = {"zscore": {"foreground": False}}  # MR; CT needs ct_statistics
 DEFAULT_FOREGROUND = 0.33  # nnU-Net's oversample_foreground_percent
-VOLUME_KEYS = ("patch_size", "foreground_share", "intensity", "augment_3d", "slices", "orientation", "spacing")
+VOLUME_KEYS = (
+    "patch_size", "foreground_share", "intensity", "augment_3d", "slices", "orientation", "spacing",
+    "patches_per_volume",
+)  # fmt: skip
 IMAGE_KEYS = ("crop_size", "augment", "normalize", "train_transform", "eval_transform")
 
 
@@ -90,6 +93,7 @@ def volume_settings(
     augment_3d: Augment3D | None,
     slices: SliceSpec | None = None,
     geometry: Geometry | None = None,
+    per_volume: int | None = None,
 ) -> dict[str, Any]:
     """VolumePatches' keyword arguments (but the seed) from the data module's settings, defaults
     filled in and checked (by building the patches once: nothing is read). With `slices` (2.5-D,
@@ -116,13 +120,15 @@ def volume_settings(
         "transform": volume_augmentation(augment),
         "context": context,
         "geometry": geometry,
+        "per_volume": 1 if per_volume is None else per_volume,
     }
     try:
         VolumePatches(train, **settings)
-    except InputError as error:  # "patch_size: ..." or "foreground: ...", named as the data module's keys
+    except InputError as error:  # "patch_size: ...", "foreground: ...": named as the data module's keys
         message = str(error)
-        if message.startswith("foreground:"):
-            message = "foreground_share" + message.removeprefix("foreground")
+        for own, key in (("foreground", "foreground_share"), ("per_volume", "patches_per_volume")):
+            if message.startswith(f"{own}:"):
+                message = key + message.removeprefix(own)
         raise InputError(f"data.{message}") from None
     return settings
 

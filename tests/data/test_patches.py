@@ -102,3 +102,17 @@ def test_real_hippocampus_patches(shared_data):
         assert set(item["mask"].unique().tolist()) >= {1, 255}  # larger than the volume: padded
         inside = item["mask"] != 255
         assert abs(float(item["image"][0][inside].mean())) < 0.2
+
+
+def test_several_patches_per_volume_make_a_longer_epoch_each_drawn_apart():
+    volumes = Volumes([sparse_volume(), sparse_volume()])
+    patches = VolumePatches(volumes, (6, 6, 6), foreground=0.0, seed=3, per_volume=4)
+    assert len(patches) == 8
+    names = [patches[(0, i)]["name"] for i in range(8)]
+    assert names == ["v0", "v1"] * 4  # index i: volume i mod 2
+    starts = {patches[(0, i)]["start"] for i in range(0, 8, 2)}  # volume 0's four patches
+    assert len(starts) > 1
+    one = VolumePatches(volumes, (6, 6, 6), foreground=0.0, seed=3)
+    assert len(one) == 2 and one[(0, 1)]["start"] == patches[(0, 1)]["start"]  # the first draws unchanged
+    with pytest.raises(InputError, match="per_volume: expected an integer ≥ 1, got 0"):
+        VolumePatches(volumes, (6, 6, 6), per_volume=0)

@@ -152,6 +152,7 @@ def test_pad_collate_pads_volumes_on_every_axis():
         ({"foreground_share": 1.5}, "data.foreground_share: expected a share between 0 and 1"),
         ({"intensity": {"zscore": {}}}, "data.intensity.zscore: expected {'foreground'"),
         ({"augment_3d": "rotate"}, "data.augment_3d: expected 'flips', 'nnunet' or 'none'"),
+        ({"patches_per_volume": 0}, "data.patches_per_volume: expected an integer ≥ 1, got 0"),
     ],
 )
 def test_volume_settings_are_checked(volume_root, kwargs, message):
@@ -168,5 +169,14 @@ def test_volume_keys_are_refused_for_images_and_kinds_do_not_mix(volume_root, sy
         SegDataModule(train, images, patch_size=PATCH)
     with pytest.raises(InputError, match=re.escape("data.intensity: applies to volume data sets only")):
         SegDataModule(train, images, intensity={"zscore": {"foreground": False}})
+    with pytest.raises(InputError, match=re.escape("data.patches_per_volume: applies to volume data sets only")):
+        SegDataModule(train, images, patches_per_volume=4)
     with pytest.raises(InputError, match=re.escape("data.train holds volumes but data.val images")):
         SegDataModule(volumes(volume_root, "train"), images, patch_size=PATCH)
+
+
+def test_patches_per_volume_lengthens_the_training_epoch(volume_root):
+    one, three = datamodule(volume_root), datamodule(volume_root, patches_per_volume=3)
+    volumes_count = len(volumes(volume_root, "train"))
+    assert len(three.train_dataloader().dataset) == 3 * len(one.train_dataloader().dataset) == 3 * volumes_count
+    assert len(three.train_dataloader()) == -(-3 * volumes_count // 3)  # batch_size 3
