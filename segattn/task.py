@@ -26,6 +26,8 @@ from segattn.models import build_model
 from segattn.models.base import deep_supervision, returns_attention
 from segattn.viz import default_palette, validation_row
 
+WARMUP_START = 1e-3  # the warm-up's first lr, as a share of model.lr
+
 
 class SegmentationTask(L.LightningModule):
     """Model + loss + metrics + optimiser for semantic segmentation.
@@ -256,7 +258,7 @@ class SegmentationTask(L.LightningModule):
         )
         scheduler = cosine
         if warmup > 0:
-            ramp = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1e-3, total_iters=warmup)
+            ramp = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=WARMUP_START, total_iters=warmup)
             scheduler = torch.optim.lr_scheduler.SequentialLR(optimizer, [ramp, cosine], milestones=[warmup])
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 

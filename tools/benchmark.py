@@ -49,7 +49,8 @@ python tools/benchmark.py volume-accuracy [--minutes 3] [--folds 0 1 2] [--worke
         [--write]
     3-fold cross-validation on MSD Hippocampus (configs/hippocampus.yaml's data): segattn 3-D (the config's
     network and variants), MONAI's AttentionUnet and UNet and segattn 2.5-D, each trained for the same wall time
-    (steps calibrated per run) and scored by per-case Dice (Decathlon) on the held-out fold's whole volumes.
+    (the learning-rate schedule following the clock) and scored by per-case Dice (Decathlon) on the held-out
+    fold's whole volumes.
 python tools/benchmark.py serving [--requests 96] [--size 256] [--clients 1 8 32] [--max-batch-size 8]
         [--batch-timeout 0.01] [--config demo] [--accelerator cpu] [--write]
     `segattn serve` under 1, 8 and 32 concurrent clients, with LitServe's dynamic batching and without,

@@ -25,6 +25,7 @@ from segattn.labels import IGNORE_INDEX
 from segattn.metrics import confusion_matrix, scores
 from segattn.models import build_model
 from segattn.models.padding import PadToStride
+from segattn.task import WARMUP_START
 
 from .contenders import MONAI_MISSING, load_config
 from .harness import millions
@@ -110,11 +111,11 @@ class TimedTask(BenchmarkTask):
 
 
 def time_factor(done: float, warmup: float, floor: float) -> float:
-    """lr ÷ the peak lr when `done` of the budget has passed: a linear ramp from 1/1000 over the first
-    `warmup`, then a cosine down to `floor` at the end (and `floor` after it)."""
+    """lr ÷ the peak lr when `done` of the budget has passed: a linear ramp from WARMUP_START (1/1000)
+    over the first `warmup`, then a cosine down to `floor` at the end (and `floor` after it)."""
     done = min(max(done, 0.0), 1.0)
     if done < warmup:
-        return 1e-3 + (1 - 1e-3) * done / warmup
+        return WARMUP_START + (1 - WARMUP_START) * done / warmup
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * (done - warmup) / (1 - warmup)))
 
 
@@ -278,12 +279,12 @@ def run(args: argparse.Namespace) -> list[Result]:
                 runs.append(done)
                 print(f"fold {fold}, {done.name}: {done.steps} steps in {done.train_s:.0f} s, "
                       f"mean Dice {100 * done.dice:.2f}", flush=True)  # fmt: skip
-    load_after, lr = load_average(), config["model"]["lr"]
+    load_after = load_average()
     classes = list(runs[0].classes) if runs else []
     length = f"configs/{CONFIG}.yaml's {config['trainer']['max_epochs']} epochs" if args.config_length else None
     budget = length or f"{minutes:g} min of training wall time"
     tables = [results_table(runs, classes, budget, folds)] if runs else []
     settings["runs"] = [r._asdict() for r in runs]  # steps, seconds
     notes += [] if args.val_cases is None else [f"Scored on the first {args.val_cases} val volumes of each fold only."]
-    return [Result(series, title, tables, notes + run_notes(minutes, length, lr, load_before, load_after), settings,
-                   (load_before, load_after))]  # fmt: skip
+    notes += run_notes(minutes, length, settings["lr"], load_before, load_after)
+    return [Result(series, title, tables, notes, settings, (load_before, load_after))]
