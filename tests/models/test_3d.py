@@ -1,12 +1,14 @@
 """AttentionUNet over volumes (spatial_dims=3) next to 2-D: the 2-D networks unchanged, per-axis
 strides and kernels, gates that start open over D×H×W, and one-line errors for what has no 3-D
-form. The shape, gradient, export and attention-map contract of 3-D networks is in test_contract."""
+form, and the instance norm. The shape, gradient, export and attention-map contract of 3-D networks
+is in test_contract."""
 
 import pytest
 import torch
 
 from segattn import AttentionUNet, InputError, build_model
 from segattn.models.base import stride_per_axis
+from segattn.models.blocks import InstanceNorm
 from segattn.models.gates import OPEN_GATE_BIAS
 
 TINY = [4, 8, 16]
@@ -88,3 +90,18 @@ def test_options_without_a_3d_form_are_named():
     with pytest.raises(InputError, match=r"N×1×D×H×W"):
         AttentionUNet(1, 2, widths=TINY, spatial_dims=3)(torch.randn(1, 1, 16, 16))
     assert build_model("smp:Unet", num_classes=2, encoder_name="resnet18").spatial_dims == 2
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_instance_norm_is_torchs_and_keeps_channels_last(spatial_dims):
+    reference = getattr(torch.nn, f"InstanceNorm{spatial_dims}d")(6, affine=True)
+    with torch.no_grad():
+        reference.weight.uniform_(0.5, 2)
+        reference.bias.uniform_(-1, 1)
+    norm = InstanceNorm(6)
+    norm.load_state_dict(reference.state_dict())  # a checkpoint written with torch's layer loads
+    x = torch.randn(2, 6, *[7] * spatial_dims) * 5 + 3
+    torch.testing.assert_close(norm(x), reference(x))
+    if spatial_dims == 3:
+        layout = torch.channels_last_3d
+        assert norm(x.contiguous(memory_format=layout)).is_contiguous(memory_format=layout)
