@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from math import isqrt
 
 from segattn.cli_types import count, devices, seconds
 from segattn.errors import InputError
+from segattn.serving.defaults import BATCH_TIMEOUT, MAX_BATCH_SIZE, MAX_BYTES, MAX_PIXELS
 from segattn.usage import COMMANDS
 
 
@@ -17,10 +19,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--devices", type=devices, default="auto", help='"auto" or a count: a worker per device')
     parser.add_argument("--workers-per-device", type=count, default=1)
-    parser.add_argument("--max-batch-size", type=count, default=8, help="concurrent requests batched together")
-    parser.add_argument("--batch-timeout", type=seconds, default=0.01, help="seconds a batch waits to fill")
-    parser.add_argument("--max-bytes", type=count, default=32 * 2**20, help="largest request body (default 32 MiB)")
-    parser.add_argument("--max-pixels", type=count, default=64 * 2**20, help="largest image, W × H (default 8192²)")
+    parser.add_argument(
+        "--max-batch-size", type=count, default=MAX_BATCH_SIZE, help="concurrent requests batched together"
+    )
+    parser.add_argument("--batch-timeout", type=seconds, default=BATCH_TIMEOUT, help="seconds a batch waits to fill")
+    parser.add_argument(
+        "--max-bytes", type=count, default=MAX_BYTES, help=f"largest request body (default {MAX_BYTES // 2**20} MiB)"
+    )
+    parser.add_argument(
+        "--max-pixels", type=count, default=MAX_PIXELS,
+        help=f"largest image, W × H, or a volume's voxels (default {isqrt(MAX_PIXELS)}²)",
+    )  # fmt: skip
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     parser.add_argument("--trust-checkpoint", action="store_true", help="load arbitrary objects (trusted files only)")
 

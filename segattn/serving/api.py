@@ -23,6 +23,7 @@ from segattn.data.io import label_map_png
 from segattn.data.volume_io import Volume, nifti_bytes
 from segattn.errors import InputError
 from segattn.inference import Segmenter
+from segattn.serving.defaults import BATCH_TIMEOUT, MAX_BATCH_SIZE, MAX_PIXELS
 from segattn.serving.uploads import Rejection, Upload, read_upload
 
 
@@ -41,9 +42,9 @@ class SegmenterAPI(ls.LitAPI):
         state: dict[str, torch.Tensor],
         source: str,
         precision: str = "auto",
-        max_pixels: int = 64 * 2**20,
-        max_batch_size: int = 8,
-        batch_timeout: float = 0.01,
+        max_pixels: int = MAX_PIXELS,
+        max_batch_size: int = MAX_BATCH_SIZE,
+        batch_timeout: float = BATCH_TIMEOUT,
     ) -> None:
         super().__init__(max_batch_size=max_batch_size, batch_timeout=batch_timeout, api_path="/predict")
         self.record, self.state, self.source = record, state, source  # loaded once, by the server

@@ -13,10 +13,8 @@ from fastapi.responses import HTMLResponse
 
 from segattn import checkpoint
 from segattn.serving.api import SegmenterAPI
+from segattn.serving.defaults import BATCH_TIMEOUT, MAX_BATCH_SIZE, MAX_BYTES, MAX_PIXELS
 from segattn.serving.guard import UploadGuard
-
-MAX_BYTES = 32 * 2**20  # one request's body
-MAX_PIXELS = 64 * 2**20  # one image's width × height (8192²)
 
 
 def model_info(record: dict[str, Any], path: str | os.PathLike) -> dict[str, Any]:
@@ -33,8 +31,8 @@ def build_server(
     accelerator: str = "auto",
     devices: int | str = "auto",
     workers_per_device: int = 1,
-    max_batch_size: int = 8,
-    batch_timeout: float = 0.01,
+    max_batch_size: int = MAX_BATCH_SIZE,
+    batch_timeout: float = BATCH_TIMEOUT,
     max_bytes: int = MAX_BYTES,
     max_pixels: int = MAX_PIXELS,
     precision: str = "auto",
