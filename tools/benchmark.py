@@ -22,9 +22,10 @@ python tools/benchmark.py inference --device cuda [--images 256] [--size 512] [-
     fp32 plain loop over the same network (configs/drive.yaml's), on size² images and on one big²
     image through the sliding window, with peak GPU memory; MONAI's AttentionUnet of the same
     widths through the same loops (fp32, bf16 + channels_last), and the ratios to it.
-python tools/benchmark.py data [--workers 2] [--write]
+python tools/benchmark.py data [--workers 2] [--pipelines coco volumes] [--write]
     batches/s of the COCO pipeline (configs/coco.yaml's data on ../shared/data/coco_tiny):
-    first epoch (rasterising, filling the label cache) vs cached epochs vs no cache.
+    first epoch (rasterising, filling the label cache) vs cached epochs vs no cache; and of the
+    volume pipeline on drawn CT-sized scans, with and without the prepared-volume cache.
 python tools/benchmark.py accuracy [--quick | --config-length] [--datasets drive membrane camvid] [--seeds 0 1]
         [--steps N] [--workers W] [--contenders NAME ...] [--jobs J] [--write]
     segattn (the data set config's model), the same without gates, smp Unet resnet34 (± scSE) and
@@ -165,9 +166,10 @@ def parser_of() -> argparse.ArgumentParser:
     ablation.add_argument("--crop", type=cli_types.count, default=128)
     ablation.add_argument("--batch", type=cli_types.count, default=4)
     ablation.add_argument("--seeds", type=int, nargs="+", default=[0])
-    data_command = command(sub, "data", "COCO pipeline batches/s: first epoch vs cached vs no cache", data.run, "data")
+    data_command = command(sub, "data", "data pipelines' batches/s: with their caches and without", data.run, "data")
     data_command.add_argument("--workers", type=cli_types.non_negative, default=2)
     data_command.add_argument("--epochs", type=cli_types.count, default=3)
+    data_command.add_argument("--pipelines", nargs="+", choices=["coco", "volumes"], default=["coco", "volumes"])
     accuracy_command = command(
         sub, "accuracy", "segattn vs its peers trained under one budget on real data", accuracy.run, "accuracy"
     )

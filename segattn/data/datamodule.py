@@ -9,6 +9,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from segattn.atomic import writable_folder
 from segattn.data.base import SegDataset
 from segattn.data.geometry import check_geometry
 from segattn.data.intensity import IntensitySpec
@@ -69,6 +70,10 @@ class SegDataModule(L.LightningDataModule):
         orientation, spacing: the training grid (`segattn.data.geometry`; default: each scan's
             own): reorient every volume to axis codes such as "RAS", resample to [d, h, w] mm
             (in the reoriented order). Predictions go back to each scan's own grid.
+        cache_dir: a folder where each volume is kept prepared (in the training grid, normalised)
+            after its first read, memory-mapped by later ones (`segattn.data.prepared`; default
+            none: every patch reads its scan again). Shared safely by workers, ranks and runs;
+            an entry is renewed when its files or these settings change.
 
     For both:
         batch_size: training batch; val_batch_size defaults to it (volumes: to 1).
@@ -105,6 +110,7 @@ class SegDataModule(L.LightningDataModule):
         orientation: str | None = None,
         spacing: list[float] | None = None,
         patches_per_volume: int | None = None,
+        cache_dir: str | None = None,
     ) -> None:
         super().__init__()
         if batch_size < 1 or (val_batch_size is not None and val_batch_size < 1):
@@ -121,7 +127,7 @@ class SegDataModule(L.LightningDataModule):
             {"crop_size": crop_size, "augment": augment, "normalize": normalize, "train_transform": train_transform,
              "eval_transform": eval_transform, "patch_size": patch_size, "foreground_share": foreground_share,
              "intensity": intensity, "augment_3d": augment_3d, "slices": slices, "orientation": orientation,
-             "spacing": spacing, "patches_per_volume": patches_per_volume},
+             "spacing": spacing, "patches_per_volume": patches_per_volume, "cache_dir": cache_dir},
             self.volumes,
         )  # fmt: skip
         self.batch_size = batch_size
@@ -130,11 +136,15 @@ class SegDataModule(L.LightningDataModule):
         self.intensity: IntensitySpec | None = None  # a volume run's normalisation, for the checkpoint
         self.slices = None if slices is None else check_slices(slices)  # 2.5-D, for the task and checkpoint
         self.geometry = check_geometry(orientation, spacing)  # the training grid, for the checkpoint
+        self.cache: Path | None = None
         if self.volumes:
+            self.cache = None if cache_dir is None else Path(cache_dir)  # a folder of prepared volumes
+            if self.cache is not None:
+                writable_folder(self.cache, "data.cache_dir")
             self.patches = volume_settings(
                 train, patch_size, foreground_share, intensity, augment_3d, self.slices, self.geometry,
                 patches_per_volume,
-            )  # fmt: skip
+            ) | {"cache_dir": self.cache}  # fmt: skip
             self.intensity = self.patches["intensity"]
             self.train_transform, self.eval_transform = self.patches["transform"], None
             return
@@ -201,7 +211,7 @@ class SegDataModule(L.LightningDataModule):
 
     def evaluation_loader(self, split: str) -> DataLoader:
         if self.volumes:
-            dataset = WholeVolumes(self.datasets[split], self.intensity, self.geometry)
+            dataset = WholeVolumes(self.datasets[split], self.intensity, self.geometry, self.cache)
         else:
             dataset = Transformed(self.datasets[split], self.eval_transform)
         world_size, rank = self.processes()

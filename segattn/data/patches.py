@@ -17,6 +17,7 @@ augments each patch, reseeded likewise (its own stream of the same key).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import albumentations as A
@@ -25,8 +26,9 @@ import torch
 from torch.utils.data import Dataset
 
 from segattn.data.base import Sample
-from segattn.data.geometry import Geometry, to_training_grid
-from segattn.data.intensity import IntensitySpec, check_intensity, normalize_volume
+from segattn.data.geometry import Geometry
+from segattn.data.intensity import IntensitySpec
+from segattn.data.prepared import PreparedVolumes, class_locations
 from segattn.data.sampling import sample_seed
 from segattn.data.volumes import VolumeDataset
 from segattn.errors import InputError, check_count, check_counts
@@ -46,7 +48,8 @@ class VolumePatches(Dataset):
     takes its neighbours as context (`segattn.data.slices`). `geometry` (`segattn.data.geometry`)
     first brings each volume into the training grid (reoriented, resampled). `per_volume` patches
     are drawn from each volume per epoch: index i is a patch of volume i mod len(dataset), each
-    seeded by its own index, so an epoch is len(dataset) × per_volume patches.
+    seeded by its own index, so an epoch is len(dataset) × per_volume patches. `cache_dir` (a folder)
+    keeps each volume prepared (grid, intensity) after its first read (`segattn.data.prepared`).
     """
 
     def __init__(
@@ -60,62 +63,62 @@ class VolumePatches(Dataset):
         context: Sequence[int] = (0, 0, 0),
         geometry: Geometry | None = None,
         per_volume: int = 1,
+        cache_dir: str | os.PathLike | None = None,
     ) -> None:
         check_count("per_volume", per_volume)
         self.dataset = dataset
         self.per_volume = per_volume
         self.patch_size = check_counts("patch_size", patch_size, 3, "d, h, w")
         self.context = tuple(context)
-        self.geometry = geometry
         if not isinstance(foreground, (int, float)) or not 0 <= foreground <= 1:
             raise InputError(f"foreground: expected a share between 0 and 1, got {foreground!r}")
         self.foreground = float(foreground)
         self.seed = int(seed)
-        self.intensity = None if intensity is None else check_intensity(intensity, dataset.in_channels)
         self.transform = transform
+        self.volumes = PreparedVolumes(dataset, intensity, geometry, cache_dir)  # checks the intensity spec
 
     def __len__(self) -> int:
         return len(self.dataset) * self.per_volume
 
     def __getitem__(self, key: int | tuple[int, int]) -> Sample:
         epoch, index = key if isinstance(key, tuple) else (0, key)
-        item = self.dataset.load(index % len(self.dataset))
-        image, mask, spacing = item["image"], item["mask"], item["spacing"]
-        if self.geometry is not None:
-            image, mask, spacing, _ = to_training_grid(image, mask, item["affine"], spacing, self.geometry)
-        if self.intensity is not None:
-            image = normalize_volume(image, self.intensity)
+        volume = self.volumes[index % len(self.dataset)]
         rng = np.random.default_rng(sample_seed(self.seed, epoch, index))
-        start = patch_start(mask, self.patch_size, rng, rng.random() < self.foreground)
+        foreground = rng.random() < self.foreground
+        start = patch_start(volume.mask, self.patch_size, rng, foreground, volume.locations)
         start = tuple(s - c for s, c in zip(start, self.context, strict=True))
         size = tuple(p + 2 * c for p, c in zip(self.patch_size, self.context, strict=True))
-        image, mask = crop(image, start, size, 0), crop(mask, start, size, IGNORE_INDEX)
+        image, mask = crop(volume.image, start, size, 0), crop(volume.mask, start, size, IGNORE_INDEX)
         if self.transform is not None:
             self.transform.set_random_seed(sample_seed(self.seed, epoch, index, stream=1))
             out = self.transform(volume=np.moveaxis(image, 0, -1), mask3d=mask)
             image, mask = np.moveaxis(out["volume"], -1, 0), out["mask3d"]
         return {
             "image": torch.from_numpy(np.ascontiguousarray(image)),  # a flip leaves negative strides
-            "mask": torch.from_numpy(np.ascontiguousarray(mask)),
-            "name": item["name"],
-            "spacing": spacing,
+            "mask": torch.from_numpy(mask.astype(np.int64)),
+            "name": volume.name,
+            "spacing": volume.spacing,
             "start": start,
         }
 
 
 def patch_start(
-    mask: np.ndarray, patch_size: tuple[int, int, int], rng: np.random.Generator, foreground: bool
+    mask: np.ndarray,
+    patch_size: tuple[int, int, int],
+    rng: np.random.Generator,
+    foreground: bool,
+    locations: dict[int, np.ndarray] | None = None,
 ) -> tuple[int, int, int]:
     """The first voxel of a patch of `mask` (D×H×W): around a labelled voxel when `foreground`
-    and the volume has one, else uniform. Per axis the start lies in [min(0, n − p), max(0, n − p)]."""
+    and the volume has one, else uniform. Per axis the start lies in [min(0, n − p), max(0, n − p)].
+    `locations`: the mask's `class_locations` where known (a cached volume), else found here."""
     low = [min(0, n - p) for n, p in zip(mask.shape, patch_size, strict=True)]
     high = [max(0, n - p) for n, p in zip(mask.shape, patch_size, strict=True)]
-    labelled = (mask != 0) & (mask != IGNORE_INDEX) if foreground else None
-    if labelled is not None and labelled.any():
-        classes = np.unique(mask[labelled])
-        chosen = rng.choice(classes)
-        voxels = np.argwhere(mask == chosen)
-        centre = voxels[rng.integers(len(voxels))]
+    if foreground and locations is None:
+        locations = class_locations(mask)
+    if foreground and locations:
+        voxels = locations[rng.choice(sorted(locations))]
+        centre = np.unravel_index(int(voxels[rng.integers(len(voxels))]), mask.shape)
         start = [int(np.clip(c - p // 2, lo, hi)) for c, p, lo, hi in zip(centre, patch_size, low, high, strict=True)]
     else:
         start = [int(rng.integers(lo, hi + 1)) for lo, hi in zip(low, high, strict=True)]

@@ -9,6 +9,7 @@ same intensity spec. Both carry the volume's voxel spacing (mm).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -19,9 +20,10 @@ from torch.utils.data import Dataset
 
 from segattn.data.augment3d import IntensityAugment3D, RandomRotateScale3D
 from segattn.data.base import Sample, SegDataset
-from segattn.data.geometry import Geometry, to_training_grid
-from segattn.data.intensity import IntensitySpec, check_intensity, normalize_volume
+from segattn.data.geometry import Geometry
+from segattn.data.intensity import IntensitySpec, check_intensity
 from segattn.data.patches import VolumePatches
+from segattn.data.prepared import PreparedVolumes
 from segattn.data.slices import SliceSpec, slice_patch_size
 from segattn.data.volumes import VolumeDataset
 from segattn.errors import InputError
@@ -32,7 +34,7 @@ DEFAULT_INTENSITY: dict[str, Any] = {"zscore": {"foreground": False}}  # MR; CT 
 DEFAULT_FOREGROUND = 0.33  # nnU-Net's oversample_foreground_percent
 VOLUME_KEYS = (
     "patch_size", "foreground_share", "intensity", "augment_3d", "slices", "orientation", "spacing",
-    "patches_per_volume",
+    "patches_per_volume", "cache_dir",
 )  # fmt: skip
 IMAGE_KEYS = ("crop_size", "augment", "normalize", "train_transform", "eval_transform")
 
@@ -136,24 +138,26 @@ def volume_settings(
 class WholeVolumes(Dataset):
     """A VolumeDataset's whole volumes for evaluation: {"image": float32 C×D×H×W normalised by
     `intensity`, "mask": int64 D×H×W, "name", "spacing": (d, h, w) mm}, in the training grid of
-    `geometry` where one is given (validation scores there; `segattn evaluate` in the scans' own)."""
+    `geometry` where one is given (validation scores there; `segattn evaluate` in the scans' own);
+    kept prepared in `cache_dir` as training patches are (`segattn.data.prepared`)."""
 
-    def __init__(self, dataset: VolumeDataset, intensity: IntensitySpec, geometry: Geometry | None = None) -> None:
-        self.dataset = dataset
-        self.intensity = intensity
-        self.geometry = geometry
+    def __init__(
+        self,
+        dataset: VolumeDataset,
+        intensity: IntensitySpec,
+        geometry: Geometry | None = None,
+        cache_dir: str | os.PathLike | None = None,
+    ) -> None:
+        self.volumes = PreparedVolumes(dataset, intensity, geometry, cache_dir)
 
     def __len__(self) -> int:
-        return len(self.dataset)
+        return len(self.volumes)
 
     def __getitem__(self, index: int) -> Sample:
-        item = self.dataset.load(index)
-        image, mask, spacing = item["image"], item["mask"], item["spacing"]
-        if self.geometry is not None:
-            image, mask, spacing, _ = to_training_grid(image, mask, item["affine"], spacing, self.geometry)
+        volume = self.volumes[index]
         return {
-            "image": torch.from_numpy(normalize_volume(image, self.intensity)),
-            "mask": torch.from_numpy(np.ascontiguousarray(mask)),
-            "name": item["name"],
-            "spacing": spacing,
+            "image": torch.from_numpy(np.array(volume.image)),  # a copy: a cached volume is read-only
+            "mask": torch.from_numpy(volume.mask.astype(np.int64)),
+            "name": volume.name,
+            "spacing": volume.spacing,
         }

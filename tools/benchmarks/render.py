@@ -19,7 +19,7 @@ BENCHMARKS = {
     "speed": "Speed: training and inference img/s, peak memory, GFLOPs (`speed`, `models`)",
     "inference": "Inference: Segmenter.predict against plain MONAI and smp loops (`inference`)",
     "metrics": "Metrics: SegMetrics against torchmetrics and smp.metrics (`metrics`)",
-    "data": "Data: the COCO pipeline (`data`)",
+    "data": "Data: the COCO pipeline and the volume pipeline, with their caches and without (`data`)",
     "accuracy": "Accuracy: segattn against its peers under one training budget (`accuracy`, `ablation`)",
     "memory": "Memory: the sliding window on large images (`memory`)",
     "volumes": "Volumes: 3-D sliding window against MONAI, and memory on a large volume (`volumes`)",
