@@ -155,8 +155,9 @@ class WholeVolumes(Dataset):
 
     def __getitem__(self, index: int) -> Sample:
         volume = self.volumes[index]
+        image = volume.image if volume.image.flags.writeable else np.array(volume.image)  # cached: read-only
         return {
-            "image": torch.from_numpy(np.array(volume.image)),  # a copy: a cached volume is read-only
+            "image": torch.from_numpy(image),
             "mask": torch.from_numpy(volume.mask.astype(np.int64)),
             "name": volume.name,
             "spacing": volume.spacing,
