@@ -21,6 +21,16 @@ from . import REPO
 from .records import Result, table
 
 
+def epoch_row(label: str, datamodule: SegDataModule) -> list[str]:
+    """A table row of one training epoch of `datamodule`, its workers started within it: label,
+    batches, seconds, batches/s."""
+    loader = datamodule.train_dataloader()
+    start = time.perf_counter()
+    batches = sum(1 for _ in loader)
+    seconds = time.perf_counter() - start
+    return [label, str(batches), f"{seconds:.2f}", f"{batches / seconds:.2f}"]
+
+
 def data(workers: int, epochs: int) -> Result:
     """Batches, seconds and batches/s of each epoch, with the label cache and without."""
     config = yaml.safe_load((REPO / "configs" / "coco.yaml").read_text())
@@ -36,14 +46,10 @@ def data(workers: int, epochs: int) -> Result:
             path.write_text(yaml.safe_dump(config))
             datamodule = load_datamodule(path)
             for epoch in range(epochs):
-                loader = datamodule.train_dataloader()
-                start = time.perf_counter()
-                batches = sum(1 for _ in loader)
-                seconds = time.perf_counter() - start
                 label = {("cache", 0): "first epoch (rasterise, write cache)", ("none", 0): "no cache"}.get(
                     (cache, epoch), "cached" if cache == "cache" else "no cache"
                 )
-                rows.append([f"{label}, epoch {epoch + 1}", str(batches), f"{seconds:.2f}", f"{batches / seconds:.2f}"])
+                rows.append(epoch_row(f"{label}, epoch {epoch + 1}", datamodule))
     notes = [
         f"configs/coco.yaml data (coco_tiny train: 80 images, 81 classes, crop 256, batch 8, natural preset), "
         f"{workers} DataLoader workers; each epoch includes starting the workers.",
@@ -83,12 +89,8 @@ def volume_data(workers: int, epochs: int, shape: tuple[int, int, int] = (512, 5
                 cache_dir=None if cache is None else str(cache),
             )  # fmt: skip
             for epoch in range(epochs):
-                loader = datamodule.train_dataloader()
-                start = time.perf_counter()
-                batches = sum(1 for _ in loader)
-                seconds = time.perf_counter() - start
                 label = "no cache" if cache is None else "cache: prepare, write" if epoch == 0 else "cached"
-                rows.append([f"{label}, epoch {epoch + 1}", str(batches), f"{seconds:.2f}", f"{batches / seconds:.2f}"])
+                rows.append(epoch_row(f"{label}, epoch {epoch + 1}", datamodule))
     notes = [
         f"4 drawn CT-like scans of {'×'.join(map(str, shape))} int16 voxels (.nii.gz), 128³ patches "
         f"(foreground share 0.33), batch 2, 4 patches per scan per epoch, per-volume z-score, flips; "
