@@ -9,7 +9,6 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from segattn.atomic import writable_folder
 from segattn.data.base import SegDataset
 from segattn.data.geometry import check_geometry
 from segattn.data.intensity import IntensitySpec
@@ -136,15 +135,11 @@ class SegDataModule(L.LightningDataModule):
         self.intensity: IntensitySpec | None = None  # a volume run's normalisation, for the checkpoint
         self.slices = None if slices is None else check_slices(slices)  # 2.5-D, for the task and checkpoint
         self.geometry = check_geometry(orientation, spacing)  # the training grid, for the checkpoint
-        self.cache: Path | None = None
         if self.volumes:
-            self.cache = None if cache_dir is None else Path(cache_dir)  # a folder of prepared volumes
-            if self.cache is not None:
-                writable_folder(self.cache, "data.cache_dir")
             self.patches = volume_settings(
                 train, patch_size, foreground_share, intensity, augment_3d, self.slices, self.geometry,
-                patches_per_volume,
-            ) | {"cache_dir": self.cache}  # fmt: skip
+                patches_per_volume, cache_dir,
+            )  # fmt: skip
             self.intensity = self.patches["intensity"]
             self.train_transform, self.eval_transform = self.patches["transform"], None
             return
@@ -211,7 +206,7 @@ class SegDataModule(L.LightningDataModule):
 
     def evaluation_loader(self, split: str) -> DataLoader:
         if self.volumes:
-            dataset = WholeVolumes(self.datasets[split], self.intensity, self.geometry, self.cache)
+            dataset = WholeVolumes(self.datasets[split], self.intensity, self.geometry, self.patches["cache_dir"])
         else:
             dataset = Transformed(self.datasets[split], self.eval_transform)
         world_size, rank = self.processes()

@@ -99,7 +99,8 @@ class PreparedVolumes:
     def entry_name(self, index: int) -> str:
         """`<scan stem>.<hash>`: the hash of the files' identity and the settings (module docstring)."""
         image, labels, _ = self.dataset.samples[index]
-        files = [[str(Path(p).resolve()), os.stat(p).st_size, os.stat(p).st_mtime_ns] for p in (image, labels)]
+        stats = [(Path(p).resolve(), os.stat(p)) for p in (image, labels)]
+        files = [[str(path), stat.st_size, stat.st_mtime_ns] for path, stat in stats]
         settings = {
             "version": CACHE_VERSION, "files": files, "classes": len(self.dataset.classes),
             "value_map": self.dataset.value_map, "geometry": self.geometry, "intensity": self.intensity,

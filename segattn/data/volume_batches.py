@@ -96,6 +96,7 @@ def volume_settings(
     slices: SliceSpec | None = None,
     geometry: Geometry | None = None,
     per_volume: int | None = None,
+    cache_dir: str | None = None,
 ) -> dict[str, Any]:
     """VolumePatches' keyword arguments (but the seed) from the data module's settings, defaults
     filled in and checked (by building the patches once: nothing is read). With `slices` (2.5-D,
@@ -123,6 +124,7 @@ def volume_settings(
         "context": context,
         "geometry": geometry,
         "per_volume": 1 if per_volume is None else per_volume,
+        "cache_dir": cache_dir,  # the folder is created (or refused) here, by the patches built below
     }
     try:
         VolumePatches(train, **settings)
