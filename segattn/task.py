@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,8 @@ from segattn.losses import CEDiceLoss, DeepSupervisionLoss
 from segattn.metrics import SegMetrics
 from segattn.models import build_model
 from segattn.models.base import deep_supervision, returns_attention
+from segattn.schedule import lr_factor
 from segattn.viz import default_palette, validation_row
-
-WARMUP_START = 1e-3  # the warm-up's first lr, as a share of model.lr
 
 
 class SegmentationTask(L.LightningModule):
@@ -251,16 +251,28 @@ class SegmentationTask(L.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
         optimizer = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
-        total = max(int(self.trainer.estimated_stepping_batches), 1)
-        warmup = int(total * hp.warmup_ratio)
-        cosine = torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=max(total - warmup, 1), eta_min=hp.lr * hp.min_lr_ratio
-        )
-        scheduler = cosine
-        if warmup > 0:
-            ramp = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=WARMUP_START, total_iters=warmup)
-            scheduler = torch.optim.lr_scheduler.SequentialLR(optimizer, [ramp, cosine], milestones=[warmup])
+        progress = self.training_progress()
+
+        def factor(step: int) -> float:
+            return lr_factor(progress(step), hp.warmup_ratio, hp.min_lr_ratio)
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def training_progress(self) -> Callable[[int], float]:
+        """The share of training done after `step` optimiser steps, which the schedule follows:
+        step / the trainer's estimated stepping batches."""
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        return lambda step: step / total
+
+    def on_load_checkpoint(self, ckpt: dict[str, Any]) -> None:
+        """A run saved before the schedule was one LambdaLR resumes on the same step: its torch
+        LinearLR + CosineAnnealingLR state becomes a LambdaLR state at that step."""
+        for i, state in enumerate(ckpt.get("lr_schedulers", [])):
+            if "lr_lambdas" not in state:
+                count = len(state["_last_lr"])
+                ckpt["lr_schedulers"][i] = {"last_epoch": state["last_epoch"], "_last_lr": state["_last_lr"],
+                                            "lr_lambdas": [None] * count}  # fmt: skip
 
     def configure_callbacks(self) -> list[Callback]:
         best = ModelCheckpoint(

@@ -1,4 +1,7 @@
-"""Training behaviour through the Python API: a diverged loss stops the run and keeps the last good checkpoint."""
+"""Training behaviour through the Python API: the learning-rate schedule, and a diverged loss stops the run and
+keeps the last good checkpoint."""
+
+import math
 
 import lightning as L
 import pytest
@@ -8,6 +11,7 @@ from segattn import SegmentationTask, Segmenter
 from segattn.data import SegDataModule, SyntheticShapes
 from segattn.errors import InputError, TrainingDiverged
 from segattn.losses import CEDiceLoss
+from segattn.schedule import lr_factor
 
 
 class LossTurningNaN(CEDiceLoss):
@@ -76,3 +80,63 @@ def test_a_network_swapped_in_after_construction_trains_without_attention_maps()
     x = torch.randn(2, 3, 16, 16)
     logits, maps, deep = task.forward_train(x)
     assert maps == {} and deep is None and torch.equal(logits, task.model(x))
+
+
+def test_lr_factor_warms_up_then_anneals_to_the_floor():
+    warmup, floor = 0.05, 0.01
+    assert lr_factor(0.0, warmup, floor) == pytest.approx(1e-3)
+    assert lr_factor(warmup / 2, warmup, floor) == pytest.approx(1e-3 + (1 - 1e-3) / 2)
+    assert lr_factor(warmup, warmup, floor) == pytest.approx(1.0)
+    assert lr_factor(warmup + (1 - warmup) / 2, warmup, floor) == pytest.approx((1 + floor) / 2)
+    assert lr_factor(1.0, warmup, floor) == lr_factor(1.7, warmup, floor) == pytest.approx(floor)  # clamped
+    assert lr_factor(-0.1, warmup, floor) == pytest.approx(1e-3)
+    assert lr_factor(0.0, 0.0, floor) == pytest.approx(1.0)  # no warm-up: the cosine from the peak
+
+
+def quiet_trainer(steps: int, root, *callbacks: L.Callback) -> L.Trainer:
+    return L.Trainer(max_steps=steps, limit_val_batches=0, logger=False, enable_progress_bar=False,
+                     enable_model_summary=False, default_root_dir=root, callbacks=list(callbacks))  # fmt: skip
+
+
+class LearningRates(L.Callback):
+    def __init__(self) -> None:
+        self.seen: list[float] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.seen.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+
+def test_the_step_schedule_ramps_over_the_warm_up_share_and_ends_at_the_floor(synthetic_root, tmp_path):
+    """10 steps, warm-up 0.2: steps 0–1 ramp from lr/1000, step 2 is the peak, then a cosine over the
+    other 8 steps towards lr · min_lr_ratio."""
+    data = [SyntheticShapes(synthetic_root, split, n_train=24, n_val=8, size=64, seed=3) for split in ("train", "val")]
+    datamodule, lr, floor = SegDataModule(*data, crop_size=32, batch_size=2), 0.01, 0.1
+    task = SegmentationTask(datamodule.classes, model_args={"widths": [4, 8]}, lr=lr,
+                            warmup_ratio=0.2, min_lr_ratio=floor)  # fmt: skip
+    rates = LearningRates()
+    quiet_trainer(10, tmp_path, rates).fit(task, datamodule)
+    cosine = [floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * s / 8)) for s in range(8)]
+    assert rates.seen == pytest.approx([lr * f for f in [1e-3, 1e-3 + (1 - 1e-3) / 2, *cosine]])
+
+
+def test_a_run_saved_with_torch_s_warm_up_and_cosine_schedulers_resumes_on_its_step(synthetic_root, tmp_path):
+    """Checkpoints written before the schedule was one LambdaLR hold SequentialLR(LinearLR,
+    CosineAnnealingLR) states; `fit --ckpt_path` on one goes on from its step."""
+    data = [SyntheticShapes(synthetic_root, split, n_train=24, n_val=8, size=64, seed=3) for split in ("train", "val")]
+    datamodule = SegDataModule(*data, crop_size=32, batch_size=2)
+    task = SegmentationTask(datamodule.classes, model_args={"widths": [4, 8]}, lr=0.01, warmup_ratio=0.2)
+    first = quiet_trainer(4, tmp_path)
+    first.fit(task, datamodule)
+    optimizer = torch.optim.AdamW(task.parameters(), lr=0.01)
+    ramp = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1e-3, total_iters=2)
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=2, eta_min=0.01 * 0.01)
+    old = torch.optim.lr_scheduler.SequentialLR(optimizer, [ramp, cosine], milestones=[2])
+    for _ in range(4):
+        optimizer.step()
+        old.step()
+    ckpt = first._checkpoint_connector.dump_checkpoint()
+    ckpt["lr_schedulers"] = [old.state_dict()]
+    torch.save(ckpt, tmp_path / "old.ckpt")
+    rates = LearningRates()
+    quiet_trainer(10, tmp_path / "resumed", rates).fit(task, datamodule, ckpt_path=tmp_path / "old.ckpt")
+    assert rates.seen[1:] == pytest.approx([0.01 * lr_factor(s / 10, 0.2, 0.01) for s in range(5, 10)])

@@ -166,16 +166,8 @@ def test_the_gpu_goal_reads_the_config_length_series_and_names_its_command():
     assert missing[-1] == "no figure" and f"`{goal.command} --write`" in missing[1]
 
 
-def test_the_wall_time_schedule_has_the_step_schedule_s_shape():
-    """TimedTask's factor at a share of the budget: SegmentationTask's warm-up (from 1/1000) and cosine
-    (to min_lr_ratio), with time in place of steps; clamped outside the budget."""
-    warmup, floor = 0.05, 0.01
-    assert va.time_factor(0.0, warmup, floor) == pytest.approx(1e-3)
-    assert va.time_factor(warmup / 2, warmup, floor) == pytest.approx(1e-3 + (1 - 1e-3) / 2)
-    assert va.time_factor(warmup, warmup, floor) == pytest.approx(1.0)
-    assert va.time_factor(warmup + (1 - warmup) / 2, warmup, floor) == pytest.approx((1 + floor) / 2)
-    assert va.time_factor(1.0, warmup, floor) == va.time_factor(1.7, warmup, floor) == pytest.approx(floor)
-    assert va.time_factor(-0.1, warmup, floor) == pytest.approx(1e-3)
+def test_the_wall_time_schedule_follows_the_clock():
+    """TimedTask's schedule is lr_factor over the share of its budget passed."""
     task = va.TimedTask(["bg", "fg"], model_args={"widths": [4, 8]}, lr=0.01)
     task.budget_s = 60.0
     found = task.configure_optimizers()

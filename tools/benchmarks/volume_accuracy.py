@@ -10,6 +10,7 @@ import copy
 import math
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -25,7 +26,6 @@ from segattn.labels import IGNORE_INDEX
 from segattn.metrics import confusion_matrix, scores
 from segattn.models import build_model
 from segattn.models.padding import PadToStride
-from segattn.task import WARMUP_START
 
 from .contenders import MONAI_MISSING, load_config
 from .harness import millions
@@ -89,34 +89,19 @@ class VolumeRun(NamedTuple):
 
 
 class TimedTask(BenchmarkTask):
-    """BenchmarkTask whose warm-up + cosine schedule (SegmentationTask's shape) runs over a wall-time
-    budget, `budget_s`, instead of a step count, so that every network trains for the whole budget
-    however its step time drifts: step counts planned from a timed sample of steps left MONAI's
-    UNet 10–15 % of its budget unused (its steps ran faster than the sample). Written here because
-    PyTorch's and Lightning's schedulers count steps. budget_s None: SegmentationTask's schedule."""
+    """BenchmarkTask whose warm-up + cosine schedule (`segattn.schedule.lr_factor`, as SegmentationTask)
+    runs over a wall-time budget, `budget_s`, instead of a step count, so that every network trains for
+    the whole budget however its step time drifts: step counts planned from a timed sample of steps left MONAI's
+    UNet 10–15 % of its budget unused (its steps ran faster than the sample). budget_s None:
+    SegmentationTask's schedule."""
 
     budget_s: float | None = None
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def training_progress(self) -> Callable[[int], float]:
         if self.budget_s is None:
-            return super().configure_optimizers()
-        hp, start, budget = self.hparams, time.perf_counter(), self.budget_s
-        optimizer = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
-
-        def factor(_step: int) -> float:
-            return time_factor((time.perf_counter() - start) / budget, hp.warmup_ratio, hp.min_lr_ratio)
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-
-def time_factor(done: float, warmup: float, floor: float) -> float:
-    """lr ÷ the peak lr when `done` of the budget has passed: a linear ramp from WARMUP_START (1/1000)
-    over the first `warmup`, then a cosine down to `floor` at the end (and `floor` after it)."""
-    done = min(max(done, 0.0), 1.0)
-    if done < warmup:
-        return WARMUP_START + (1 - WARMUP_START) * done / warmup
-    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * (done - warmup) / (1 - warmup)))
+            return super().training_progress()
+        start, budget = time.perf_counter(), self.budget_s
+        return lambda _step: (time.perf_counter() - start) / budget
 
 
 def entrants(own: dict[str, Any]) -> list[Entrant]:
