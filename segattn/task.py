@@ -10,7 +10,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
 from torchmetrics import MeanMetric
@@ -21,6 +21,7 @@ from segattn.data.slices import SliceSpec
 from segattn.data.transforms import serialize
 from segattn.errors import InputError, TrainingDiverged
 from segattn.inference.slices import SliceBySlice, slice_attention
+from segattn.last_checkpoint import BestAndLastCheckpoint
 from segattn.losses import CEDiceLoss, DeepSupervisionLoss
 from segattn.metrics import SegMetrics
 from segattn.models import build_model
@@ -52,7 +53,7 @@ class SegmentationTask(L.LightningModule):
 
     Logged: train/loss, train/alpha/<gate> (each gate's mean α over the batch, every logged step;
     gates start open at about 0.95), val/loss, val/mIoU, val/mDice, val/aAcc and val/IoU/<class>. Checkpoints: the best
-    by val/mIoU ("best.ckpt") and the last ("last.ckpt"), each self-describing for `Segmenter`.
+    by val/mIoU ("best.ckpt") and the newest ("last.ckpt", rewritten every epoch), each self-describing for `Segmenter`.
 
     Volumes (a network with model_args spatial_dims 3, a data module of volume data sets): the
     same on N×C×D×H×W batches; logged images show each volume's middle slice along D, and the
@@ -275,10 +276,7 @@ class SegmentationTask(L.LightningModule):
                                             "lr_lambdas": [None] * count}  # fmt: skip
 
     def configure_callbacks(self) -> list[Callback]:
-        best = ModelCheckpoint(
-            monitor="val/mIoU", mode="max", filename="best", save_last=True, auto_insert_metric_name=False
-        )
-        return [best]
+        return [BestAndLastCheckpoint()]
 
     def on_save_checkpoint(self, ckpt: dict[str, Any]) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)

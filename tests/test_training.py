@@ -140,3 +140,19 @@ def test_a_run_saved_with_torch_s_warm_up_and_cosine_schedulers_resumes_on_its_s
     rates = LearningRates()
     quiet_trainer(10, tmp_path / "resumed", rates).fit(task, datamodule, ckpt_path=tmp_path / "old.ckpt")
     assert rates.seen[1:] == pytest.approx([0.01 * lr_factor(s / 10, 0.2, 0.01) for s in range(5, 10)])
+
+
+def test_last_ckpt_is_rewritten_at_every_epoch_even_when_the_best_does_not_improve(synthetic_root, tmp_path):
+    """lr 0 and instance norm (no running statistics): val/mIoU stays that of epoch 0, so best.ckpt
+    stays at epoch 0; last.ckpt follows the run."""
+    data = [SyntheticShapes(synthetic_root, split, n_train=24, n_val=8, size=64, seed=3) for split in ("train", "val")]
+    datamodule = SegDataModule(*data, crop_size=32, batch_size=8)
+    task = SegmentationTask(datamodule.classes, model_args={"widths": [4, 8], "norm": "instance"}, lr=0.0)
+    trainer = L.Trainer(max_epochs=3, default_root_dir=tmp_path, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False)  # fmt: skip
+    trainer.fit(task, datamodule)
+    saved = {p.name: torch.load(p, weights_only=True) for p in tmp_path.rglob("*.ckpt")}
+    assert sorted(saved) == ["best.ckpt", "last.ckpt"]
+    assert (saved["best.ckpt"]["epoch"], saved["last.ckpt"]["epoch"]) == (0, 2)
+    assert saved["last.ckpt"]["global_step"] == trainer.global_step == 9
+    assert trainer.checkpoint_callback.last_model_path.endswith("last.ckpt")
