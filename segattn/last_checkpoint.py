@@ -18,6 +18,11 @@ class BestAndLastCheckpoint(ModelCheckpoint):
     def __init__(self) -> None:
         super().__init__(monitor="val/mIoU", mode="max", filename="best", save_last=True, auto_insert_metric_name=False)
 
+    @property
+    def state_key(self) -> str:
+        """ModelCheckpoint's key: a run saved before this class resumes with its best score."""
+        return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
+
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
         if self._should_save_on_train_epoch_end(trainer):

@@ -6,10 +6,12 @@ import math
 import lightning as L
 import pytest
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from segattn import SegmentationTask, Segmenter
 from segattn.data import SegDataModule, SyntheticShapes
 from segattn.errors import InputError, TrainingDiverged
+from segattn.last_checkpoint import BestAndLastCheckpoint
 from segattn.losses import CEDiceLoss
 from segattn.schedule import lr_factor
 
@@ -156,3 +158,10 @@ def test_last_ckpt_is_rewritten_at_every_epoch_even_when_the_best_does_not_impro
     assert (saved["best.ckpt"]["epoch"], saved["last.ckpt"]["epoch"]) == (0, 2)
     assert saved["last.ckpt"]["global_step"] == trainer.global_step == 9
     assert trainer.checkpoint_callback.last_model_path.endswith("last.ckpt")
+
+
+def test_the_checkpoint_callback_keeps_model_checkpoint_s_state_key():
+    """Runs saved with a plain ModelCheckpoint resume with their best score (Lightning matches
+    callback states by this key)."""
+    plain = ModelCheckpoint(monitor="val/mIoU", mode="max", filename="best", save_last=True)
+    assert BestAndLastCheckpoint().state_key == plain.state_key
