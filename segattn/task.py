@@ -52,8 +52,9 @@ class SegmentationTask(L.LightningModule):
             in <log_dir>/val_images/ and an image in TensorBoard ("val/predictions"). 0 = none.
 
     Logged: train/loss, train/alpha/<gate> (each gate's mean α over the batch, every logged step;
-    gates start open at about 0.95), val/loss, val/mIoU, val/mDice, val/aAcc and val/IoU/<class>. Checkpoints: the best
-    by val/mIoU ("best.ckpt") and the newest ("last.ckpt", rewritten every epoch), each self-describing for `Segmenter`.
+    gates start open at about 0.95), val/loss, val/mIoU, val/mDice, val/aAcc and val/IoU/<class>.
+    Checkpoints: the best by val/mIoU ("best.ckpt") and the newest ("last.ckpt", rewritten every
+    epoch; BestAndLastCheckpoint), each self-describing for `Segmenter`.
 
     Volumes (a network with model_args spatial_dims 3, a data module of volume data sets): the
     same on N×C×D×H×W batches; logged images show each volume's middle slice along D, and the
